@@ -1,0 +1,40 @@
+"""Agency use cases."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from service.agencies.models import Agency
+from service.errors import Conflict, NotFound
+
+
+def create(*, db: Session, data: Mapping[str, Any]) -> Agency:
+    """Create an agency; its code must be new."""
+    agency = Agency(code=data["code"], name=data["name"], timezone=data["timezone"], policy={})
+    db.add(agency)
+    try:
+        db.commit()
+    except IntegrityError:
+        db.rollback()
+        raise Conflict(f"An agency with code {data['code']!r} already exists.") from None
+    return agency
+
+
+def get_by_code(*, db: Session, code: str) -> Agency:
+    """The agency with this code."""
+    agency = db.scalar(select(Agency).where(Agency.code == code))
+    if agency is None:
+        raise NotFound(f"No agency with code {code!r}.")
+    return agency
+
+
+def get_or_create(*, db: Session, code: str, name: str, timezone: str) -> Agency:
+    """The agency with this code, created when missing (used by the demo seed)."""
+    agency = db.scalar(select(Agency).where(Agency.code == code))
+    if agency is None:
+        agency = create(db=db, data={"code": code, "name": name, "timezone": timezone})
+    return agency

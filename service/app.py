@@ -1,0 +1,144 @@
+"""The app factory and composition root."""
+
+from __future__ import annotations
+
+import http
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Callable, Mapping
+
+import yaml
+from flask import Flask, request
+from flask_smorest import Api
+from flask_smorest.utils import prepare_response
+from redis import Redis
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from service import errors
+from service.auth import access
+from service.config import Config
+from service.db import make_engine, make_session_factory, utcnow
+from service.errors import ProblemSchema
+from service.metrics import HttpMetrics
+from service.web import close_db_session
+
+log = logging.getLogger("service.requests")
+
+API_VERSION = "1.0.0"
+JSON_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
+class DebriefApi(Api):
+    """flask-smorest's Api, with problem+json as the documented error format."""
+
+    ERROR_SCHEMA = ProblemSchema
+
+    def _register_responses(self) -> None:
+        for status in http.HTTPStatus:
+            response: dict[str, Any] = {"description": status.phrase}
+            if not (100 <= status < 200) and status not in (204, 304):
+                response["schema"] = self.ERROR_SCHEMA
+            prepare_response(response, self.spec, errors.PROBLEM_CONTENT_TYPE)
+            self.spec.components.response(status.name, response, lazy=True)
+        default = {"description": "Problem details (RFC 9457)", "schema": self.ERROR_SCHEMA}
+        prepare_response(default, self.spec, errors.PROBLEM_CONTENT_TYPE)
+        self.spec.components.response("DEFAULT_ERROR", default, lazy=True)
+
+
+@dataclass
+class Services:
+    """What the views and jobs need, built once per app; side effects are injectable."""
+
+    config: Config
+    engine: Engine
+    session_factory: sessionmaker[Session]
+    api: Api
+    metrics: HttpMetrics
+    redis: Redis | None = None
+    clock: Callable[[], datetime] = utcnow
+    _openapi_yaml: str | None = field(default=None, repr=False)
+
+    def close(self) -> None:
+        """Release pooled connections (the app stays usable; pools refill on demand)."""
+        self.engine.dispose()
+        if self.redis is not None:
+            self.redis.close()
+
+    def openapi_yaml(self) -> str:
+        """The OpenAPI document as YAML (rendered once)."""
+        if self._openapi_yaml is None:
+            self._openapi_yaml = render_openapi(self.api)
+        return self._openapi_yaml
+
+
+def render_openapi(api: Api) -> str:
+    """The OpenAPI document in the committed, stable YAML form."""
+    return yaml.safe_dump(api.spec.to_dict(), sort_keys=True, allow_unicode=True, width=100)
+
+
+def create_app(config: Mapping[str, Any] | Config | None = None, *, clock: Callable[[], datetime] | None = None) -> Flask:
+    """Build the Flask app; `config` overrides the environment (used by tests)."""
+    if isinstance(config, Config):
+        settings = config
+    else:
+        settings = Config.from_env().updated(config or {})
+    app = Flask("service", static_folder=None)
+    app.config.update(
+        MAX_CONTENT_LENGTH=settings.max_content_length,
+        API_TITLE="Debrief",
+        API_VERSION=API_VERSION,
+        OPENAPI_VERSION="3.1.0",
+        OPENAPI_URL_PREFIX="/",
+        OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_SWAGGER_UI_PATH="docs",
+        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/",
+        API_SPEC_OPTIONS={
+            "info": {
+                "description": "Schedules critical-incident stress debriefings (CISD) for first responders.",
+            },
+            "components": {"securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}}},
+        },
+    )
+    engine = make_engine(settings.database_url)
+    api = DebriefApi(app, spec_kwargs={"extra_plugins": [access.AccessDocPlugin()]})
+    metrics = HttpMetrics()
+    services = Services(
+        config=settings,
+        engine=engine,
+        session_factory=make_session_factory(engine),
+        api=api,
+        metrics=metrics,
+        redis=Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2) if settings.redis_url else None,
+        clock=clock or utcnow,
+    )
+    app.extensions["debrief"] = services
+
+    from service.agencies.views import blp as agencies_blp
+    from service.health.views import blp as health_blp
+    from service.incidents.views import blp as incidents_blp
+
+    for blueprint in (health_blp, agencies_blp, incidents_blp):
+        api.register_blueprint(blueprint)
+
+    metrics.install(app)
+    access.install(app)
+    app.before_request(_require_json_body)
+    app.teardown_appcontext(close_db_session)
+    errors.register_error_handlers(app)
+    app.after_request(_log_request)
+    return app
+
+
+def _require_json_body() -> None:
+    if request.method in JSON_BODY_METHODS and request.endpoint is not None:
+        if not request.is_json and (request.content_length or request.headers.get("Transfer-Encoding")):
+            raise errors.UnsupportedMediaType("Send the body as application/json.")
+
+
+def _log_request(response: Any) -> Any:
+    # The route template only: paths carry tokens, and bodies carry personal data.
+    route = request.url_rule.rule if request.url_rule is not None else "<unmatched>"
+    log.info("%s %s %s", request.method, route, response.status_code)
+    return response

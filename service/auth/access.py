@@ -1,0 +1,102 @@
+"""Who may call what: the one access matrix of the API, enforced before every view."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from apispec import BasePlugin
+from flask import Flask, g, request
+
+from service.auth.service import authenticate
+from service.errors import Forbidden, Unauthenticated
+from service.web import db_session
+
+
+@dataclass(frozen=True, slots=True)
+class Access:
+    """Roles allowed on one endpoint and method; `public` needs no key at all."""
+
+    roles: frozenset[str] = frozenset()
+    public: bool = False
+
+
+def roles(*names: str) -> Access:
+    """Access for the given API-key roles."""
+    return Access(roles=frozenset(names))
+
+
+PUBLIC = Access(public=True)
+
+# (endpoint, method) -> who. Agency scope is applied by the services: another agency's
+# resource answers 404, so its existence does not leak.
+MATRIX: dict[tuple[str, str], Access] = {
+    ("health.healthz", "GET"): PUBLIC,
+    ("health.readyz", "GET"): PUBLIC,
+    ("health.metrics", "GET"): PUBLIC,
+    ("health.openapi_yaml", "GET"): PUBLIC,
+    ("api-docs.openapi_json", "GET"): PUBLIC,
+    ("api-docs.openapi_swagger_ui", "GET"): PUBLIC,
+    ("agencies.Agencies", "POST"): roles("admin"),
+    ("incidents.Incidents", "POST"): roles("dispatch", "coordinator"),
+    ("incidents.Incidents", "GET"): roles("dispatch", "coordinator"),
+    ("incidents.IncidentById", "GET"): roles("dispatch", "coordinator"),
+    ("incidents.IncidentById", "PATCH"): roles("dispatch", "coordinator"),
+}
+
+
+def access_for(endpoint: str | None, method: str) -> Access | None:
+    """The matrix entry of a request, HEAD counting as GET."""
+    if endpoint is None:
+        return None
+    return MATRIX.get((endpoint, "GET" if method == "HEAD" else method))
+
+
+def _bearer_token() -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+def enforce_access() -> None:
+    """Authenticate the caller and check the matrix; unknown endpoints are closed."""
+    if request.endpoint is None or request.method == "OPTIONS":
+        return  # routing answers 404/405 itself; OPTIONS reveals only the allowed methods
+    rule = access_for(request.endpoint, request.method)
+    if rule is not None and rule.public:
+        return
+    token = _bearer_token()
+    if token is None:
+        raise Unauthenticated("Send `Authorization: Bearer <api key>`.")
+    principal = authenticate(db=db_session(), secret=token)
+    if principal is None:
+        raise Unauthenticated("The API key is unknown or revoked.")
+    if rule is None or principal.role not in rule.roles:
+        raise Forbidden(f"A {principal.role} key may not {request.method} this resource.")
+    g.principal = principal
+
+
+def install(app: Flask) -> None:
+    """Run the access check before every request."""
+    app.before_request(enforce_access)
+
+
+class AccessDocPlugin(BasePlugin):
+    """Documents the matrix in the OpenAPI spec: security, allowed roles, 401 and 403."""
+
+    def operation_helper(self, path: str | None = None, operations: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        rule = kwargs.get("rule")
+        if rule is None or not operations:
+            return
+        for method, operation in operations.items():
+            access = access_for(rule.endpoint, method.upper())
+            if access is None or access.public:
+                operation["security"] = []
+                continue
+            operation["security"] = [{"bearerAuth": []}]
+            operation["x-roles"] = sorted(access.roles)
+            responses = operation.setdefault("responses", {})
+            responses.setdefault("401", "UNAUTHORIZED")
+            responses.setdefault("403", "FORBIDDEN")

@@ -1,0 +1,123 @@
+"""The `debrief` command: serve, worker, db upgrade, keys create."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+import click
+
+from service.config import Config
+
+
+def _app(config: Config | None = None):
+    from service.app import create_app
+
+    return create_app(config or Config.from_env())
+
+
+@contextmanager
+def _services() -> Iterator[Any]:
+    """The services of a one-off app, closed when the command is done."""
+    services = _app().extensions["debrief"]
+    try:
+        yield services
+    finally:
+        services.close()
+
+
+@click.group()
+def main() -> None:
+    """Debrief: critical-incident stress debriefing scheduler."""
+
+
+@main.command()
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--workers", type=click.IntRange(1, 64), help="gunicorn worker processes (default: 1 on SQLite, 4 otherwise)")
+@click.option("--demo", is_flag=True, help="Seed a demo agency and keys, and print them.")
+def serve(port: int, host: str, workers: int | None, demo: bool) -> None:
+    """Run the API under gunicorn."""
+    if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+        # Before prometheus-client is imported: it picks its storage at import time.
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="debrief-metrics-")
+    from service import migrate
+
+    config = Config.from_env()
+    embedded = config.database_url.startswith("sqlite")
+    app = _app(config)
+    services = app.extensions["debrief"]
+    if embedded:
+        migrate.upgrade(services.engine)
+    if demo:
+        from service.demo import seed
+
+        click.echo(seed(app, base_url=f"http://{host}:{port}"))
+    services.close()  # no connection may cross the fork into gunicorn's workers
+    from service.server import GunicornServer
+
+    GunicornServer(
+        {
+            "bind": f"{host}:{port}",
+            "workers": workers or (1 if embedded else 4),
+            "threads": 4,
+            "worker_class": "gthread",
+            "accesslog": None,  # our own log names the route, never the path (paths carry tokens)
+            "timeout": 30,
+            "graceful_timeout": 10,
+        },
+        lambda: _app(config),
+    ).run()
+
+
+@main.command()
+@click.option("--burst", is_flag=True, help="Stop when the queues are empty.")
+def worker(burst: bool) -> None:
+    """Run an RQ worker on the Debrief queues (needs REDIS_URL)."""
+    from workers.worker import run_worker
+
+    config = Config.from_env()
+    if not config.redis_url:
+        raise click.UsageError("REDIS_URL is not set: without Redis, `debrief serve` runs jobs in-process.")
+    sys.exit(0 if run_worker(config, burst=burst) else 1)
+
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+@click.option("--revision", default="head", show_default=True)
+def db_upgrade(revision: str) -> None:
+    """Apply the Alembic migrations."""
+    from service import migrate
+
+    with _services() as services:
+        migrate.upgrade(services.engine, revision)
+    click.echo(f"database at {revision}", err=True)
+
+
+@main.group()
+def keys() -> None:
+    """API keys."""
+
+
+@keys.command("create")
+@click.option("--role", required=True, type=click.Choice(["admin", "coordinator", "dispatch", "supervisor", "facilitator"]))
+@click.option("--agency", "agency_code", help="Agency code (every role but admin)")
+@click.option("--facilitator", "facilitator_id", type=int, help="Facilitator id (facilitator keys)")
+def keys_create(role: str, agency_code: str | None, facilitator_id: int | None) -> None:
+    """Create an API key and print it alone on stdout."""
+    from service.auth.service import create_key
+    from service.errors import DomainError
+
+    with _services() as services, services.session_factory() as session:
+        try:
+            secret = create_key(db=session, role=role, agency_code=agency_code, facilitator_id=facilitator_id)
+        except DomainError as exc:
+            raise click.ClickException(exc.detail) from None
+    click.echo(secret)

@@ -1,0 +1,44 @@
+"""Configuration read from the environment, once, by the app factory."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, Mapping
+
+DEFAULT_DATABASE_URL = "sqlite:///debrief.sqlite3"
+DEFAULT_PUBLIC_BASE_URL = "http://127.0.0.1:8000"
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """Settings of one Debrief process."""
+
+    database_url: str = DEFAULT_DATABASE_URL
+    redis_url: str | None = None
+    smtp_url: str | None = None
+    public_base_url: str = DEFAULT_PUBLIC_BASE_URL
+    default_timezone: str = "America/Toronto"
+    # A 500-person incident is ~150 KB of JSON; anything far above is not a report.
+    max_content_length: int = 2 * 1024 * 1024
+    # How far in the future an occurred_at may lie, for clock skew between CAD and us.
+    clock_skew_seconds: int = 300
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> "Config":
+        """Build the configuration from environment variables."""
+        env = os.environ if environ is None else environ
+        return cls(
+            database_url=env.get("DATABASE_URL") or DEFAULT_DATABASE_URL,
+            redis_url=env.get("REDIS_URL") or None,
+            smtp_url=env.get("SMTP_URL") or None,
+            public_base_url=(env.get("PUBLIC_BASE_URL") or DEFAULT_PUBLIC_BASE_URL).rstrip("/"),
+        )
+
+    def updated(self, overrides: Mapping[str, Any]) -> "Config":
+        """Return a copy with the given settings replaced; unknown names go to `extra`."""
+        known = {f.name for f in fields(self)}
+        direct = {k: v for k, v in overrides.items() if k in known}
+        extra = {**self.extra, **{k: v for k, v in overrides.items() if k not in known}}
+        return replace(self, **direct, extra=extra)

@@ -1,0 +1,66 @@
+"""marshmallow fields shared by the API schemas."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+import marshmallow as ma
+
+_IDENTIFIER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/#-]*$")
+
+
+class Text(ma.fields.String):
+    """A string without control characters (PostgreSQL refuses NUL; logs and mail dislike the rest)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if any(unicodedata.category(ch) in ("Cc", "Cs") for ch in text):
+            raise ma.ValidationError("Must not contain control characters.")
+        if text != text.strip():
+            raise ma.ValidationError("Must not start or end with white space.")
+        return text
+
+
+def text(*, max_length: int, min_length: int = 1, **kwargs: Any) -> Text:
+    """A bounded `Text` field."""
+    return Text(validate=ma.validate.Length(min=min_length, max=max_length), **kwargs)
+
+
+def identifier(**kwargs: Any) -> Text:
+    """An external identifier: 1–64 visible ASCII characters."""
+    return Text(
+        validate=[ma.validate.Length(min=1, max=64), ma.validate.Regexp(_IDENTIFIER, error="Not a valid identifier.")],
+        **kwargs,
+    )
+
+
+def choice(values: tuple[str, ...], **kwargs: Any) -> ma.fields.String:
+    """A string from a fixed vocabulary."""
+    return ma.fields.String(validate=ma.validate.OneOf(values), **kwargs)
+
+
+class TimeZoneName(ma.fields.String):
+    """An IANA time zone name such as America/Toronto."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        name = super()._deserialize(value, attr, data, **kwargs)
+        if len(name) > 64 or name not in _zone_names():
+            raise ma.ValidationError("Not a known IANA time zone.")
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ma.ValidationError("Not a known IANA time zone.") from exc
+        return name
+
+
+_ZONES: frozenset[str] | None = None
+
+
+def _zone_names() -> frozenset[str]:
+    global _ZONES  # noqa: PLW0603 - computed once, read-only afterwards
+    if _ZONES is None:
+        _ZONES = frozenset(available_timezones())
+    return _ZONES

@@ -1,0 +1,67 @@
+"""Liveness, readiness, metrics and the OpenAPI document."""
+
+from flask import Response
+from flask.views import MethodView
+from service.api import Blueprint
+from sqlalchemy import text
+
+from service.errors import Unavailable
+from service.health.schemas import HealthRead
+from service.web import db_session, services
+
+blp = Blueprint("health", __name__, url_prefix="", description="Operations endpoints.")
+
+
+@blp.route("/healthz", endpoint="healthz")
+class Healthz(MethodView):
+    """Liveness."""
+
+    @blp.response(200, HealthRead)
+    def get(self):
+        """The process is up."""
+        return {"status": "ok"}
+
+
+@blp.route("/readyz", endpoint="readyz")
+class Readyz(MethodView):
+    """Readiness."""
+
+    @blp.response(200, HealthRead)
+    @blp.alt_response(503, response="SERVICE_UNAVAILABLE")
+    def get(self):
+        """The database (and Redis, when configured) answer."""
+        checks = {}
+        try:
+            db_session().execute(text("SELECT 1"))
+            checks["database"] = "ok"
+        except Exception as exc:  # noqa: BLE001 - any failure means not ready
+            raise Unavailable(f"The database does not answer ({type(exc).__name__}).") from None
+        redis = services().redis
+        if redis is not None:
+            try:
+                redis.ping()
+                checks["redis"] = "ok"
+            except Exception as exc:  # noqa: BLE001
+                raise Unavailable(f"Redis does not answer ({type(exc).__name__}).") from None
+        return {"status": "ok", "checks": checks}
+
+
+@blp.route("/metrics", endpoint="metrics")
+class Metrics(MethodView):
+    """Prometheus metrics."""
+
+    @blp.response(200, content_type="text/plain", description="Prometheus text exposition")
+    def get(self):
+        """Request counts and latencies per route."""
+        body, content_type = services().metrics.exposition()
+        return Response(body, content_type=content_type)
+
+
+@blp.route("/openapi.yaml", endpoint="openapi_yaml")
+class OpenApiYaml(MethodView):
+    """The API contract."""
+
+    @blp.response(200, content_type="application/yaml", description="OpenAPI 3 document")
+    def get(self):
+        """The OpenAPI document of this API."""
+        return Response(services().openapi_yaml(), content_type="application/yaml")

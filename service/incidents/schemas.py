@@ -1,0 +1,133 @@
+"""Incident request and response schemas."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import marshmallow as ma
+
+from service.fields import choice, identifier, text
+from service.vocabulary import EXPOSURES, INCIDENT_STATUSES, INCIDENT_TYPES, LANGUAGES, ROLES
+
+MAX_PERSONNEL = 500
+
+
+class PersonnelCreate(ma.Schema):
+    """A person involved in the incident."""
+
+    external_id = identifier(required=True, metadata={"description": "The person's id in the agency's systems"})
+    name = text(max_length=200, required=True)
+    email = ma.fields.Email(required=True, validate=ma.validate.Length(max=254))
+    phone = ma.fields.String(
+        validate=ma.validate.Regexp(r"^\+?[0-9][0-9 ().-]{4,30}$", error="Not a valid phone number."),
+        allow_none=True,
+    )
+    role = choice(ROLES, required=True)
+    unit = text(max_length=64, allow_none=True)
+    exposure = choice(EXPOSURES, required=True)
+    language = choice(LANGUAGES, required=True)
+
+
+def _unique_personnel(personnel: list[dict[str, Any]], field: str = "personnel") -> None:
+    seen: set[str] = set()
+    for index, person in enumerate(personnel):
+        if person["external_id"] in seen:
+            raise ma.ValidationError({field: {index: {"external_id": ["Listed twice."]}}})
+        seen.add(person["external_id"])
+
+
+class IncidentCreate(ma.Schema):
+    """An incident report from a dispatch (CAD) system."""
+
+    external_id = identifier(required=True, metadata={"description": "The CAD incident number, unique per agency"})
+    type = choice(INCIDENT_TYPES, required=True)
+    severity = ma.fields.Integer(required=True, strict=True, validate=ma.validate.Range(min=1, max=5))
+    occurred_at = ma.fields.AwareDateTime(required=True, metadata={"description": "With its UTC offset"})
+    region = text(max_length=64, required=True)
+    personnel = ma.fields.List(
+        ma.fields.Nested(PersonnelCreate), required=True,
+        validate=ma.validate.Length(min=1, max=MAX_PERSONNEL),
+    )
+
+    @ma.validates_schema
+    def _personnel_once(self, data: dict[str, Any], **_kwargs: Any) -> None:
+        _unique_personnel(data.get("personnel") or [])
+
+
+class IncidentPatch(ma.Schema):
+    """A change to an incident: add personnel, change severity, or cancel it."""
+
+    severity = ma.fields.Integer(strict=True, validate=ma.validate.Range(min=1, max=5))
+    add_personnel = ma.fields.List(
+        ma.fields.Nested(PersonnelCreate), validate=ma.validate.Length(min=1, max=MAX_PERSONNEL),
+    )
+    status = choice(("cancelled",), metadata={"description": "Only `cancelled` can be set"})
+
+    @ma.validates_schema
+    def _something_to_change(self, data: dict[str, Any], **_kwargs: Any) -> None:
+        if not data:
+            raise ma.ValidationError("Give at least one of severity, add_personnel, status.")
+        if "status" in data and len(data) > 1:
+            raise ma.ValidationError("Cancel an incident on its own, without other changes.")
+        _unique_personnel(data.get("add_personnel") or [], "add_personnel")
+
+
+class IdempotencyHeaders(ma.Schema):
+    """Request headers of the incident intake."""
+
+    class Meta:
+        unknown = ma.EXCLUDE
+
+    idempotency_key = ma.fields.String(
+        data_key="Idempotency-Key",
+        validate=[ma.validate.Length(min=1, max=255), ma.validate.Regexp(r"^[\x21-\x7e]+$", error="Visible ASCII only.")],
+    )
+
+
+class IncidentListArgs(ma.Schema):
+    """Filters and cursor of the incident list."""
+
+    status = choice(INCIDENT_STATUSES)
+    limit = ma.fields.Integer(load_default=50, validate=ma.validate.Range(min=1, max=100))
+    cursor = ma.fields.String(validate=ma.validate.Length(max=200))
+
+
+class WindowRead(ma.Schema):
+    """When the group debriefing may take place."""
+
+    opens_at = ma.fields.AwareDateTime(required=True)
+    closes_at = ma.fields.AwareDateTime(required=True)
+
+
+class ProblemRead(ma.Schema):
+    """Why part of an incident could not be planned."""
+
+    group = ma.fields.String(allow_none=True)
+    kind = ma.fields.String(required=True)
+    reasons = ma.fields.List(ma.fields.String(), required=True)
+
+
+class IncidentRead(ma.Schema):
+    """An incident as dispatch and coordinators see it: no personal data, only counts."""
+
+    id = ma.fields.UUID(required=True)
+    external_id = ma.fields.String(required=True)
+    agency = ma.fields.String(required=True, attribute="agency_code")
+    type = ma.fields.String(required=True)
+    severity = ma.fields.Integer(required=True)
+    occurred_at = ma.fields.AwareDateTime(required=True)
+    region = ma.fields.String(required=True)
+    status = ma.fields.String(required=True)
+    window = ma.fields.Nested(WindowRead, required=True)
+    personnel_count = ma.fields.Integer(required=True)
+    sessions = ma.fields.List(ma.fields.Dict(), required=True)
+    problems = ma.fields.List(ma.fields.Nested(ProblemRead), required=True)
+    created_at = ma.fields.AwareDateTime(required=True)
+    updated_at = ma.fields.AwareDateTime(required=True)
+
+
+class IncidentPage(ma.Schema):
+    """One page of incidents."""
+
+    items = ma.fields.List(ma.fields.Nested(IncidentRead), required=True)
+    next_cursor = ma.fields.String(allow_none=True, required=True)

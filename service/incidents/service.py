@@ -1,0 +1,288 @@
+"""Incident use cases: intake (idempotent), reading, listing, changing."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any, Mapping, Sequence
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, selectinload
+
+from service.errors import Conflict, InvalidInput, NotFound
+from service.incidents.models import IdempotencyRecord, Incident, Personnel
+from service.incidents.schemas import MAX_PERSONNEL
+
+DEBRIEFING_OPENS_AFTER = timedelta(hours=24)
+DEBRIEFING_CLOSES_AFTER = timedelta(hours=72)
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """The group-debriefing window of an incident."""
+
+    opens_at: datetime
+    closes_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentView:
+    """An incident as the API shows it: times in the agency's zone, counts instead of people."""
+
+    id: uuid.UUID
+    external_id: str
+    agency_code: str
+    type: str
+    severity: int
+    occurred_at: datetime
+    region: str
+    status: str
+    window: Window
+    personnel_count: int
+    created_at: datetime
+    updated_at: datetime
+    sessions: list[dict[str, Any]] = field(default_factory=list)
+    problems: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Intake:
+    """The outcome of an incident report: the incident and whether it is new."""
+
+    incident: IncidentView
+    created: bool
+
+
+def debriefing_window(occurred_at: datetime) -> Window:
+    """24 to 72 elapsed hours after the incident (elapsed, so a DST change cannot shift it)."""
+    # Arithmetic on a zone-aware datetime is wall-clock arithmetic in Python: do it in UTC.
+    utc = occurred_at.astimezone(timezone.utc)
+    return Window(utc + DEBRIEFING_OPENS_AFTER, utc + DEBRIEFING_CLOSES_AFTER)
+
+
+def fingerprint(report: Mapping[str, Any]) -> str:
+    """SHA-256 of a report in canonical form: equal for semantically equal bodies."""
+
+    def canonical(value: Any) -> Any:
+        if isinstance(value, datetime):
+            return value.astimezone(timezone.utc).isoformat()
+        if isinstance(value, Mapping):
+            return {k: canonical(v) for k, v in value.items() if v is not None}
+        if isinstance(value, list):
+            return [canonical(v) for v in value]
+        return value
+
+    body = canonical(dict(report))
+    body["personnel"] = sorted(body.get("personnel", []), key=lambda p: p["external_id"])
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def present(incident: Incident, *, personnel_count: int | None = None) -> IncidentView:
+    """The API view of an incident."""
+    zone = ZoneInfo(incident.agency.timezone)
+    window = debriefing_window(incident.occurred_at)
+    return IncidentView(
+        id=incident.id,
+        external_id=incident.external_id,
+        agency_code=incident.agency.code,
+        type=incident.type,
+        severity=incident.severity,
+        occurred_at=incident.occurred_at.astimezone(zone),
+        region=incident.region,
+        status=incident.status,
+        window=Window(window.opens_at.astimezone(zone), window.closes_at.astimezone(zone)),
+        personnel_count=len(incident.personnel) if personnel_count is None else personnel_count,
+        created_at=incident.created_at.astimezone(zone),
+        updated_at=incident.updated_at.astimezone(zone),
+    )
+
+
+def _check_occurred_at(occurred_at: datetime, *, now: datetime, skew: timedelta) -> None:
+    if occurred_at > now + skew:
+        raise InvalidInput(
+            "occurred_at lies in the future.",
+            errors={"occurred_at": [f"Must not be later than now (allowing {int(skew.total_seconds())} s of clock skew)."]},
+        )
+
+
+def _personnel_rows(people: Sequence[Mapping[str, Any]]) -> list[Personnel]:
+    return [
+        Personnel(
+            external_id=p["external_id"], name=p["name"], email=p["email"], phone=p.get("phone"),
+            role=p["role"], unit=p.get("unit"), exposure=p["exposure"], language=p["language"],
+        )
+        for p in people
+    ]
+
+
+def _load(db: Session, *, agency_id: int, incident_id: uuid.UUID) -> Incident:
+    incident = db.scalar(
+        select(Incident)
+        .where(Incident.id == incident_id, Incident.agency_id == agency_id)
+        .options(selectinload(Incident.personnel))
+    )
+    if incident is None:
+        raise NotFound(f"No incident {incident_id}.")
+    return incident
+
+
+def _replay(db: Session, *, agency_id: int, key: str | None, external_id: str, print_: str) -> Intake | None:
+    """The answer already given to this report, if it was seen before."""
+    if key is not None:
+        record = db.scalar(
+            select(IdempotencyRecord).where(IdempotencyRecord.agency_id == agency_id, IdempotencyRecord.key == key)
+        )
+        if record is not None:
+            if record.fingerprint != print_:
+                raise InvalidInput(
+                    "This Idempotency-Key was used with a different request body.",
+                    errors={"Idempotency-Key": ["Already used for another request."]},
+                )
+            incident = _load(db, agency_id=agency_id, incident_id=record.incident_id)
+            return Intake(present(incident), created=record.status_code == 201)
+    existing = db.scalar(
+        select(Incident)
+        .where(Incident.agency_id == agency_id, Incident.external_id == external_id)
+        .options(selectinload(Incident.personnel))
+    )
+    if existing is None:
+        return None
+    if existing.fingerprint != print_:
+        raise Conflict(
+            f"Incident {external_id!r} was already reported with different content.",
+            incident_id=str(existing.id),
+        )
+    return Intake(present(existing), created=False)
+
+
+def report(
+    *, db: Session, agency_id: int, data: Mapping[str, Any], idempotency_key: str | None,
+    now: datetime, clock_skew: timedelta,
+) -> Intake:
+    """Record an incident report once; a retry gets the same incident, a changed body a 409."""
+    _check_occurred_at(data["occurred_at"], now=now, skew=clock_skew)
+    print_ = fingerprint(data)
+    replay = _replay(db, agency_id=agency_id, key=idempotency_key, external_id=data["external_id"], print_=print_)
+    if replay is not None:
+        db.rollback()
+        if idempotency_key is not None:
+            _remember_key(db, agency_id=agency_id, key=idempotency_key, print_=print_, incident_id=replay.incident.id, status=200)
+        return replay
+    incident = Incident(
+        agency_id=agency_id, external_id=data["external_id"], type=data["type"], severity=data["severity"],
+        occurred_at=data["occurred_at"], region=data["region"], status="received", fingerprint=print_,
+        personnel=_personnel_rows(data["personnel"]), created_at=now, updated_at=now,
+    )
+    db.add(incident)
+    try:
+        if idempotency_key is not None:
+            db.flush()
+            db.add(IdempotencyRecord(agency_id=agency_id, key=idempotency_key, fingerprint=print_, incident_id=incident.id, status_code=201))
+        db.commit()
+    except IntegrityError:
+        # A concurrent report of the same incident (or key) won the unique constraint.
+        db.rollback()
+        replay = _replay(db, agency_id=agency_id, key=idempotency_key, external_id=data["external_id"], print_=print_)
+        if replay is None:
+            raise
+        return replay
+    return Intake(present(incident), created=True)
+
+
+def _remember_key(db: Session, *, agency_id: int, key: str, print_: str, incident_id: uuid.UUID, status: int) -> None:
+    """Bind a new Idempotency-Key to the incident a retry resolved to."""
+    exists = db.scalar(select(IdempotencyRecord.id).where(IdempotencyRecord.agency_id == agency_id, IdempotencyRecord.key == key))
+    if exists is not None:
+        db.rollback()
+        return
+    db.add(IdempotencyRecord(agency_id=agency_id, key=key, fingerprint=print_, incident_id=incident_id, status_code=status))
+    try:
+        db.commit()
+    except IntegrityError:
+        db.rollback()
+
+
+def get(*, db: Session, agency_id: int, incident_id: uuid.UUID) -> IncidentView:
+    """One incident of the caller's agency."""
+    return present(_load(db, agency_id=agency_id, incident_id=incident_id))
+
+
+def encode_cursor(created_at: datetime, incident_id: uuid.UUID) -> str:
+    """An opaque cursor pointing after the given incident."""
+    raw = json.dumps([created_at.astimezone(timezone.utc).isoformat(), str(incident_id)]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    """The position a cursor points after; a malformed cursor is a 422."""
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        created, ident = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
+        position = datetime.fromisoformat(created), uuid.UUID(ident)
+        if position[0].tzinfo is None:
+            raise ValueError("naive")
+        return position
+    except (ValueError, TypeError, binascii.Error, UnicodeError):
+        raise InvalidInput("The cursor is not one this API returned.", errors={"cursor": ["Invalid cursor."]}) from None
+
+
+def list_page(
+    *, db: Session, agency_id: int, status: str | None, limit: int, cursor: str | None,
+) -> tuple[list[IncidentView], str | None]:
+    """Incidents of the agency, newest first, one page at a time."""
+    query = select(Incident).where(Incident.agency_id == agency_id)
+    if status is not None:
+        query = query.where(Incident.status == status)
+    if cursor:
+        created, ident = decode_cursor(cursor)
+        query = query.where(or_(Incident.created_at < created, and_(Incident.created_at == created, Incident.id < ident)))
+    rows = list(db.scalars(query.order_by(Incident.created_at.desc(), Incident.id.desc()).limit(limit + 1)))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    counts = _personnel_counts(db, [r.id for r in rows])
+    views = [present(r, personnel_count=counts.get(r.id, 0)) for r in rows]
+    return views, (encode_cursor(rows[-1].created_at, rows[-1].id) if more else None)
+
+
+def _personnel_counts(db: Session, ids: list[uuid.UUID]) -> dict[uuid.UUID, int]:
+    if not ids:
+        return {}
+    query = select(Personnel.incident_id, func.count()).where(Personnel.incident_id.in_(ids)).group_by(Personnel.incident_id)
+    return {incident_id: count for incident_id, count in db.execute(query)}
+
+
+def update(*, db: Session, agency_id: int, incident_id: uuid.UUID, changes: Mapping[str, Any], now: datetime) -> IncidentView:
+    """Add personnel, change severity, or cancel an incident."""
+    incident = _load(db, agency_id=agency_id, incident_id=incident_id)
+    if incident.status in ("cancelled", "closed"):
+        raise Conflict(f"The incident is {incident.status}; it can no longer change.")
+    if changes.get("status") == "cancelled":
+        incident.status = "cancelled"
+    if "severity" in changes:
+        incident.severity = changes["severity"]
+    added = changes.get("add_personnel") or []
+    if added:
+        known = {p.external_id for p in incident.personnel}
+        clashes = {i: {"external_id": ["Already involved in this incident."]} for i, p in enumerate(added) if p["external_id"] in known}
+        if clashes:
+            raise Conflict("Some personnel are already listed on the incident.", errors={f"add_personnel.{i}.external_id": v["external_id"] for i, v in clashes.items()})
+        if len(known) + len(added) > MAX_PERSONNEL:
+            raise InvalidInput(
+                f"An incident has at most {MAX_PERSONNEL} personnel.",
+                errors={"add_personnel": [f"Would bring the incident to {len(known) + len(added)} personnel."]},
+            )
+        incident.personnel.extend(_personnel_rows(added))
+    incident.updated_at = now
+    try:
+        db.commit()
+    except IntegrityError:
+        db.rollback()
+        raise Conflict("The incident changed concurrently; read it again and retry.") from None
+    return present(incident)

@@ -1,0 +1,67 @@
+"""Incident endpoints."""
+
+from datetime import timedelta
+
+from flask.views import MethodView
+from service.api import Blueprint
+
+from service.incidents import service
+from service.incidents.schemas import (
+    IdempotencyHeaders, IncidentCreate, IncidentListArgs, IncidentPage, IncidentPatch, IncidentRead,
+)
+from service.web import db_session, now, principal, services
+
+blp = Blueprint("incidents", __name__, url_prefix="/v1/incidents", description="Critical incidents reported by dispatch.")
+
+
+@blp.route("")
+class Incidents(MethodView):
+    """The incidents of the caller's agency."""
+
+    @blp.arguments(IncidentCreate)
+    @blp.arguments(IdempotencyHeaders, location="headers")
+    @blp.response(201, IncidentRead, description="The incident was recorded")
+    @blp.alt_response(200, schema=IncidentRead, description="The same report was already recorded: the same incident")
+    @blp.alt_response(409, response="CONFLICT")
+    @blp.alt_response(422, response="UNPROCESSABLE_ENTITY")
+    def post(self, data, headers):
+        """Report an incident (idempotent on external_id and Idempotency-Key)."""
+        intake = service.report(
+            db=db_session(), agency_id=principal().agency_id, data=data,
+            idempotency_key=headers.get("idempotency_key"), now=now(),
+            clock_skew=timedelta(seconds=services().config.clock_skew_seconds),
+        )
+        return intake.incident, 201 if intake.created else 200
+
+    @blp.arguments(IncidentListArgs, location="query")
+    @blp.response(200, IncidentPage)
+    @blp.alt_response(422, response="UNPROCESSABLE_ENTITY")
+    def get(self, args):
+        """List incidents, newest first."""
+        items, next_cursor = service.list_page(
+            db=db_session(), agency_id=principal().agency_id, status=args.get("status"),
+            limit=args["limit"], cursor=args.get("cursor"),
+        )
+        return {"items": items, "next_cursor": next_cursor}
+
+
+@blp.route("/<uuid:incident_id>")
+class IncidentById(MethodView):
+    """One incident."""
+
+    @blp.response(200, IncidentRead)
+    @blp.alt_response(404, response="NOT_FOUND")
+    def get(self, incident_id):
+        """Read an incident."""
+        return service.get(db=db_session(), agency_id=principal().agency_id, incident_id=incident_id)
+
+    @blp.arguments(IncidentPatch)
+    @blp.response(200, IncidentRead)
+    @blp.alt_response(404, response="NOT_FOUND")
+    @blp.alt_response(409, response="CONFLICT")
+    @blp.alt_response(422, response="UNPROCESSABLE_ENTITY")
+    def patch(self, changes, incident_id):
+        """Add personnel, change severity, or cancel the incident."""
+        return service.update(
+            db=db_session(), agency_id=principal().agency_id, incident_id=incident_id, changes=changes, now=now(),
+        )

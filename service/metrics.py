@@ -1,0 +1,50 @@
+"""Prometheus metrics of the HTTP API: counts and latencies per route template."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from flask import Flask, Response, g, request
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import multiprocess
+
+
+class HttpMetrics:
+    """Request counters and latency histograms, labelled by route template (never by path)."""
+
+    def __init__(self) -> None:
+        # A registry per app: tests build many apps in one process.
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter(
+            "debrief_http_requests", "HTTP requests answered", ["method", "route", "status"], registry=self.registry,
+        )
+        self.latency = Histogram(
+            "debrief_http_request_duration_seconds", "HTTP request latency", ["method", "route"],
+            registry=self.registry, buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+        )
+
+    def install(self, app: Flask) -> None:
+        """Time every request."""
+
+        @app.before_request
+        def _start_timer() -> None:
+            g.metrics_started = time.perf_counter()
+
+        @app.after_request
+        def _observe(response: Response) -> Response:
+            started = g.pop("metrics_started", None)
+            # The template, not the path: paths carry ids and feed/response tokens.
+            route = request.url_rule.rule if request.url_rule is not None else "<unmatched>"
+            self.requests.labels(request.method, route, str(response.status_code)).inc()
+            if started is not None:
+                self.latency.labels(request.method, route).observe(time.perf_counter() - started)
+            return response
+
+    def exposition(self) -> tuple[bytes, str]:
+        """The text exposition; under gunicorn, merged across worker processes."""
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)
+            return generate_latest(registry), CONTENT_TYPE_LATEST
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST

@@ -1,0 +1,170 @@
+"""Shared fixtures: the app on SQLite and on PostgreSQL, API keys, a controllable clock."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any, Iterator
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
+
+from service import migrate
+from service.app import create_app
+from service.models import metadata
+from tests.factories import NOW
+
+PG_URL = os.environ.get("TEST_DATABASE_URL", "postgresql+psycopg://root@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def missing_service(what: str, error: Exception) -> None:
+    """Skip on a bare machine; fail under CI, where the service must be there."""
+    message = f"{what} is not reachable ({type(error).__name__}: {error})"
+    if IN_CI:
+        pytest.fail(f"{message}; CI=true requires it", pytrace=False)
+    pytest.skip(message)
+
+
+class FakeClock:
+    """A clock the tests move by hand."""
+
+    def __init__(self, now: datetime = NOW) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        """Move the clock forward."""
+        self.now += timedelta(**delta)
+
+
+def _fresh_schema(engine: Engine) -> None:
+    if engine.dialect.name == "postgresql":
+        with engine.begin() as conn:
+            conn.execute(text("DROP SCHEMA public CASCADE"))
+            conn.execute(text("CREATE SCHEMA public"))
+    migrate.upgrade(engine)
+
+
+def wipe(engine: Engine) -> None:
+    """Delete every row, keeping the schema."""
+    tables = [t.name for t in reversed(metadata.sorted_tables)]
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+        else:
+            for name in tables:
+                conn.execute(text(f"DELETE FROM {name}"))
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """PostgreSQL with a freshly migrated schema."""
+    engine = create_engine(PG_URL)
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except OperationalError as exc:
+        engine.dispose()
+        missing_service("PostgreSQL at 127.0.0.1:5432", exc)
+    _fresh_schema(engine)
+    engine.dispose()
+    yield PG_URL
+
+
+@pytest.fixture(scope="session")
+def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A SQLite file with a freshly migrated schema."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'debrief.sqlite3'}"
+    engine = create_engine(url)
+    migrate.upgrade(engine)
+    engine.dispose()
+    return url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest) -> str:
+    """Each integration test runs once per backend."""
+    return request.getfixturevalue(f"{request.param}_url" if request.param == "sqlite" else "postgres_url")
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """A real Redis (database 15, flushed)."""
+    from redis import Redis
+    from redis.exceptions import RedisError
+
+    client = Redis.from_url(REDIS_URL, socket_connect_timeout=2)
+    try:
+        client.flushdb()
+    except RedisError as exc:
+        missing_service("Redis at 127.0.0.1:6379", exc)
+    finally:
+        client.close()
+    return REDIS_URL
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """The app's clock, fixed at NOW until a test moves it."""
+    return FakeClock()
+
+
+@pytest.fixture
+def app(database_url: str, clock: FakeClock):
+    """The app on one backend; every row is deleted afterwards."""
+    application = create_app({"database_url": database_url}, clock=clock)
+    yield application
+    services = application.extensions["debrief"]
+    wipe(services.engine)
+    services.close()
+
+
+@pytest.fixture
+def client(app):
+    """A test client of the app."""
+    return app.test_client()
+
+
+@dataclass
+class Keys:
+    """One API key per role, for agency `north` (and one for agency `south`)."""
+
+    admin: str
+    coordinator: str
+    dispatch: str
+    supervisor: str
+    other_dispatch: str
+    other_coordinator: str
+
+    def auth(self, role: str) -> dict[str, str]:
+        """The Authorization header of a role's key."""
+        return {"Authorization": f"Bearer {getattr(self, role)}"}
+
+
+@pytest.fixture
+def keys(app) -> Keys:
+    """Agencies `north` (America/Toronto) and `south` (America/Vancouver) and their keys."""
+    from service.agencies import service as agencies
+    from service.auth.service import create_key
+
+    session = app.extensions["debrief"].session_factory()
+    try:
+        agencies.create(db=session, data={"code": "north", "name": "North Police", "timezone": "America/Toronto"})
+        agencies.create(db=session, data={"code": "south", "name": "South Police", "timezone": "America/Vancouver"})
+        return Keys(
+            admin=create_key(db=session, role="admin"),
+            coordinator=create_key(db=session, role="coordinator", agency_code="north"),
+            dispatch=create_key(db=session, role="dispatch", agency_code="north"),
+            supervisor=create_key(db=session, role="supervisor", agency_code="north"),
+            other_dispatch=create_key(db=session, role="dispatch", agency_code="south"),
+            other_coordinator=create_key(db=session, role="coordinator", agency_code="south"),
+        )
+    finally:
+        session.close()

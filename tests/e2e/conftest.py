@@ -1,0 +1,123 @@
+"""A real `debrief serve` (gunicorn) in a subprocess, talked to over HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Answer:
+    """An HTTP answer."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+@dataclass
+class Server:
+    """A running gunicorn serving Debrief."""
+
+    base_url: str
+    process: subprocess.Popen
+    output: Path
+    keys: dict[str, str] = field(default_factory=dict)
+
+    def request(self, method: str, path: str, *, body: Any = None, key: str | None = None,
+                headers: dict[str, str] | None = None, raw: bytes | None = None) -> Answer:
+        """Send one request and return the answer, whatever its status."""
+        data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+        request = urllib.request.Request(self.base_url + path, data=data, method=method)
+        if data is not None:
+            request.add_header("Content-Type", "application/json")
+        if key:
+            request.add_header("Authorization", f"Bearer {key}")
+        for name, value in (headers or {}).items():
+            request.add_header(name, value)
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return Answer(response.status, dict(response.headers), response.read())
+        except urllib.error.HTTPError as error:
+            return Answer(error.code, dict(error.headers), error.read())
+
+
+def start_server(args: list[str], env: dict[str, str], workdir: Path) -> tuple[subprocess.Popen, Path, int]:
+    """Start `debrief serve` and wait until /healthz answers."""
+    port = free_port()
+    output = workdir / f"serve-{port}.log"
+    with output.open("wb") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "service", "serve", "--port", str(port), *args],
+            env=env, cwd=workdir, stdout=subprocess.PIPE, stderr=stderr, text=True,
+        )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"debrief serve exited: {output.read_text()}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as response:
+                if response.status == 200:
+                    return process, output, port
+        except OSError:
+            time.sleep(0.2)
+    process.kill()
+    raise RuntimeError(f"debrief serve did not answer: {output.read_text()}")
+
+
+def stop(process: subprocess.Popen) -> None:
+    """Stop gunicorn gracefully."""
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+    if process.stdout:
+        process.stdout.close()
+
+
+def base_env(**overrides: str) -> dict[str, str]:
+    """The environment of a server under test."""
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "SMTP_URL", "PROMETHEUS_MULTIPROC_DIR")}
+    env.update(overrides)
+    return env
+
+
+@pytest.fixture(scope="module")
+def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """`debrief serve --demo` on the embedded default, exactly as the README says."""
+    workdir = tmp_path_factory.mktemp("serve")
+    process, output, port = start_server(["--demo"], base_env(DATABASE_URL=f"sqlite:///{workdir}/e2e.sqlite3"), workdir)
+    keys = {}
+    assert process.stdout is not None
+    for line in process.stdout:
+        parts = line.split()
+        if len(parts) == 2 and parts[0] in ("admin", "dispatch", "supervisor", "coordinator"):
+            keys[parts[0]] = parts[1]
+        if line.startswith("API docs:"):
+            break
+    server = Server(f"http://127.0.0.1:{port}", process, output, keys)
+    yield server
+    stop(process)

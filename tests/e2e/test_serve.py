@@ -1,0 +1,90 @@
+"""The service as a user meets it: gunicorn over HTTP."""
+
+import os
+import subprocess
+import sys
+import threading
+
+from sqlalchemy import create_engine, text
+
+from tests.e2e.conftest import Server, base_env, start_server, stop
+from tests.factories import incident_body
+from tests.conftest import wipe
+
+
+def test_demo_prints_a_key_per_role(demo_server):
+    assert set(demo_server.keys) == {"admin", "dispatch", "supervisor", "coordinator"}
+
+
+def test_readme_flow_post_twice_one_incident(demo_server):
+    from datetime import datetime, timedelta, timezone
+
+    body = incident_body(occurred_at=(datetime.now(timezone.utc) - timedelta(hours=1)).isoformat())
+    first = demo_server.request("POST", "/v1/incidents", body=body, key=demo_server.keys["dispatch"])
+    second = demo_server.request("POST", "/v1/incidents", body=body, key=demo_server.keys["dispatch"])
+    assert (first.status, second.status) == (201, 200)
+    assert first.json()["id"] == second.json()["id"]
+    listed = demo_server.request("GET", "/v1/incidents", key=demo_server.keys["coordinator"]).json()
+    assert [item["id"] for item in listed["items"]] == [first.json()["id"]]
+
+
+def test_malformed_requests_get_problems_over_http(demo_server):
+    key = demo_server.keys["dispatch"]
+    for raw, status in ((b"{", 400), (b'{"external_id": 1}', 422), (b"\xff", 400), (b"x" * (3 * 1024 * 1024), 413)):
+        answer = demo_server.request("POST", "/v1/incidents", raw=raw, key=key)
+        assert answer.status == status
+        assert answer.headers["Content-Type"] == "application/problem+json"
+    assert demo_server.request("GET", "/v1/incidents").status == 401
+
+
+def test_metrics_and_spec_are_served(demo_server):
+    demo_server.request("GET", "/healthz")
+    metrics = demo_server.request("GET", "/metrics").body.decode()
+    assert 'route="/healthz"' in metrics
+    spec = demo_server.request("GET", "/openapi.yaml")
+    assert spec.status == 200 and spec.body.startswith(b"components:")
+
+
+def test_request_log_names_routes_never_keys_or_bodies(demo_server):
+    key = demo_server.keys["dispatch"]
+    demo_server.request("POST", "/v1/incidents", body=incident_body("CAD-LOG"), key=key)
+    log = demo_server.output.read_text()
+    assert key not in log and "Officer Number1" not in log
+
+
+def test_racing_posts_across_gunicorn_workers_on_postgresql(postgres_url, tmp_path):
+    env = base_env(DATABASE_URL=postgres_url)
+    cli = [sys.executable, "-m", "service"]
+    engine = create_engine(postgres_url)
+    try:
+        subprocess.run([*cli, "db", "upgrade"], env=env, check=True, capture_output=True)
+        with engine.begin() as conn:
+            conn.execute(text("INSERT INTO agencies (code, name, timezone, policy, created_at) "
+                              "VALUES ('race', 'Race Police', 'America/Toronto', '{}', now())"))
+        key = subprocess.run([*cli, "keys", "create", "--role", "dispatch", "--agency", "race"],
+                             env=env, check=True, capture_output=True, text=True).stdout.strip()
+        process, output, port = start_server(["--workers", "4"], env, tmp_path)
+        server = Server(f"http://127.0.0.1:{port}", process, output)
+        try:
+            from datetime import datetime, timedelta, timezone
+
+            body = incident_body(occurred_at=(datetime.now(timezone.utc) - timedelta(hours=1)).isoformat())
+            barrier, statuses = threading.Barrier(12), []
+
+            def send():
+                barrier.wait()
+                statuses.append(server.request("POST", "/v1/incidents", body=body, key=key).status)
+
+            threads = [threading.Thread(target=send) for _ in range(12)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            assert sorted(statuses) == [200] * 11 + [201]
+            with engine.connect() as conn:
+                assert conn.execute(text("SELECT count(*) FROM incidents")).scalar() == 1
+        finally:
+            stop(process)
+    finally:
+        wipe(engine)
+        engine.dispose()

@@ -1,0 +1,96 @@
+"""Authentication, roles and agency scope."""
+
+import pytest
+
+from service.auth.access import MATRIX
+from tests.factories import incident_body
+
+
+def test_every_route_has_an_entry_in_the_access_matrix(app):
+    routed = {
+        (rule.endpoint, method)
+        for rule in app.url_map.iter_rules()
+        for method in rule.methods - {"HEAD", "OPTIONS"}
+    }
+    assert routed - set(MATRIX) == set()
+    assert set(MATRIX) - routed == set()
+
+
+@pytest.mark.parametrize("header", [None, "Bearer", "Bearer ", "Basic dXNlcjpwYXNz", "Bearer dbk_unknown", "Bearer " + "x" * 5000])
+def test_missing_or_unknown_key_is_401(client, keys, header):
+    headers = {"Authorization": header} if header is not None else {}
+    response = client.get("/v1/incidents", headers=headers)
+    assert response.status_code == 401
+    assert response.content_type == "application/problem+json"
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_revoked_key_is_401(app, client, keys):
+    from sqlalchemy import update
+
+    from service.auth.models import ApiKey
+    from service.auth.service import hash_key
+
+    session = app.extensions["debrief"].session_factory()
+    session.execute(update(ApiKey).where(ApiKey.key_hash == hash_key(keys.dispatch)).values(revoked_at=app.extensions["debrief"].clock()))
+    session.commit()
+    session.close()
+    assert client.get("/v1/incidents", headers=keys.auth("dispatch")).status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("role", "method", "path", "expected"),
+    [
+        ("supervisor", "post", "/v1/incidents", 403),
+        ("supervisor", "get", "/v1/incidents", 403),
+        ("admin", "post", "/v1/incidents", 403),
+        ("dispatch", "post", "/v1/agencies", 403),
+        ("coordinator", "post", "/v1/agencies", 403),
+    ],
+)
+def test_wrong_role_is_403(client, keys, role, method, path, expected):
+    response = getattr(client, method)(path, json={}, headers=keys.auth(role))
+    assert response.status_code == expected
+    assert response.content_type == "application/problem+json"
+
+
+def test_another_agencys_incident_is_404(client, keys):
+    created = client.post("/v1/incidents", json=incident_body(), headers=keys.auth("dispatch")).get_json()
+    url = f"/v1/incidents/{created['id']}"
+    assert client.get(url, headers=keys.auth("other_dispatch")).status_code == 404
+    assert client.get(url, headers=keys.auth("other_coordinator")).status_code == 404
+    assert client.patch(url, json={"severity": 1}, headers=keys.auth("other_dispatch")).status_code == 404
+    assert client.get(url, headers=keys.auth("dispatch")).get_json()["severity"] == 3
+
+
+def test_keys_are_stored_hashed(app, keys):
+    from sqlalchemy import select
+
+    from service.auth.models import ApiKey
+
+    session = app.extensions["debrief"].session_factory()
+    stored = list(session.scalars(select(ApiKey.key_hash)))
+    session.close()
+    assert keys.dispatch not in stored and all(len(h) == 64 for h in stored)
+
+
+def test_admin_creates_agencies(client, keys):
+    body = {"code": "east", "name": "East Police", "timezone": "America/Halifax"}
+    created = client.post("/v1/agencies", json=body, headers=keys.auth("admin"))
+    assert created.status_code == 201 and created.get_json()["code"] == "east"
+    assert client.post("/v1/agencies", json=body, headers=keys.auth("admin")).status_code == 409
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"code": "x", "name": "X", "timezone": "America/Toronto"},
+        {"code": "Upper", "name": "X", "timezone": "America/Toronto"},
+        {"code": "west", "name": "West", "timezone": "Mars/Olympus"},
+        {"code": "west", "name": "West", "timezone": "America/Toronto", "extra": 1},
+        {"code": "west", "name": "", "timezone": "America/Toronto"},
+    ],
+)
+def test_bad_agency_is_422(client, keys, body):
+    response = client.post("/v1/agencies", json=body, headers=keys.auth("admin"))
+    assert response.status_code == 422 and response.get_json()["errors"]

@@ -1,0 +1,79 @@
+"""Health, readiness, metrics, the OpenAPI document and the migrations."""
+
+from pathlib import Path
+
+import yaml
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from openapi_spec_validator import validate
+
+from service.app import create_app
+from service.models import metadata
+from service.openapi import generate
+from tests.factories import incident_body
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_healthz(client):
+    response = client.get("/healthz")
+    assert response.status_code == 200 and response.get_json() == {"status": "ok"}
+
+
+def test_readyz_checks_database(client):
+    response = client.get("/readyz")
+    assert response.status_code == 200 and response.get_json()["checks"] == {"database": "ok"}
+
+
+def test_readyz_checks_redis_when_configured(database_url, redis_url):
+    app = create_app({"database_url": database_url, "redis_url": redis_url})
+    assert app.test_client().get("/readyz").get_json()["checks"] == {"database": "ok", "redis": "ok"}
+    app.extensions["debrief"].close()
+
+
+def test_readyz_is_503_when_redis_is_down(database_url):
+    app = create_app({"database_url": database_url, "redis_url": "redis://127.0.0.1:1/0"})
+    response = app.test_client().get("/readyz")
+    assert response.status_code == 503
+    assert response.content_type == "application/problem+json"
+    assert response.headers["Retry-After"]
+    app.extensions["debrief"].close()
+
+
+def test_database_down_is_503_problem_not_500(tmp_path):
+    app = create_app({"database_url": "postgresql+psycopg://root@127.0.0.1:1/test?connect_timeout=1"})
+    client = app.test_client()
+    assert client.get("/readyz").status_code == 503
+    response = client.get("/v1/incidents", headers={"Authorization": "Bearer dbk_anything"})
+    assert response.status_code == 503
+    assert response.content_type == "application/problem+json"
+    app.extensions["debrief"].close()
+
+
+def test_metrics_count_requests_by_route_template(client, keys):
+    created = client.post("/v1/incidents", json=incident_body(), headers=keys.auth("dispatch")).get_json()
+    client.get(f"/v1/incidents/{created['id']}", headers=keys.auth("dispatch"))
+    text = client.get("/metrics").get_data(as_text=True)
+    assert 'debrief_http_requests_total{method="POST",route="/v1/incidents",status="201"} 1.0' in text
+    assert 'route="/v1/incidents/<uuid:incident_id>"' in text
+    assert created["id"] not in text
+    assert "debrief_http_request_duration_seconds_bucket" in text
+
+
+def test_committed_openapi_matches_the_code():
+    committed = (ROOT / "openapi.yaml").read_text(encoding="utf-8")
+    assert committed == generate(), "openapi.yaml is stale: run `python -m service.openapi`"
+
+
+def test_openapi_is_valid_and_served(client):
+    document = yaml.safe_load(client.get("/openapi.yaml").get_data(as_text=True))
+    validate(document)
+    assert document["paths"]["/v1/incidents"]["post"]["x-roles"] == ["coordinator", "dispatch"]
+    assert client.get("/openapi.json").status_code == 200
+    assert client.get("/docs").status_code == 200
+
+
+def test_migrations_match_the_models(app):
+    with app.extensions["debrief"].engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        assert compare_metadata(context, metadata) == []
