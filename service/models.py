@@ -3,8 +3,13 @@
 from service.agencies.models import Agency
 from service.auth.models import ApiKey
 from service.db import Base
+from service.facilitators.models import Facilitator
 from service.incidents.models import IdempotencyRecord, Incident, Personnel
+from service.sessions.models import Assignment, Session, SessionParticipant
 
 metadata = Base.metadata
 
-__all__ = ["Agency", "ApiKey", "IdempotencyRecord", "Incident", "Personnel", "metadata"]
+__all__ = [
+    "Agency", "ApiKey", "Assignment", "Facilitator", "IdempotencyRecord", "Incident", "Personnel", "Session",
+    "SessionParticipant", "metadata",
+]

@@ -30,3 +30,21 @@ def incident_body(external_id: str = "CAD-2026-0001", *, people: int = 3, **over
     }
     body.update(overrides)
     return body
+
+
+EVERY_DAY = [{"day": d, "start": "07:00", "end": "22:00"} for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")]
+
+
+def facilitator_body(n: int = 1, *, kind: str = "peer", **overrides: Any) -> dict[str, Any]:
+    """A valid facilitator, available 07:00–22:00 every day, certified until 2027."""
+    certifications = [{"name": "GCI", "expires_on": "2027-12-31"}]
+    if kind == "clinician":
+        certifications.append({"name": "LICENSE", "expires_on": "2027-12-31"})
+    body = {
+        "name": f"Facilitator {n}", "email": f"facilitator{n}@cism.example.org", "kind": kind,
+        "unit": f"peer-team-{n}", "languages": ["en"], "regions": ["north-east"], "virtual_ok": False,
+        "timezone": "America/Toronto", "certifications": certifications,
+        "availability": {"weekly": EVERY_DAY, "exceptions": []},
+    }
+    body.update(overrides)
+    return body

@@ -2,7 +2,7 @@
 
 import marshmallow as ma
 
-from service.fields import TimeZoneName, text
+from service.fields import PatchSchema, TimeZoneName, text
 
 
 class AgencyCreate(ma.Schema):
@@ -16,10 +16,23 @@ class AgencyCreate(ma.Schema):
     timezone = TimeZoneName(required=True, metadata={"example": "America/Toronto"})
 
 
+class AgencyPatch(PatchSchema):
+    """A change to an agency; `policy` replaces its planning-policy overrides."""
+
+    name = text(max_length=200)
+    timezone = TimeZoneName(metadata={"example": "America/Toronto"})
+    policy = ma.fields.Dict(
+        keys=ma.fields.String(), values=ma.fields.Raw(allow_none=False),
+        metadata={"description": "Planning-policy overrides: durations in hours, times as HH:MM, phases as [name, minutes] pairs",
+                  "example": {"debriefing_closes_after": 96, "earliest_start": "09:00", "max_group_size": 15}},
+    )
+
+
 class AgencyRead(ma.Schema):
     """An agency."""
 
     code = ma.fields.String(required=True)
     name = ma.fields.String(required=True)
     timezone = ma.fields.String(required=True)
+    policy = ma.fields.Dict(required=True, metadata={"description": "Planning-policy overrides"})
     created_at = ma.fields.AwareDateTime(required=True)

@@ -9,7 +9,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from service.agencies.models import Agency
-from service.errors import Conflict, NotFound
+from service.agencies.policy import policy_from_overrides
+from service.errors import Conflict, InvalidInput, NotFound
 
 
 def create(*, db: Session, data: Mapping[str, Any]) -> Agency:
@@ -37,4 +38,21 @@ def get_or_create(*, db: Session, code: str, name: str, timezone: str) -> Agency
     agency = db.scalar(select(Agency).where(Agency.code == code))
     if agency is None:
         agency = create(db=db, data={"code": code, "name": name, "timezone": timezone})
+    return agency
+
+
+def update(*, db: Session, code: str, changes: Mapping[str, Any]) -> Agency:
+    """Rename an agency, change its zone, or replace its planning-policy overrides."""
+    agency = get_by_code(db=db, code=code)
+    if "policy" in changes:
+        try:
+            policy_from_overrides(changes["policy"])
+        except (ValueError, TypeError) as exc:
+            setting = str(exc).split(":", 1)[0]
+            raise InvalidInput("The planning policy is invalid.", errors={f"policy.{setting}": [str(exc)]}) from None
+        agency.policy = dict(changes["policy"])
+    for name in ("name", "timezone"):
+        if name in changes:
+            setattr(agency, name, changes[name])
+    db.commit()
     return agency

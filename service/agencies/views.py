@@ -4,7 +4,7 @@ from flask.views import MethodView
 from service.api import Blueprint
 
 from service.agencies import service
-from service.agencies.schemas import AgencyCreate, AgencyRead
+from service.agencies.schemas import AgencyCreate, AgencyPatch, AgencyRead
 from service.web import db_session
 
 blp = Blueprint("agencies", __name__, url_prefix="/v1/agencies", description="Agencies served by the CISM team.")
@@ -20,3 +20,22 @@ class Agencies(MethodView):
     def post(self, data):
         """Create an agency."""
         return service.create(db=db_session(), data=data)
+
+
+@blp.route("/<string:code>")
+class AgencyByCode(MethodView):
+    """One agency."""
+
+    @blp.response(200, AgencyRead)
+    @blp.alt_response(404, response="NOT_FOUND")
+    def get(self, code):
+        """Read an agency."""
+        return service.get_by_code(db=db_session(), code=code)
+
+    @blp.arguments(AgencyPatch)
+    @blp.response(200, AgencyRead)
+    @blp.alt_response(404, response="NOT_FOUND")
+    @blp.alt_response(422, response="UNPROCESSABLE_ENTITY")
+    def patch(self, changes, code):
+        """Change an agency, including its planning-policy overrides."""
+        return service.update(db=db_session(), code=code, changes=changes)

@@ -38,10 +38,22 @@ MATRIX: dict[tuple[str, str], Access] = {
     ("api-docs.openapi_json", "GET"): PUBLIC,
     ("api-docs.openapi_swagger_ui", "GET"): PUBLIC,
     ("agencies.Agencies", "POST"): roles("admin"),
+    ("agencies.AgencyByCode", "GET"): roles("admin"),
+    ("agencies.AgencyByCode", "PATCH"): roles("admin"),
     ("incidents.Incidents", "POST"): roles("dispatch", "coordinator"),
     ("incidents.Incidents", "GET"): roles("dispatch", "coordinator"),
     ("incidents.IncidentById", "GET"): roles("dispatch", "coordinator"),
     ("incidents.IncidentById", "PATCH"): roles("dispatch", "coordinator"),
+    ("facilitators.Facilitators", "POST"): roles("coordinator", "admin"),
+    ("facilitators.Facilitators", "GET"): roles("coordinator", "admin"),
+    ("facilitators.FacilitatorById", "GET"): roles("coordinator", "admin", "facilitator"),
+    ("facilitators.FacilitatorById", "PATCH"): roles("coordinator", "admin", "facilitator"),
+    ("facilitators.FacilitatorAvailability", "PUT"): roles("coordinator", "admin", "facilitator"),
+    ("sessions.SessionById", "GET"): roles("coordinator", "facilitator"),
+    ("sessions.SessionCancel", "POST"): roles("coordinator"),
+    ("sessions.SessionReschedule", "POST"): roles("coordinator"),
+    ("sessions.SessionComplete", "POST"): roles("coordinator", "facilitator"),
+    ("sessions.SessionDecline", "POST"): roles("facilitator"),
 }
 
 

@@ -49,6 +49,12 @@ def create_key(*, db: Session, role: str, agency_code: str | None = None, facili
         agency_id = agency.id
     if (role == "facilitator") != (facilitator_id is not None):
         raise InvalidInput("A facilitator key, and only it, is bound to one facilitator.")
+    if facilitator_id is not None:
+        from service.facilitators.models import Facilitator
+
+        facilitator = db.get(Facilitator, facilitator_id)
+        if facilitator is None or facilitator.agency_id not in (None, agency_id):
+            raise NotFound(f"No facilitator {facilitator_id} in agency {agency_code!r}.")
     secret = KEY_PREFIX + secrets.token_urlsafe(32)
     db.add(ApiKey(key_hash=hash_key(secret), role=role, agency_id=agency_id, facilitator_id=facilitator_id))
     db.commit()

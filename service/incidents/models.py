@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import ForeignKey, Integer, String, UniqueConstraint, Uuid
+from sqlalchemy import JSON, ForeignKey, Integer, String, UniqueConstraint, Uuid
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from service.agencies.models import Agency
@@ -26,6 +27,8 @@ class Incident(Base):
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
     region: Mapped[str] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(20), default="received", index=True)
+    # Machine-readable reasons why parts of the plan are missing: [{group, kind, reasons}].
+    problems: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     # SHA-256 of the canonical first report: tells a retry (same body) from a conflict.
     fingerprint: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -7,6 +7,7 @@ from typing import Any
 import marshmallow as ma
 
 from service.fields import choice, identifier, text
+from service.sessions.schemas import SessionRead
 from service.vocabulary import EXPOSURES, INCIDENT_STATUSES, INCIDENT_TYPES, LANGUAGES, ROLES
 
 MAX_PERSONNEL = 500
@@ -120,7 +121,7 @@ class IncidentRead(ma.Schema):
     status = ma.fields.String(required=True)
     window = ma.fields.Nested(WindowRead, required=True)
     personnel_count = ma.fields.Integer(required=True)
-    sessions = ma.fields.List(ma.fields.Dict(), required=True)
+    sessions = ma.fields.List(ma.fields.Nested(SessionRead), required=True)
     problems = ma.fields.List(ma.fields.Nested(ProblemRead), required=True)
     created_at = ma.fields.AwareDateTime(required=True)
     updated_at = ma.fields.AwareDateTime(required=True)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import json
 import uuid
@@ -19,9 +17,13 @@ from sqlalchemy.orm import Session, selectinload
 from service.errors import Conflict, InvalidInput, NotFound
 from service.incidents.models import IdempotencyRecord, Incident, Personnel
 from service.incidents.schemas import MAX_PERSONNEL
+from service.pagination import decode_cursor, encode_cursor
+from service.planning import PlanningPolicy
+from service.planning.agenda import session_window
+from service.sessions import service as sessions
 
-DEBRIEFING_OPENS_AFTER = timedelta(hours=24)
-DEBRIEFING_CLOSES_AFTER = timedelta(hours=72)
+DEFAULT_POLICY = PlanningPolicy()
+
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +50,7 @@ class IncidentView:
     personnel_count: int
     created_at: datetime
     updated_at: datetime
-    sessions: list[dict[str, Any]] = field(default_factory=list)
+    sessions: list[sessions.SessionView] = field(default_factory=list)
     problems: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -56,15 +58,14 @@ class IncidentView:
 class Intake:
     """The outcome of an incident report: the incident and whether it is new."""
 
-    incident: IncidentView
+    incident: Incident
     created: bool
 
 
-def debriefing_window(occurred_at: datetime) -> Window:
-    """24 to 72 elapsed hours after the incident (elapsed, so a DST change cannot shift it)."""
-    # Arithmetic on a zone-aware datetime is wall-clock arithmetic in Python: do it in UTC.
-    utc = occurred_at.astimezone(timezone.utc)
-    return Window(utc + DEBRIEFING_OPENS_AFTER, utc + DEBRIEFING_CLOSES_AFTER)
+def debriefing_window(occurred_at: datetime, policy: PlanningPolicy = DEFAULT_POLICY) -> Window:
+    """By default 24 to 72 elapsed hours after the incident (elapsed: a DST change cannot shift it)."""
+    window = session_window("debriefing", occurred_at, policy)
+    return Window(window.start.astimezone(timezone.utc), window.end.astimezone(timezone.utc))
 
 
 def fingerprint(report: Mapping[str, Any]) -> str:
@@ -84,10 +85,10 @@ def fingerprint(report: Mapping[str, Any]) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
-def present(incident: Incident, *, personnel_count: int | None = None) -> IncidentView:
+def present(db: Session, incident: Incident, *, personnel_count: int | None = None, with_sessions: bool = True) -> IncidentView:
     """The API view of an incident."""
     zone = ZoneInfo(incident.agency.timezone)
-    window = debriefing_window(incident.occurred_at)
+    window = debriefing_window(incident.occurred_at, sessions.policy_for(incident.agency))
     return IncidentView(
         id=incident.id,
         external_id=incident.external_id,
@@ -101,6 +102,8 @@ def present(incident: Incident, *, personnel_count: int | None = None) -> Incide
         personnel_count=len(incident.personnel) if personnel_count is None else personnel_count,
         created_at=incident.created_at.astimezone(zone),
         updated_at=incident.updated_at.astimezone(zone),
+        sessions=sessions.incident_sessions(db, incident) if with_sessions else [],
+        problems=list(incident.problems or []),
     )
 
 
@@ -146,7 +149,7 @@ def _replay(db: Session, *, agency_id: int, key: str | None, external_id: str, p
                     errors={"Idempotency-Key": ["Already used for another request."]},
                 )
             incident = _load(db, agency_id=agency_id, incident_id=record.incident_id)
-            return Intake(present(incident), created=record.status_code == 201)
+            return Intake(incident, created=record.status_code == 201)
     existing = db.scalar(
         select(Incident)
         .where(Incident.agency_id == agency_id, Incident.external_id == external_id)
@@ -159,14 +162,27 @@ def _replay(db: Session, *, agency_id: int, key: str | None, external_id: str, p
             f"Incident {external_id!r} was already reported with different content.",
             incident_id=str(existing.id),
         )
-    return Intake(present(existing), created=False)
+    return Intake(existing, created=False)
 
 
 def report(
     *, db: Session, agency_id: int, data: Mapping[str, Any], idempotency_key: str | None,
     now: datetime, clock_skew: timedelta,
+) -> tuple[IncidentView, bool]:
+    """Record an incident report once and plan it; a retry gets the same incident, a changed body a 409."""
+    intake = _record(db=db, agency_id=agency_id, data=data, idempotency_key=idempotency_key, now=now, clock_skew=clock_skew)
+    incident_id = intake.incident.id
+    if intake.incident.status == "received":
+        # Committed but not yet planned (new, or a crash between the two commits): plan now.
+        sessions.plan(db, incident_id=incident_id, now=now)
+    return present(db, _load(db, agency_id=agency_id, incident_id=incident_id)), intake.created
+
+
+def _record(
+    *, db: Session, agency_id: int, data: Mapping[str, Any], idempotency_key: str | None,
+    now: datetime, clock_skew: timedelta,
 ) -> Intake:
-    """Record an incident report once; a retry gets the same incident, a changed body a 409."""
+    """Store the report in its own transaction, so it is durable before planning starts."""
     _check_occurred_at(data["occurred_at"], now=now, skew=clock_skew)
     print_ = fingerprint(data)
     replay = _replay(db, agency_id=agency_id, key=idempotency_key, external_id=data["external_id"], print_=print_)
@@ -177,7 +193,7 @@ def report(
         return replay
     incident = Incident(
         agency_id=agency_id, external_id=data["external_id"], type=data["type"], severity=data["severity"],
-        occurred_at=data["occurred_at"], region=data["region"], status="received", fingerprint=print_,
+        occurred_at=data["occurred_at"], region=data["region"], status="received", problems=[], fingerprint=print_,
         personnel=_personnel_rows(data["personnel"]), created_at=now, updated_at=now,
     )
     db.add(incident)
@@ -193,7 +209,7 @@ def report(
         if replay is None:
             raise
         return replay
-    return Intake(present(incident), created=True)
+    return Intake(incident, created=True)
 
 
 def _remember_key(db: Session, *, agency_id: int, key: str, print_: str, incident_id: uuid.UUID, status: int) -> None:
@@ -211,26 +227,7 @@ def _remember_key(db: Session, *, agency_id: int, key: str, print_: str, inciden
 
 def get(*, db: Session, agency_id: int, incident_id: uuid.UUID) -> IncidentView:
     """One incident of the caller's agency."""
-    return present(_load(db, agency_id=agency_id, incident_id=incident_id))
-
-
-def encode_cursor(created_at: datetime, incident_id: uuid.UUID) -> str:
-    """An opaque cursor pointing after the given incident."""
-    raw = json.dumps([created_at.astimezone(timezone.utc).isoformat(), str(incident_id)]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    """The position a cursor points after; a malformed cursor is a 422."""
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        created, ident = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
-        position = datetime.fromisoformat(created), uuid.UUID(ident)
-        if position[0].tzinfo is None:
-            raise ValueError("naive")
-        return position
-    except (ValueError, TypeError, binascii.Error, UnicodeError):
-        raise InvalidInput("The cursor is not one this API returned.", errors={"cursor": ["Invalid cursor."]}) from None
+    return present(db, _load(db, agency_id=agency_id, incident_id=incident_id))
 
 
 def list_page(
@@ -242,12 +239,16 @@ def list_page(
         query = query.where(Incident.status == status)
     if cursor:
         created, ident = decode_cursor(cursor)
-        query = query.where(or_(Incident.created_at < created, and_(Incident.created_at == created, Incident.id < ident)))
+        try:
+            after = uuid.UUID(ident)
+        except ValueError:
+            raise InvalidInput("The cursor is not one this API returned.", errors={"cursor": ["Invalid cursor."]}) from None
+        query = query.where(or_(Incident.created_at < created, and_(Incident.created_at == created, Incident.id < after)))
     rows = list(db.scalars(query.order_by(Incident.created_at.desc(), Incident.id.desc()).limit(limit + 1)))
     more = len(rows) > limit
     rows = rows[:limit]
     counts = _personnel_counts(db, [r.id for r in rows])
-    views = [present(r, personnel_count=counts.get(r.id, 0)) for r in rows]
+    views = [present(db, r, personnel_count=counts.get(r.id, 0)) for r in rows]
     return views, (encode_cursor(rows[-1].created_at, rows[-1].id) if more else None)
 
 
@@ -265,6 +266,7 @@ def update(*, db: Session, agency_id: int, incident_id: uuid.UUID, changes: Mapp
         raise Conflict(f"The incident is {incident.status}; it can no longer change.")
     if changes.get("status") == "cancelled":
         incident.status = "cancelled"
+        sessions.cancel_incident_sessions(db, incident=incident, now=now)
     if "severity" in changes:
         incident.severity = changes["severity"]
     added = changes.get("add_personnel") or []
@@ -285,4 +287,6 @@ def update(*, db: Session, agency_id: int, incident_id: uuid.UUID, changes: Mapp
     except IntegrityError:
         db.rollback()
         raise Conflict("The incident changed concurrently; read it again and retry.") from None
-    return present(incident)
+    if incident.status != "cancelled":
+        sessions.plan(db, incident_id=incident.id, now=now)
+    return present(db, _load(db, agency_id=agency_id, incident_id=incident_id))

@@ -26,12 +26,12 @@ class Incidents(MethodView):
     @blp.alt_response(422, response="UNPROCESSABLE_ENTITY")
     def post(self, data, headers):
         """Report an incident (idempotent on external_id and Idempotency-Key)."""
-        intake = service.report(
+        incident, created = service.report(
             db=db_session(), agency_id=principal().agency_id, data=data,
             idempotency_key=headers.get("idempotency_key"), now=now(),
             clock_skew=timedelta(seconds=services().config.clock_skew_seconds),
         )
-        return intake.incident, 201 if intake.created else 200
+        return incident, 201 if created else 200
 
     @blp.arguments(IncidentListArgs, location="query")
     @blp.response(200, IncidentPage)

@@ -1,6 +1,5 @@
 """The service as a user meets it: gunicorn over HTTP."""
 
-import os
 import subprocess
 import sys
 import threading
@@ -8,7 +7,7 @@ import threading
 from sqlalchemy import create_engine, text
 
 from tests.e2e.conftest import Server, base_env, start_server, stop
-from tests.factories import incident_body
+from tests.factories import facilitator_body, incident_body
 from tests.conftest import wipe
 
 
@@ -61,8 +60,11 @@ def test_racing_posts_across_gunicorn_workers_on_postgresql(postgres_url, tmp_pa
         with engine.begin() as conn:
             conn.execute(text("INSERT INTO agencies (code, name, timezone, policy, created_at) "
                               "VALUES ('race', 'Race Police', 'America/Toronto', '{}', now())"))
-        key = subprocess.run([*cli, "keys", "create", "--role", "dispatch", "--agency", "race"],
-                             env=env, check=True, capture_output=True, text=True).stdout.strip()
+        key, coordinator = (
+            subprocess.run([*cli, "keys", "create", "--role", role, "--agency", "race"],
+                           env=env, check=True, capture_output=True, text=True).stdout.strip()
+            for role in ("dispatch", "coordinator")
+        )
         process, output, port = start_server(["--workers", "4"], env, tmp_path)
         server = Server(f"http://127.0.0.1:{port}", process, output)
         try:
@@ -83,6 +85,32 @@ def test_racing_posts_across_gunicorn_workers_on_postgresql(postgres_url, tmp_pa
             assert sorted(statuses) == [200] * 11 + [201]
             with engine.connect() as conn:
                 assert conn.execute(text("SELECT count(*) FROM incidents")).scalar() == 1
+
+            # Distinct incidents racing over a tight pool: never a double-booked facilitator.
+            for n in range(3):
+                kind = "clinician" if n == 0 else "peer"
+                fac = facilitator_body(n, kind=kind)
+                assert server.request("POST", "/v1/facilitators", body=fac, key=coordinator).status == 201
+            barrier, statuses = threading.Barrier(10), []
+
+            def send_distinct(n):
+                distinct = incident_body(f"CAD-R{n}", occurred_at=body["occurred_at"])
+                barrier.wait()
+                statuses.append(server.request("POST", "/v1/incidents", body=distinct, key=key).status)
+
+            threads = [threading.Thread(target=send_distinct, args=(n,)) for n in range(10)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            assert statuses == [201] * 10
+            with engine.connect() as conn:
+                overlaps = conn.execute(text(
+                    "SELECT count(*) FROM assignments a JOIN assignments b ON a.facilitator_id = b.facilitator_id "
+                    "AND a.id < b.id AND a.active AND b.active AND a.starts_at < b.ends_at AND b.starts_at < a.ends_at"
+                )).scalar()
+                booked = conn.execute(text("SELECT count(*) FROM assignments WHERE active")).scalar()
+            assert overlaps == 0 and booked >= 2
         finally:
             stop(process)
     finally:

@@ -94,3 +94,34 @@ def test_admin_creates_agencies(client, keys):
 def test_bad_agency_is_422(client, keys, body):
     response = client.post("/v1/agencies", json=body, headers=keys.auth("admin"))
     assert response.status_code == 422 and response.get_json()["errors"]
+
+
+def test_admin_overrides_an_agencys_planning_policy(client, keys):
+    policy = {"debriefing_closes_after": 96, "earliest_start": "09:00", "max_group_size": 15}
+    response = client.patch("/v1/agencies/north", json={"policy": policy}, headers=keys.auth("admin"))
+    assert response.status_code == 200 and response.get_json()["policy"] == policy
+    assert client.get("/v1/agencies/north", headers=keys.auth("admin")).get_json()["policy"] == policy
+
+
+@pytest.mark.parametrize(
+    ("policy", "setting"),
+    [
+        ({"lunch_break": 30}, "lunch_break"),
+        ({"max_group_size": 0}, "max_group_size"),
+        ({"max_group_size": "20"}, "max_group_size"),
+        ({"earliest_start": "9 o'clock"}, "earliest_start"),
+        ({"debriefing_closes_after": "72h"}, "debriefing_closes_after"),
+        ({"debriefing_closes_after": 12}, "debriefing_closes_after"),
+        ({"min_team": 1}, "min_team"),
+    ],
+)
+def test_bad_policy_override_is_422_and_changes_nothing(client, keys, policy, setting):
+    response = client.patch("/v1/agencies/north", json={"policy": policy}, headers=keys.auth("admin"))
+    assert response.status_code == 422
+    assert f"policy.{setting}" in response.get_json()["errors"]
+    assert client.get("/v1/agencies/north", headers=keys.auth("admin")).get_json()["policy"] == {}
+
+
+def test_only_admin_changes_agencies(client, keys):
+    assert client.patch("/v1/agencies/north", json={"name": "X"}, headers=keys.auth("coordinator")).status_code == 403
+    assert client.patch("/v1/agencies/nowhere", json={"name": "X"}, headers=keys.auth("admin")).status_code == 404

@@ -24,10 +24,12 @@ def test_report_answers_201_with_window_in_agency_zone(client, keys, app):
     response = post(client, keys, incident_body())
     assert response.status_code == 201
     data = response.get_json()
-    assert data["status"] == "received"
+    # No facilitator on the roster: recorded, and flagged rather than silently unplanned.
+    assert data["status"] == "needs_attention"
     assert data["agency"] == "north"
     assert data["personnel_count"] == 3
-    assert data["sessions"] == [] and data["problems"] == []
+    assert data["sessions"] == []
+    assert data["problems"] == [{"group": "direct-en", "kind": "debriefing", "reasons": ["language_not_covered"]}]
     # 13:00 UTC -> 08:00 EST; the window opens 24 h later and closes 72 h later, shown in Toronto time.
     assert data["occurred_at"] == "2026-11-22T08:00:00-05:00"
     assert data["window"] == {"opens_at": "2026-11-23T08:00:00-05:00", "closes_at": "2026-11-25T08:00:00-05:00"}
@@ -132,7 +134,7 @@ def test_list_filters_by_status_and_keeps_to_the_agency(client, keys):
     cancelled = post(client, keys, incident_body("CAD-2")).get_json()["id"]
     client.patch(f"/v1/incidents/{cancelled}", json={"status": "cancelled"}, headers=keys.auth("dispatch"))
     post(client, keys, incident_body("CAD-3"), role="other_dispatch")
-    page = client.get("/v1/incidents", query_string={"status": "received"}, headers=keys.auth("dispatch")).get_json()
+    page = client.get("/v1/incidents", query_string={"status": "needs_attention"}, headers=keys.auth("dispatch")).get_json()
     assert [item["id"] for item in page["items"]] == [kept]
     everything = client.get("/v1/incidents", headers=keys.auth("dispatch")).get_json()
     assert len(everything["items"]) == 2

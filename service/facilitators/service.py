@@ -1,0 +1,197 @@
+"""Facilitator roster use cases, and the facilitator as the planner sees it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time
+from typing import Any, Mapping
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.orm import Session
+
+from service.agencies.models import Agency
+from service.auth.service import Principal
+from service.errors import Forbidden, InvalidInput, NotFound
+from service.facilitators.models import Facilitator
+from service.facilitators.schemas import DAYS
+from service.pagination import decode_cursor, encode_cursor
+from service.planning import Certification, FacilitatorProfile, Interval, WeeklyWindow
+
+
+@dataclass(frozen=True, slots=True)
+class FacilitatorView:
+    """A facilitator as the API shows it."""
+
+    id: int
+    name: str
+    email: str
+    kind: str
+    agency_code: str | None
+    unit: str | None
+    external_id: str | None
+    languages: list[str]
+    regions: list[str]
+    virtual_ok: bool
+    timezone: str
+    active: bool
+    certifications: list[dict[str, Any]]
+    availability: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+
+
+def present(f: Facilitator) -> FacilitatorView:
+    """The API view of a facilitator."""
+    return FacilitatorView(
+        id=f.id, name=f.name, email=f.email, kind=f.kind, agency_code=f.agency.code if f.agency else None,
+        unit=f.unit, external_id=f.external_id, languages=list(f.languages), regions=list(f.regions),
+        virtual_ok=f.virtual_ok, timezone=f.timezone, active=f.active,
+        certifications=[{"name": c["name"], "expires_on": date.fromisoformat(c["expires_on"])} for c in f.certifications],
+        availability={
+            "weekly": [{"day": w["day"], "start": time.fromisoformat(w["start"]), "end": time.fromisoformat(w["end"])} for w in f.weekly],
+            "exceptions": [{"start": datetime.fromisoformat(e["start"]), "end": datetime.fromisoformat(e["end"])} for e in f.exceptions],
+        },
+        created_at=f.created_at, updated_at=f.updated_at,
+    )
+
+
+def to_profile(f: Facilitator) -> FacilitatorProfile:
+    """The facilitator as the pure planner sees it."""
+    return FacilitatorProfile(
+        id=f.id, kind=f.kind, agency_id=f.agency_id, unit=f.unit, email=f.email.lower(), personnel_id=f.external_id,  # type: ignore[arg-type]
+        active=f.active, languages=frozenset(f.languages), regions=frozenset(f.regions), virtual_ok=f.virtual_ok,
+        timezone=f.timezone,
+        certifications=tuple(Certification(c["name"], date.fromisoformat(c["expires_on"])) for c in f.certifications),
+        weekly=tuple(
+            WeeklyWindow(DAYS.index(w["day"]), time.fromisoformat(w["start"]), time.fromisoformat(w["end"])) for w in f.weekly
+        ),
+        exceptions=tuple(Interval(datetime.fromisoformat(e["start"]), datetime.fromisoformat(e["end"])) for e in f.exceptions),
+    )
+
+
+def _store_certifications(certifications: list[Mapping[str, Any]]) -> list[dict[str, str]]:
+    return [{"name": c["name"], "expires_on": c["expires_on"].isoformat()} for c in certifications]
+
+
+def _store_weekly(weekly: list[Mapping[str, Any]]) -> list[dict[str, str]]:
+    return [{"day": w["day"], "start": w["start"].strftime("%H:%M"), "end": w["end"].strftime("%H:%M")} for w in weekly]
+
+
+def _store_exceptions(exceptions: list[Mapping[str, Any]]) -> list[dict[str, str]]:
+    return [{"start": e["start"].isoformat(), "end": e["end"].isoformat()} for e in exceptions]
+
+
+def _check_kind_certifications(kind: str, certifications: list[dict[str, str]]) -> None:
+    if kind == "clinician" and not any(c["name"] == "LICENSE" for c in certifications):
+        raise InvalidInput(
+            "A clinician needs a LICENSE certification.",
+            errors={"certifications": ["A clinician needs a LICENSE certification."]},
+        )
+
+
+def _agency_for_new(db: Session, caller: Principal, code: str | None) -> int | None:
+    if caller.role == "admin":
+        if code is None:
+            return None
+        agency_id = db.scalar(select(Agency.id).where(Agency.code == code))
+        if agency_id is None:
+            raise InvalidInput(f"No agency with code {code!r}.", errors={"agency": ["Unknown agency."]})
+        return agency_id
+    own = db.scalar(select(Agency.code).where(Agency.id == caller.agency_id))
+    if code not in (None, own):
+        raise Forbidden("A coordinator adds facilitators to their own agency only.")
+    return caller.agency_id
+
+
+def create(*, db: Session, caller: Principal, data: Mapping[str, Any]) -> FacilitatorView:
+    """Add a facilitator to the roster."""
+    certifications = _store_certifications(data["certifications"])
+    _check_kind_certifications(data["kind"], certifications)
+    facilitator = Facilitator(
+        agency_id=_agency_for_new(db, caller, data.get("agency")),
+        name=data["name"], email=data["email"], kind=data["kind"], unit=data.get("unit"),
+        external_id=data.get("external_id"), languages=list(data["languages"]), regions=list(data["regions"]),
+        virtual_ok=data["virtual_ok"], timezone=data["timezone"], active=data.get("active", True),
+        certifications=certifications,
+        weekly=_store_weekly(data["availability"]["weekly"]),
+        exceptions=_store_exceptions(data["availability"]["exceptions"]),
+    )
+    db.add(facilitator)
+    db.commit()
+    return present(facilitator)
+
+
+def visible(*, db: Session, caller: Principal, facilitator_id: int, for_update: bool = False) -> Facilitator:
+    """A facilitator the caller may see: admin all, coordinator their agency's, a facilitator itself."""
+    query = select(Facilitator).where(Facilitator.id == facilitator_id)
+    if caller.role == "facilitator":
+        query = query.where(Facilitator.id == caller.facilitator_id)
+    elif caller.role != "admin":
+        query = query.where(Facilitator.agency_id == caller.agency_id)
+    if for_update:
+        query = query.with_for_update(of=Facilitator)
+    facilitator = db.scalar(query)
+    if facilitator is None:
+        raise NotFound(f"No facilitator {facilitator_id}.")
+    return facilitator
+
+
+def get(*, db: Session, caller: Principal, facilitator_id: int) -> FacilitatorView:
+    """One facilitator."""
+    return present(visible(db=db, caller=caller, facilitator_id=facilitator_id))
+
+
+def list_page(*, db: Session, caller: Principal, limit: int, cursor: str | None) -> tuple[list[FacilitatorView], str | None]:
+    """The roster the caller manages, newest first."""
+    query = select(Facilitator)
+    if caller.role != "admin":
+        query = query.where(Facilitator.agency_id == caller.agency_id)
+    if cursor:
+        created, ident = decode_cursor(cursor)
+        if not ident.isdigit():
+            raise InvalidInput("The cursor is not one this API returned.", errors={"cursor": ["Invalid cursor."]})
+        query = query.where(or_(Facilitator.created_at < created, and_(Facilitator.created_at == created, Facilitator.id < int(ident))))
+    rows = list(db.scalars(query.order_by(Facilitator.created_at.desc(), Facilitator.id.desc()).limit(limit + 1)))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return [present(r) for r in rows], (encode_cursor(rows[-1].created_at, rows[-1].id) if more else None)
+
+
+def apply_changes(facilitator: Facilitator, changes: Mapping[str, Any]) -> None:
+    """Write validated changes onto the row (the caller re-plans and commits)."""
+    for name in ("name", "email", "unit", "external_id", "virtual_ok", "timezone", "active"):
+        if name in changes:
+            setattr(facilitator, name, changes[name])
+    if "languages" in changes:
+        facilitator.languages = list(changes["languages"])
+    if "regions" in changes:
+        facilitator.regions = list(changes["regions"])
+    if "certifications" in changes:
+        facilitator.certifications = _store_certifications(changes["certifications"])
+    _check_kind_certifications(facilitator.kind, facilitator.certifications)
+    if "weekly" in changes:
+        facilitator.weekly = _store_weekly(changes["weekly"])
+    if "exceptions" in changes:
+        facilitator.exceptions = _store_exceptions(changes["exceptions"])
+
+
+def update(*, db: Session, caller: Principal, facilitator_id: int, changes: Mapping[str, Any], now: datetime) -> FacilitatorView:
+    """Change a facilitator; sessions they can no longer take get a replacement."""
+    from service.sessions.service import revalidate_facilitator
+
+    if caller.role == "facilitator" and ({"active", "certifications", "external_id", "regions"} & set(changes)):
+        raise Forbidden("A facilitator may not change their own status, certifications, regions or personnel id.")
+    facilitator = visible(db=db, caller=caller, facilitator_id=facilitator_id, for_update=True)
+    apply_changes(facilitator, changes)
+    facilitator.updated_at = now
+    revalidate_facilitator(db, facilitator=facilitator, now=now)
+    db.commit()
+    return present(facilitator)
+
+
+def set_availability(*, db: Session, caller: Principal, facilitator_id: int, availability: Mapping[str, Any], now: datetime) -> FacilitatorView:
+    """Replace weekly windows and exceptions; sessions that no longer fit get a replacement."""
+    return update(
+        db=db, caller=caller, facilitator_id=facilitator_id, now=now,
+        changes={"weekly": availability["weekly"], "exceptions": availability["exceptions"]},
+    )

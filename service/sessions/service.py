@@ -1,0 +1,552 @@
+"""Session use cases: plan an incident, re-plan it, replace a facilitator, and coordinator actions.
+
+Planning is pure (`service.planning`); this module loads its inputs, writes its outputs,
+and makes concurrent planners safe. On PostgreSQL a plan is committed only after the
+rows of the facilitators it books are locked and the plan re-checked against bookings
+committed meanwhile (an exclusion constraint backs this up); on SQLite every write
+transaction holds the database lock from its first statement.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Iterable, Sequence
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session as DbSession
+from sqlalchemy.orm import selectinload
+
+from service.agencies.models import Agency
+from service.agencies.policy import policy_from_overrides
+from service.auth.service import Principal
+from service.errors import Conflict, InvalidInput, NotFound
+from service.facilitators.models import Facilitator
+from service.facilitators.service import to_profile
+from service.incidents.models import Incident, Personnel
+from service.planning import (
+    AgendaItem, Booking, FacilitatorPool, Group, IncidentFacts, Participant, PlannedSession, PlanningPolicy,
+    Problem, Schedule, build_agenda, find_replacement, ineligibility_reasons, plan_incident, split_into_groups,
+)
+from service.planning.timegrid import grid_starts
+from service.planning.agenda import session_window
+from service.sessions.models import Assignment, Session, SessionParticipant
+
+GROUP_KINDS = ("defusing", "debriefing")
+PLANNING_ATTEMPTS = 4
+
+
+class LostRace(Exception):
+    """Another transaction booked one of our facilitators first: plan again."""
+
+
+@dataclass(frozen=True, slots=True)
+class SessionView:
+    """A session as the API shows it: counts of people, never names."""
+
+    id: uuid.UUID
+    incident_id: uuid.UUID
+    kind: str
+    group: str | None
+    language: str
+    status: str
+    starts_at: datetime
+    ends_at: datetime
+    sequence: int
+    location: dict[str, str]
+    facilitators: list[dict[str, Any]]
+    participant_count: int
+    agenda: list[dict[str, Any]]
+
+
+def policy_for(agency: Agency) -> PlanningPolicy:
+    """The agency's planning policy: the defaults with its overrides."""
+    return policy_from_overrides(agency.policy or {})
+
+
+def incident_facts(incident: Incident) -> IncidentFacts:
+    """The incident as the planner sees it."""
+    return IncidentFacts(
+        ref=str(incident.id), agency_id=incident.agency_id, severity=incident.severity,
+        occurred_at=incident.occurred_at, region=incident.region, timezone=incident.agency.timezone,
+        participants=tuple(_participant(p) for p in incident.personnel),
+    )
+
+
+def _participant(p: Personnel) -> Participant:
+    return Participant(key=p.external_id, email=p.email.lower(), role=p.role, unit=p.unit, exposure=p.exposure, language=p.language)
+
+
+def present(session: Session, zone: ZoneInfo) -> SessionView:
+    """The API view of a session, times in the agency's zone."""
+    return SessionView(
+        id=session.id, incident_id=session.incident_id, kind=session.kind, group=session.group_key,
+        language=session.language, status=session.status,
+        starts_at=session.starts_at.astimezone(zone), ends_at=session.ends_at.astimezone(zone),
+        sequence=session.sequence, location={"mode": session.mode, "region": session.region},
+        facilitators=[{"id": a.facilitator_id, "kind": a.facilitator.kind} for a in session.assignments if a.active],
+        participant_count=session.participant_count,
+        agenda=[
+            {"phase": item["phase"], "starts_at": datetime.fromisoformat(item["starts_at"]).astimezone(zone), "minutes": item["minutes"]}
+            for item in session.agenda
+        ],
+    )
+
+
+def incident_sessions(db: DbSession, incident: Incident) -> list[SessionView]:
+    """The sessions of an incident, earliest first."""
+    zone = ZoneInfo(incident.agency.timezone)
+    rows = db.scalars(
+        select(Session).where(Session.incident_id == incident.id)
+        .options(selectinload(Session.assignments)).order_by(Session.starts_at, Session.kind, Session.group_key)
+    )
+    return [present(s, zone) for s in rows]
+
+
+# -- loading the planner's inputs ---------------------------------------------------------------
+
+
+@dataclass
+class PlanningState:
+    """The roster and the bookings, as the planner needs them."""
+
+    pool: FacilitatorPool
+    schedule: Schedule
+    profiles: dict[int, Any] = field(default_factory=dict)
+
+
+def load_state(db: DbSession, *, now: datetime, policy: PlanningPolicy, facilitator_ids: Iterable[int] | None = None) -> PlanningState:
+    """Load facilitators and every active booking that can still matter for caps, load or overlaps."""
+    query = select(Facilitator)
+    booking_query = select(
+        Assignment.facilitator_id, Assignment.session_id, Assignment.starts_at, Assignment.ends_at, Assignment.group_session,
+    ).where(Assignment.active, Assignment.ends_at > now - timedelta(days=max(policy.load_lookback_days, 7) + 1))
+    if facilitator_ids is not None:
+        ids = sorted(set(facilitator_ids))
+        query = query.where(Facilitator.id.in_(ids))
+        booking_query = booking_query.where(Assignment.facilitator_id.in_(ids))
+    profiles = {f.id: to_profile(f) for f in db.scalars(query)}
+    schedule = Schedule()
+    for fid, session_id, starts_at, ends_at, group in db.execute(booking_query):
+        schedule.add(Booking(fid, str(session_id), starts_at, ends_at, group))
+    return PlanningState(FacilitatorPool(profiles.values()), schedule, profiles)
+
+
+def _lock_facilitators(db: DbSession, ids: Iterable[int]) -> None:
+    """Lock facilitator rows in id order (no deadlocks) until commit; SQLite is already locked."""
+    ids = sorted(set(ids))
+    if ids and db.get_bind().dialect.name == "postgresql":
+        db.execute(select(Facilitator.id).where(Facilitator.id.in_(ids)).order_by(Facilitator.id).with_for_update())
+
+
+def _lock_incident(db: DbSession, incident_id: uuid.UUID) -> Incident | None:
+    query = (
+        select(Incident).where(Incident.id == incident_id)
+        .options(selectinload(Incident.personnel)).execution_options(populate_existing=True)
+    )
+    if db.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(of=Incident)
+    return db.scalar(query)
+
+
+def _recheck(db: DbSession, planned: Sequence[tuple[PlannedSession, str]], *, incident: IncidentFacts,
+             policy: PlanningPolicy, now: datetime, ignore: Iterable[str] = ()) -> None:
+    """After locking, check the new bookings against what is committed now; raise LostRace if taken."""
+    team = {fid for session, _ in planned for fid in session.facilitator_ids}
+    _lock_facilitators(db, team)
+    fresh = load_state(db, now=now, policy=policy, facilitator_ids=team)
+    for ref in ignore:
+        fresh.schedule.remove(ref)
+    for session, language in planned:
+        for fid in session.facilitator_ids:
+            reasons = ineligibility_reasons(
+                fresh.profiles[fid], kind=session.kind, starts_at=session.starts_at, ends_at=session.ends_at,
+                mode=session.mode, region=session.region, language=language, incident=incident,
+                schedule=fresh.schedule, policy=policy, ignore_session_ref=session.ref,
+            )
+            if reasons:
+                raise LostRace(f"facilitator {fid}: {', '.join(reasons)}")
+        for fid in session.facilitator_ids:
+            fresh.schedule.add(Booking(fid, session.ref, session.starts_at, session.ends_at, session.kind in GROUP_KINDS))
+
+
+def _commit_or_retry(db: DbSession) -> None:
+    try:
+        db.commit()
+    except IntegrityError as exc:
+        # The exclusion constraint caught an overlap that slipped past the locks.
+        db.rollback()
+        raise LostRace(str(exc.orig)) from None
+
+
+# -- writing a plan -------------------------------------------------------------------------------
+
+
+def _agenda_rows(agenda: Iterable[AgendaItem]) -> list[dict[str, Any]]:
+    return [{"phase": a.phase, "starts_at": a.starts_at.isoformat(), "minutes": a.minutes} for a in agenda]
+
+
+def _assign(session: Session, facilitator_ids: Iterable[int]) -> None:
+    for fid in facilitator_ids:
+        session.assignments.append(Assignment(
+            facilitator_id=fid, active=True, group_session=session.kind in GROUP_KINDS,
+            starts_at=session.starts_at, ends_at=session.ends_at,
+        ))
+
+
+def _release(assignment: Assignment, *, now: datetime, reason: str) -> None:
+    assignment.active = False
+    assignment.released_at = now
+    assignment.release_reason = reason
+
+
+def _move(session: Session, planned: PlannedSession, *, now: datetime, reason: str) -> bool:
+    """Apply a re-planned time, place and team to a session; True when anything changed."""
+    changed = (session.starts_at, session.ends_at, session.mode, session.region) != (
+        planned.starts_at, planned.ends_at, planned.mode, planned.region)
+    session.starts_at, session.ends_at = planned.starts_at, planned.ends_at
+    session.mode, session.region = planned.mode, planned.region
+    session.agenda = _agenda_rows(planned.agenda)
+    keep = set(planned.facilitator_ids)
+    current = {a.facilitator_id for a in session.assignments if a.active}
+    for assignment in session.assignments:
+        if assignment.active and assignment.facilitator_id not in keep:
+            _release(assignment, now=now, reason=reason)
+            changed = True
+        elif assignment.active:
+            assignment.starts_at, assignment.ends_at = planned.starts_at, planned.ends_at
+    new = [fid for fid in planned.facilitator_ids if fid not in current]
+    _assign(session, new)
+    return changed or bool(new)
+
+
+def _bump(session: Session, now: datetime) -> None:
+    session.sequence += 1
+    session.updated_at = now
+
+
+def _set_participants(session: Session, group: Group, personnel_ids: dict[str, int]) -> None:
+    wanted = {personnel_ids[p.key] for p in group.participants}
+    session.participants = [sp for sp in session.participants if sp.personnel_id in wanted]
+    present_ids = {sp.personnel_id for sp in session.participants}
+    session.participants.extend(SessionParticipant(personnel_id=pid) for pid in sorted(wanted - present_ids))
+    session.participant_count = len(wanted)
+
+
+def _problem_rows(problems: Iterable[Problem]) -> list[dict[str, Any]]:
+    return [{"group": p.group_key, "kind": p.kind, "reasons": list(p.reasons)} for p in problems]
+
+
+def plan(db: DbSession, *, incident_id: uuid.UUID, now: datetime) -> None:
+    """Plan (or re-plan) the group sessions of an incident whose groups are new or changed."""
+    for _attempt in range(PLANNING_ATTEMPTS):
+        try:
+            _plan_once(db, incident_id=incident_id, now=now)
+            return
+        except LostRace:
+            db.rollback()
+    # Persistent contention: keep the incident visible rather than silently unplanned.
+    incident = _lock_incident(db, incident_id)
+    if incident is not None and incident.status not in ("cancelled", "closed"):
+        incident.status = "needs_attention"
+        incident.problems = [*incident.problems, {"group": None, "kind": "debriefing", "reasons": ["planning_contention"]}]
+        db.commit()
+
+
+def _plan_once(db: DbSession, *, incident_id: uuid.UUID, now: datetime) -> None:
+    incident = _lock_incident(db, incident_id)
+    if incident is None or incident.status in ("cancelled", "closed"):
+        db.rollback()
+        return
+    policy = policy_for(incident.agency)
+    facts = incident_facts(incident)
+    groups = split_into_groups(facts.participants, policy)
+    kinds = GROUP_KINDS if incident.severity >= policy.defusing_min_severity else ("debriefing",)
+    wanted = {(g.key, kind): g for g in groups for kind in kinds}
+    personnel_ids = {p.external_id: p.id for p in incident.personnel}
+
+    sessions = list(db.scalars(
+        select(Session).where(Session.incident_id == incident.id, Session.kind.in_(GROUP_KINDS))
+        .options(selectinload(Session.assignments), selectinload(Session.participants))
+    ))
+    members = {s.id: {sp.personnel_id for sp in s.participants} for s in sessions}
+    active = {(s.group_key, s.kind): s for s in sessions if s.status == "scheduled"}
+    planned_before = {(s.group_key, s.kind) for s in sessions}
+
+    state = load_state(db, now=now, policy=policy)
+    to_plan: dict[tuple[str, str], Session | None] = {}
+    for key, group in wanted.items():
+        session = active.get(key)
+        target = {personnel_ids[p.key] for p in group.participants}
+        if session is not None and members[session.id] == target:
+            continue  # unaffected group: keeps its session
+        if session is not None and session.starts_at <= now:
+            continue  # already under way: not moved
+        if session is None and key in planned_before:
+            continue  # held, completed or cancelled by a coordinator: not re-created silently
+        to_plan[key] = session
+        if session is not None:
+            state.schedule.remove(str(session.id))
+
+    stale = [s for key, s in active.items() if key not in wanted and s.starts_at > now]
+    for session in stale:
+        state.schedule.remove(str(session.id))
+
+    outcome = plan_incident(facts, state.pool, state.schedule, policy, now=now, only=frozenset(to_plan)) if to_plan else None
+    placed = {(p.group_key, p.kind): p for p in (outcome.sessions if outcome else ())}
+    problems = {(p.group_key, p.kind): p for p in (outcome.problems if outcome else ())}
+
+    # Bookings of existing sessions keep their refs (the session id) so the re-check can ignore them.
+    to_check: list[tuple[PlannedSession, str]] = []
+    for key, planned in placed.items():
+        existing = to_plan[key]
+        ref = str(existing.id) if existing is not None else planned.ref
+        to_check.append((_with_ref(planned, ref), wanted[key].language))
+    _recheck(db, to_check, incident=facts, policy=policy, now=now,
+             ignore=[str(s.id) for s in to_plan.values() if s is not None] + [str(s.id) for s in stale])
+
+    for session in stale:
+        _cancel(session, now=now, reason="group_changed")
+    for key, existing in to_plan.items():
+        group = wanted[key]
+        planned = placed.get(key)
+        if planned is None:
+            if existing is not None:
+                _cancel(existing, now=now, reason="no_replacement")
+            continue
+        if existing is None:
+            session = Session(
+                incident_id=incident.id, kind=planned.kind, group_key=group.key, language=group.language,
+                status="scheduled", starts_at=planned.starts_at, ends_at=planned.ends_at, mode=planned.mode,
+                region=planned.region, sequence=0, agenda=_agenda_rows(planned.agenda), created_at=now, updated_at=now,
+            )
+            _assign(session, planned.facilitator_ids)
+            _set_participants(session, group, personnel_ids)
+            db.add(session)
+        else:
+            _move(existing, planned, now=now, reason="replanned")
+            _set_participants(existing, group, personnel_ids)
+            _bump(existing, now)
+
+    kept = [p for p in incident.problems if (p["group"], p["kind"]) in wanted and (p["group"], p["kind"]) not in to_plan]
+    incident.problems = kept + _problem_rows(problems.values())
+    incident.status = "needs_attention" if incident.problems else "planned"
+    incident.updated_at = now
+    _commit_or_retry(db)
+
+
+def _with_ref(planned: PlannedSession, ref: str) -> PlannedSession:
+    from dataclasses import replace
+
+    return replace(planned, ref=ref)
+
+
+def _cancel(session: Session, *, now: datetime, reason: str) -> None:
+    session.status = "cancelled"
+    for assignment in session.assignments:
+        if assignment.active:
+            _release(assignment, now=now, reason=reason)
+    _bump(session, now)
+
+
+def cancel_incident_sessions(db: DbSession, *, incident: Incident, now: datetime) -> None:
+    """Cancel every session of an incident that has not been held (the caller commits)."""
+    for session in db.scalars(
+        select(Session).where(Session.incident_id == incident.id, Session.status == "scheduled")
+        .options(selectinload(Session.assignments))
+    ):
+        _cancel(session, now=now, reason="incident_cancelled")
+
+
+# -- one session ----------------------------------------------------------------------------------
+
+
+def _visible_session(db: DbSession, *, caller: Principal, session_id: uuid.UUID, lock: bool = False) -> tuple[Session, Incident]:
+    """A session the caller may act on: its agency's coordinator, or a facilitator on its team."""
+    query = select(Session).where(Session.id == session_id).options(
+        selectinload(Session.assignments), selectinload(Session.participants),
+    ).execution_options(populate_existing=True)
+    if lock and db.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(of=Session)
+    session = db.scalar(query)
+    if session is None:
+        raise NotFound(f"No session {session_id}.")
+    incident = db.scalar(select(Incident).where(Incident.id == session.incident_id).options(selectinload(Incident.personnel)))
+    assert incident is not None
+    if caller.role == "facilitator":
+        if caller.facilitator_id not in {a.facilitator_id for a in session.assignments if a.active}:
+            raise NotFound(f"No session {session_id}.")
+    elif caller.role != "admin" and incident.agency_id != caller.agency_id:
+        raise NotFound(f"No session {session_id}.")
+    return session, incident
+
+
+def get(db: DbSession, *, caller: Principal, session_id: uuid.UUID) -> SessionView:
+    """One session."""
+    session, incident = _visible_session(db, caller=caller, session_id=session_id)
+    return present(session, ZoneInfo(incident.agency.timezone))
+
+
+def cancel(db: DbSession, *, caller: Principal, session_id: uuid.UUID, now: datetime) -> SessionView:
+    """Cancel a scheduled session."""
+    session, incident = _visible_session(db, caller=caller, session_id=session_id, lock=True)
+    if session.status != "scheduled":
+        raise Conflict(f"The session is {session.status}.")
+    _cancel(session, now=now, reason="session_cancelled")
+    db.commit()
+    return present(session, ZoneInfo(incident.agency.timezone))
+
+
+def complete(db: DbSession, *, caller: Principal, session_id: uuid.UUID, now: datetime) -> SessionView:
+    """Mark a session that has started as held."""
+    session, incident = _visible_session(db, caller=caller, session_id=session_id, lock=True)
+    if session.status != "scheduled":
+        raise Conflict(f"The session is {session.status}.")
+    if session.starts_at > now:
+        raise Conflict("The session has not started yet.")
+    session.status = "completed"
+    _bump(session, now)
+    db.commit()
+    return present(session, ZoneInfo(incident.agency.timezone))
+
+
+def _planned(session: Session) -> PlannedSession:
+    return PlannedSession(
+        kind=session.kind, group_key=session.group_key, starts_at=session.starts_at, ends_at=session.ends_at,  # type: ignore[arg-type]
+        mode=session.mode, region=session.region,  # type: ignore[arg-type]
+        facilitator_ids=tuple(sorted(a.facilitator_id for a in session.assignments if a.active)),
+        agenda=(), ref=str(session.id),
+    )
+
+
+def _group_of(session: Session, incident: Incident) -> Group:
+    ids = {sp.personnel_id for sp in session.participants}
+    people = tuple(_participant(p) for p in incident.personnel if p.id in ids)
+    first = people[0] if people else None
+    return Group(
+        key=session.group_key or "", exposure=first.exposure if first else "direct",
+        command=False, language=session.language, participants=people,
+    )
+
+
+def reschedule(db: DbSession, *, caller: Principal, session_id: uuid.UUID, starts_at: datetime, now: datetime) -> SessionView:
+    """Move a session to a given start, checked by the same rules as planning."""
+    session, incident = _visible_session(db, caller=caller, session_id=session_id, lock=True)
+    if session.status != "scheduled":
+        raise Conflict(f"The session is {session.status}.")
+    policy = policy_for(incident.agency)
+    facts = incident_facts(incident)
+    length = session.ends_at - session.starts_at
+    window = session_window(session.kind, incident.occurred_at, policy)  # type: ignore[arg-type]
+    allowed = grid_starts(window, not_before=now, minutes=int(length.total_seconds() // 60), zone=facts.timezone, policy=policy)
+    if starts_at not in allowed:
+        raise InvalidInput(
+            "That start is not allowed for this session.",
+            errors={"starts_at": [
+                f"Must lie on the {policy.grid_minutes}-minute grid, between {policy.earliest_start:%H:%M} and "
+                f"{policy.latest_start:%H:%M} local time, end by {policy.latest_end:%H:%M}, inside the session's window, "
+                "and not in the past."
+            ]},
+        )
+    team = [a.facilitator_id for a in session.assignments if a.active]
+    _lock_facilitators(db, team)
+    state = load_state(db, now=now, policy=policy, facilitator_ids=team)
+    blocked = {}
+    for fid in team:
+        reasons = ineligibility_reasons(
+            state.profiles[fid], kind=session.kind, starts_at=starts_at, ends_at=starts_at + length,  # type: ignore[arg-type]
+            mode=session.mode, region=session.region, language=session.language, incident=facts,  # type: ignore[arg-type]
+            schedule=state.schedule, policy=policy, ignore_session_ref=str(session.id),
+        )
+        if reasons:
+            blocked[f"facilitators.{fid}"] = list(reasons)
+    if blocked:
+        raise Conflict("A facilitator of the team cannot take the session at that time.", errors=blocked)
+    moved = PlannedSession(
+        kind=session.kind, group_key=session.group_key, starts_at=starts_at, ends_at=starts_at + length,  # type: ignore[arg-type]
+        mode=session.mode, region=session.region, facilitator_ids=tuple(sorted(team)),  # type: ignore[arg-type]
+        agenda=build_agenda(session.kind, starts_at, policy), ref=str(session.id),  # type: ignore[arg-type]
+    )
+    if _move(session, moved, now=now, reason="rescheduled"):
+        _bump(session, now)
+    _commit_or_retry_once(db)
+    return present(session, ZoneInfo(incident.agency.timezone))
+
+
+def _commit_or_retry_once(db: DbSession) -> None:
+    try:
+        _commit_or_retry(db)
+    except LostRace:
+        raise Conflict("A facilitator was booked concurrently; try again.") from None
+
+
+def replace_facilitator(db: DbSession, *, session: Session, incident: Incident, facilitator_id: int,
+                        now: datetime, reason: str) -> None:
+    """Take a facilitator off a session and find a replacement (same time if possible); caller commits."""
+    policy = policy_for(incident.agency)
+    facts = incident_facts(incident)
+    state = load_state(db, now=now, policy=policy)
+    planned = _planned(session)
+    group = _group_of(session, incident)
+    found = None
+    if state.pool.get(facilitator_id) is not None and facilitator_id in planned.facilitator_ids:
+        found = find_replacement(planned, leaving_facilitator_id=facilitator_id, incident=facts, group=group,
+                                 pool=state.pool, schedule=state.schedule, policy=policy, now=now)
+    if found is None:
+        for assignment in session.assignments:
+            if assignment.active and assignment.facilitator_id == facilitator_id:
+                _release(assignment, now=now, reason=reason)
+        _cancel(session, now=now, reason="no_replacement")
+        incident.status = "needs_attention"
+        incident.problems = [*incident.problems, {"group": session.group_key, "kind": session.kind, "reasons": ["no_replacement"]}]
+        return
+    _recheck(db, [(found, session.language)], incident=facts, policy=policy, now=now, ignore=[str(session.id)])
+    _move(session, found, now=now, reason=reason)
+    _bump(session, now)
+
+
+def decline(db: DbSession, *, caller: Principal, session_id: uuid.UUID, now: datetime) -> SessionView:
+    """The caller (a facilitator on the team) declines; a replacement is found automatically."""
+    for _attempt in range(PLANNING_ATTEMPTS):
+        session, incident = _visible_session(db, caller=caller, session_id=session_id, lock=True)
+        if session.status != "scheduled":
+            raise Conflict(f"The session is {session.status}.")
+        try:
+            replace_facilitator(db, session=session, incident=incident, facilitator_id=caller.facilitator_id,  # type: ignore[arg-type]
+                                now=now, reason="declined")
+            _commit_or_retry(db)
+        except LostRace:
+            db.rollback()
+            continue
+        return present(session, ZoneInfo(incident.agency.timezone))
+    raise Conflict("The team could not be changed because of concurrent bookings; try again.")
+
+
+def revalidate_facilitator(db: DbSession, *, facilitator: Facilitator, now: datetime) -> int:
+    """Replace the facilitator on every future session they can no longer take; the caller commits."""
+    sessions = list(db.scalars(
+        select(Session).join(Assignment, Assignment.session_id == Session.id)
+        .where(Assignment.facilitator_id == facilitator.id, Assignment.active, Session.status == "scheduled", Session.starts_at > now)
+        .options(selectinload(Session.assignments), selectinload(Session.participants))
+        .order_by(Session.starts_at)
+    ))
+    replaced = 0
+    profile = to_profile(facilitator)
+    for session in sessions:
+        incident = db.scalar(select(Incident).where(Incident.id == session.incident_id).options(selectinload(Incident.personnel)))
+        assert incident is not None
+        policy = policy_for(incident.agency)
+        state = load_state(db, now=now, policy=policy, facilitator_ids=[facilitator.id])
+        reasons = ineligibility_reasons(
+            profile, kind=session.kind, starts_at=session.starts_at, ends_at=session.ends_at,  # type: ignore[arg-type]
+            mode=session.mode, region=session.region, language=session.language,  # type: ignore[arg-type]
+            incident=incident_facts(incident), schedule=state.schedule, policy=policy, ignore_session_ref=str(session.id),
+        )
+        if reasons:
+            replace_facilitator(db, session=session, incident=incident, facilitator_id=facilitator.id, now=now,
+                                reason="no_longer_eligible")
+            replaced += 1
+    return replaced

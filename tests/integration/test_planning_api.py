@@ -1,0 +1,227 @@
+"""Planning through the API: intake plans, changes re-plan, facilitators are replaced."""
+
+import threading
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+
+from service.sessions.models import Assignment
+
+from tests.factories import incident_body, person
+from tests.integration.planning_helpers import add_roster, facilitator_key, overlapping_assignments
+
+
+TORONTO = ZoneInfo("America/Toronto")
+
+
+def report(client, keys, body, role="dispatch"):
+    response = client.post("/v1/incidents", json=body, headers=keys.auth(role))
+    assert response.status_code in (200, 201), response.get_json()
+    return response.get_json()
+
+
+def test_intake_plans_a_debriefing_in_the_window(client, keys):
+    roster = add_roster(client, keys)
+    incident = report(client, keys, incident_body())
+    assert incident["status"] == "planned" and incident["problems"] == []
+    [session] = incident["sessions"]
+    assert session["kind"] == "debriefing" and session["status"] == "scheduled" and session["sequence"] == 0
+    # The window opens at 08:00 Toronto time the next day; 07:00–22:00 availability leaves the 60-min buffer.
+    assert session["starts_at"] == "2026-11-23T08:00:00-05:00" and session["ends_at"] == "2026-11-23T10:30:00-05:00"
+    assert session["participant_count"] == 3 and session["group"] == "direct-en"
+    kinds = sorted(f["kind"] for f in session["facilitators"])
+    assert kinds == ["clinician", "peer"] and {f["id"] for f in session["facilitators"]} <= set(roster)
+    assert [a["phase"] for a in session["agenda"]] == ["introduction", "fact", "thought", "reaction", "symptom", "teaching", "re-entry"]
+    assert session["agenda"][1]["starts_at"] == "2026-11-23T08:15:00-05:00"
+    assert session["location"] == {"mode": "in_person", "region": "north-east"}
+
+
+def test_severity_4_adds_a_defusing_within_8_hours(client, keys):
+    add_roster(client, keys)
+    incident = report(client, keys, incident_body(severity=4))
+    by_kind = {s["kind"]: s for s in incident["sessions"]}
+    assert set(by_kind) == {"defusing", "debriefing"}
+    defusing = by_kind["defusing"]
+    assert defusing["starts_at"] == "2026-11-22T10:00:00-05:00" and defusing["ends_at"] == "2026-11-22T10:45:00-05:00"
+    assert [f["kind"] for f in defusing["facilitators"]] == ["peer", "peer"]
+
+
+def test_no_clinician_leaves_the_incident_needing_attention(client, keys):
+    add_roster(client, keys, clinicians=0, peers=3)
+    incident = report(client, keys, incident_body())
+    assert incident["status"] == "needs_attention" and incident["sessions"] == []
+    assert incident["problems"] == [{"group": "direct-en", "kind": "debriefing", "reasons": ["no_clinician_available"]}]
+
+
+def test_groups_are_homogeneous_and_most_exposed_first(client, keys):
+    add_roster(client, keys, clinicians=3, peers=6)
+    people = [person(1), person(2), person(3, exposure="witness"), person(4, role="supervisor")]
+    incident = report(client, keys, incident_body(personnel=people))
+    groups = [s["group"] for s in incident["sessions"]]
+    assert sorted(groups) == ["direct-command-en", "direct-en", "witness-en"]
+    counts = {s["group"]: s["participant_count"] for s in incident["sessions"]}
+    assert counts == {"direct-en": 2, "direct-command-en": 1, "witness-en": 1}
+
+
+def test_conflicted_facilitators_are_never_chosen(client, keys):
+    # Every facilitator belongs to the involved unit: nobody may debrief their own unit.
+    add_roster(client, keys, unit="patrol-3")
+    incident = report(client, keys, incident_body())
+    assert incident["status"] == "needs_attention"
+    assert incident["problems"][0]["reasons"] == ["all_candidates_conflicted"]
+
+
+def test_session_is_visible_to_its_agency_and_team_only(app, client, keys):
+    roster = add_roster(client, keys)
+    session = report(client, keys, incident_body())["sessions"][0]
+    url = f"/v1/sessions/{session['id']}"
+    assert client.get(url, headers=keys.auth("coordinator")).get_json() == session
+    assert client.get(url, headers=keys.auth("other_coordinator")).status_code == 404
+    on_team = session["facilitators"][0]["id"]
+    off_team = next(fid for fid in roster if fid not in {f["id"] for f in session["facilitators"]})
+    assert client.get(url, headers=facilitator_key(app, on_team)).status_code == 200
+    assert client.get(url, headers=facilitator_key(app, off_team)).status_code == 404
+    assert client.get(url, headers=keys.auth("supervisor")).status_code == 403
+
+
+def test_decline_finds_a_replacement_at_the_same_time(app, client, keys):
+    add_roster(client, keys)
+    session = report(client, keys, incident_body())["sessions"][0]
+    peer = next(f["id"] for f in session["facilitators"] if f["kind"] == "peer")
+    response = client.post(f"/v1/sessions/{session['id']}/decline", headers=facilitator_key(app, peer))
+    assert response.status_code == 200
+    after = client.get(f"/v1/sessions/{session['id']}", headers=keys.auth("coordinator")).get_json()
+    assert after["starts_at"] == session["starts_at"] and after["sequence"] == 1
+    assert peer not in {f["id"] for f in after["facilitators"]}
+    assert sorted(f["kind"] for f in after["facilitators"]) == ["clinician", "peer"]
+
+
+def test_decline_without_replacement_cancels_and_flags_the_incident(app, client, keys):
+    add_roster(client, keys, clinicians=1, peers=1)
+    incident = report(client, keys, incident_body())
+    session = incident["sessions"][0]
+    clinician = next(f["id"] for f in session["facilitators"] if f["kind"] == "clinician")
+    client.post(f"/v1/sessions/{session['id']}/decline", headers=facilitator_key(app, clinician))
+    after = client.get(f"/v1/incidents/{incident['id']}", headers=keys.auth("coordinator")).get_json()
+    assert after["status"] == "needs_attention"
+    assert after["sessions"][0]["status"] == "cancelled" and after["sessions"][0]["sequence"] == 1
+    assert {"group": "direct-en", "kind": "debriefing", "reasons": ["no_replacement"]} in after["problems"]
+
+
+def test_time_off_replaces_the_facilitator(client, keys):
+    add_roster(client, keys, clinicians=2, peers=2)
+    session = report(client, keys, incident_body())["sessions"][0]
+    clinician = next(f["id"] for f in session["facilitators"] if f["kind"] == "clinician")
+    availability = {"weekly": [{"day": d, "start": "07:00", "end": "22:00"} for d in ("mon", "tue", "wed")],
+                    "exceptions": [{"start": "2026-11-23T00:00:00-05:00", "end": "2026-11-24T00:00:00-05:00"}]}
+    assert client.put(f"/v1/facilitators/{clinician}/availability", json=availability, headers=keys.auth("coordinator")).status_code == 200
+    after = client.get(f"/v1/sessions/{session['id']}", headers=keys.auth("coordinator")).get_json()
+    assert clinician not in {f["id"] for f in after["facilitators"]}
+    assert after["sequence"] == 1 and after["starts_at"] == session["starts_at"]
+
+
+def test_deactivating_a_facilitator_replaces_them(client, keys):
+    add_roster(client, keys, clinicians=2, peers=2)
+    session = report(client, keys, incident_body())["sessions"][0]
+    peer = next(f["id"] for f in session["facilitators"] if f["kind"] == "peer")
+    client.patch(f"/v1/facilitators/{peer}", json={"active": False}, headers=keys.auth("coordinator"))
+    after = client.get(f"/v1/sessions/{session['id']}", headers=keys.auth("coordinator")).get_json()
+    assert peer not in {f["id"] for f in after["facilitators"]} and after["sequence"] == 1
+
+
+def test_reschedule_is_checked_by_the_planning_rules(client, keys):
+    add_roster(client, keys)
+    session = report(client, keys, incident_body())["sessions"][0]
+    url = f"/v1/sessions/{session['id']}/reschedule"
+    moved = client.post(url, json={"starts_at": "2026-11-24T13:30:00-05:00"}, headers=keys.auth("coordinator"))
+    assert moved.status_code == 200
+    body = moved.get_json()
+    assert body["starts_at"] == "2026-11-24T13:30:00-05:00" and body["sequence"] == 1
+    assert body["agenda"][0]["starts_at"] == "2026-11-24T13:30:00-05:00"
+    for bad in ("2026-11-24T13:10:00-05:00", "2026-11-24T19:00:00-05:00", "2026-11-26T09:00:00-05:00", "2026-11-24T13:30:00"):
+        response = client.post(url, json={"starts_at": bad}, headers=keys.auth("coordinator"))
+        assert response.status_code == 422, bad
+    assert client.get(f"/v1/sessions/{session['id']}", headers=keys.auth("coordinator")).get_json()["sequence"] == 1
+
+
+def test_reschedule_onto_a_busy_facilitator_is_409(client, keys):
+    add_roster(client, keys, clinicians=1, peers=2)
+    first = report(client, keys, incident_body("CAD-1"))["sessions"][0]
+    # The only clinician now has a session on the 23rd; a second incident lands on another day (daily cap).
+    second = report(client, keys, incident_body("CAD-2"))["sessions"][0]
+    assert second["starts_at"][:10] != first["starts_at"][:10]
+    response = client.post(f"/v1/sessions/{second['id']}/reschedule", json={"starts_at": "2026-11-23T14:00:00-05:00"}, headers=keys.auth("coordinator"))
+    assert response.status_code == 409
+    assert any("daily_cap" in reasons for reasons in response.get_json()["errors"].values())
+
+
+def test_cancel_and_complete(client, keys, clock):
+    add_roster(client, keys, clinicians=2, peers=4)
+    sessions = report(client, keys, incident_body(personnel=[person(1), person(2, exposure="witness")]))["sessions"]
+    first, second = sessions
+    assert client.post(f"/v1/sessions/{first['id']}/complete", headers=keys.auth("coordinator")).status_code == 409
+    clock.advance(days=3)
+    done = client.post(f"/v1/sessions/{first['id']}/complete", headers=keys.auth("coordinator")).get_json()
+    assert done["status"] == "completed" and done["sequence"] == 1
+    cancelled = client.post(f"/v1/sessions/{second['id']}/cancel", headers=keys.auth("coordinator")).get_json()
+    assert cancelled["status"] == "cancelled" and cancelled["facilitators"] == []
+    assert client.post(f"/v1/sessions/{second['id']}/cancel", headers=keys.auth("coordinator")).status_code == 409
+
+
+def test_cancelling_the_incident_cancels_its_sessions(client, keys):
+    add_roster(client, keys)
+    incident = report(client, keys, incident_body())
+    cancelled = client.patch(f"/v1/incidents/{incident['id']}", json={"status": "cancelled"}, headers=keys.auth("dispatch")).get_json()
+    assert cancelled["status"] == "cancelled"
+    assert [s["status"] for s in cancelled["sessions"]] == ["cancelled"]
+    assert cancelled["sessions"][0]["sequence"] == 1
+
+
+def test_adding_personnel_replans_only_affected_groups(client, keys):
+    add_roster(client, keys, clinicians=3, peers=6)
+    incident = report(client, keys, incident_body(personnel=[person(1), person(2), person(3, exposure="witness")]))
+    before = {s["group"]: s for s in incident["sessions"]}
+    after = client.patch(
+        f"/v1/incidents/{incident['id']}", json={"add_personnel": [person(4, exposure="witness"), person(5, exposure="support")]},
+        headers=keys.auth("dispatch"),
+    ).get_json()
+    now = {s["group"]: s for s in after["sessions"]}
+    assert set(now) == {"direct-en", "witness-en", "support-en"}
+    assert now["direct-en"] == before["direct-en"]  # untouched
+    assert now["witness-en"]["id"] == before["witness-en"]["id"]
+    assert now["witness-en"]["participant_count"] == 2 and now["witness-en"]["sequence"] == 1
+    assert after["status"] == "planned"
+
+
+def test_severity_raised_to_4_adds_defusings(client, keys):
+    add_roster(client, keys)
+    incident = report(client, keys, incident_body())
+    after = client.patch(f"/v1/incidents/{incident['id']}", json={"severity": 4}, headers=keys.auth("dispatch")).get_json()
+    assert sorted(s["kind"] for s in after["sessions"]) == ["debriefing", "defusing"]
+
+
+def test_concurrent_intake_over_a_tight_pool_never_double_books(app, keys):
+    client = app.test_client()
+    add_roster(client, keys, clinicians=2, peers=3)
+    barrier = threading.Barrier(8)
+    statuses = []
+
+    def send(n):
+        c = app.test_client()
+        barrier.wait()
+        statuses.append(c.post("/v1/incidents", json=incident_body(f"CAD-{n}"), headers=keys.auth("dispatch")).status_code)
+
+    threads = [threading.Thread(target=send, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert statuses == [201] * 8
+    assert overlapping_assignments(app) == []
+    # One group session per facilitator per local day, whatever the interleaving.
+    with app.extensions["debrief"].session_factory() as session:
+        rows = session.execute(
+            select(Assignment.facilitator_id, Assignment.starts_at).where(Assignment.active, Assignment.group_session)
+        ).all()
+    days = [(fid, starts_at.astimezone(TORONTO).date()) for fid, starts_at in rows]
+    assert len(days) == len(set(days)) and len(days) >= 2
