@@ -1,15 +1,47 @@
-"""Demo data for `debrief serve --demo`: an agency and one key per role."""
+"""Demo data for `debrief serve --demo`: an agency, a small roster, and one key per role."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, time, timedelta
 
 from flask import Flask
 
+from sqlalchemy import func, select
+
 from service.agencies import service as agencies
-from service.auth.service import create_key
+from service.auth.service import Principal, create_key
+from service.facilitators import service as facilitators
+from service.facilitators.models import Facilitator
 
 DEMO_AGENCY = "demo-police"
+DEMO_REGION = "north"
+EVERY_DAY = [{"day": day, "start": time(7), "end": time(22)} for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")]
+ROSTER = [
+    ("Dr. Camille Roy", "clinician", ["fr", "en"]),
+    ("Dr. Sam Okafor", "clinician", ["en"]),
+    ("Jordan Tremblay", "peer", ["fr", "en"]),
+    ("Priya Singh", "peer", ["en"]),
+    ("Luc Gagnon", "peer", ["fr"]),
+    ("Maya Chen", "peer", ["en"]),
+]
+
+
+def _seed_roster(session, now) -> None:
+    """Six facilitators of the provincial pool serving the demo region, unless already there."""
+    if session.scalar(select(func.count()).select_from(Facilitator)):
+        return
+    admin = Principal(key_id=0, role="admin", agency_id=None, facilitator_id=None)
+    expires = date(now.year + 1, 12, 31)
+    for n, (name, kind, languages) in enumerate(ROSTER, start=1):
+        certifications = [{"name": "GCI", "expires_on": expires}]
+        if kind == "clinician":
+            certifications.append({"name": "LICENSE", "expires_on": expires})
+        facilitators.create(db=session, caller=admin, data={
+            "name": name, "email": f"facilitator{n}@cism.example.org", "kind": kind, "agency": None,
+            "unit": f"cism-team-{n}", "languages": languages, "regions": [DEMO_REGION], "virtual_ok": True,
+            "timezone": "America/Toronto", "certifications": certifications,
+            "availability": {"weekly": EVERY_DAY, "exceptions": []},
+        })
 
 
 def seed(app: Flask, *, base_url: str) -> str:
@@ -17,6 +49,7 @@ def seed(app: Flask, *, base_url: str) -> str:
     session = app.extensions["debrief"].session_factory()
     try:
         agencies.get_or_create(db=session, code=DEMO_AGENCY, name="Demo Police Service", timezone="America/Toronto")
+        _seed_roster(session, app.extensions["debrief"].clock())
         keys = {
             "admin": create_key(db=session, role="admin"),
             "dispatch": create_key(db=session, role="dispatch", agency_code=DEMO_AGENCY),
@@ -26,7 +59,8 @@ def seed(app: Flask, *, base_url: str) -> str:
     finally:
         session.close()
     occurred_at = (app.extensions["debrief"].clock() - timedelta(hours=2)).replace(microsecond=0).isoformat()
-    lines = [f"Demo agency: {DEMO_AGENCY} (America/Toronto)", "API keys (shown once):"]
+    lines = [f"Demo agency: {DEMO_AGENCY} (America/Toronto), {len(ROSTER)} facilitators serving region {DEMO_REGION!r}",
+             "API keys (shown once):"]
     lines += [f"  {role:<12} {secret}" for role, secret in keys.items()]
     lines += [
         "",

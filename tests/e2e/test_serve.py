@@ -27,6 +27,16 @@ def test_readme_flow_post_twice_one_incident(demo_server):
     assert [item["id"] for item in listed["items"]] == [first.json()["id"]]
 
 
+def test_demo_curl_plans_a_debriefing(demo_server):
+    from datetime import datetime, timedelta, timezone
+
+    body = incident_body("CAD-DEMO", region="north", occurred_at=(datetime.now(timezone.utc) - timedelta(hours=2)).isoformat())
+    answer = demo_server.request("POST", "/v1/incidents", body=body, key=demo_server.keys["dispatch"]).json()
+    assert answer["status"] == "planned", answer["problems"]
+    [session] = answer["sessions"]
+    assert session["kind"] == "debriefing" and len(session["facilitators"]) == 2
+
+
 def test_malformed_requests_get_problems_over_http(demo_server):
     key = demo_server.keys["dispatch"]
     for raw, status in ((b"{", 400), (b'{"external_id": 1}', 422), (b"\xff", 400), (b"x" * (3 * 1024 * 1024), 413)):
