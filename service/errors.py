@@ -75,6 +75,10 @@ class Unavailable(DomainError):
 class ProblemSchema(ma.Schema):
     """RFC 9457 problem details, as every error answer of the API carries them."""
 
+    class Meta:
+        # RFC 9457 extension members (e.g. incident_id on a 409) are part of the contract.
+        unknown = ma.INCLUDE
+
     type = ma.fields.String(required=True, metadata={"description": "URI reference identifying the problem type"})
     title = ma.fields.String(required=True)
     status = ma.fields.Integer(required=True)
