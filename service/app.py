@@ -116,12 +116,13 @@ def create_app(config: Mapping[str, Any] | Config | None = None, *, clock: Calla
     app.extensions["debrief"] = services
 
     from service.agencies.views import blp as agencies_blp
+    from service.calendars.views import blp as calendars_blp
     from service.facilitators.views import blp as facilitators_blp
     from service.health.views import blp as health_blp
     from service.incidents.views import blp as incidents_blp
     from service.sessions.views import blp as sessions_blp
 
-    for blueprint in (health_blp, agencies_blp, facilitators_blp, incidents_blp, sessions_blp):
+    for blueprint in (health_blp, agencies_blp, facilitators_blp, incidents_blp, sessions_blp, calendars_blp):
         api.register_blueprint(blueprint)
 
     metrics.install(app)

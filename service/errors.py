@@ -191,8 +191,6 @@ def handle_database_down(error: DBAPIError) -> Response:
 
 def handle_unexpected(error: Exception) -> Response:
     """Last resort: log the failure and answer a generic 500 without internals."""
-    if isinstance(error, HTTPException):
-        return handle_http_exception(error)
     log.exception("unhandled error", exc_info=error)
     return handle_http_exception(InternalServerError())
 

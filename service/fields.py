@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from datetime import datetime, timezone
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
@@ -73,3 +74,27 @@ class PatchSchema(ma.Schema):
     def _something_to_change(self, data: dict[str, Any], **_kwargs: Any) -> None:
         if not data:
             raise ma.ValidationError("Give at least one field to change.")
+
+
+EARLIEST_YEAR, LATEST_YEAR = 2000, 2099
+
+
+def in_service_range(instant: datetime) -> bool:
+    """Whether an aware instant lies in the years the service deals with (arithmetic stays safe)."""
+    return EARLIEST_YEAR <= instant.astimezone(timezone.utc).year <= LATEST_YEAR
+
+
+class Instant(ma.fields.AwareDateTime):
+    """An aware date-time, converted to UTC, between 2000 and 2099."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> datetime:
+        instant = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            if not in_service_range(instant):
+                raise ma.ValidationError(f"Must lie between {EARLIEST_YEAR} and {LATEST_YEAR}.")
+            return instant.astimezone(timezone.utc)
+        except OverflowError:
+            raise ma.ValidationError(f"Must lie between {EARLIEST_YEAR} and {LATEST_YEAR}.") from None
+
+
+AGENCY_CODE = re.compile(r"^[a-z0-9][a-z0-9-]{1,31}$")

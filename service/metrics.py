@@ -10,6 +10,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 from prometheus_client import multiprocess
 
 
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
 class HttpMetrics:
     """Request counters and latency histograms, labelled by route template (never by path)."""
 
@@ -36,9 +39,11 @@ class HttpMetrics:
             started = g.pop("metrics_started", None)
             # The template, not the path: paths carry ids and feed/response tokens.
             route = request.url_rule.rule if request.url_rule is not None else "<unmatched>"
-            self.requests.labels(request.method, route, str(response.status_code)).inc()
+            # Any token can be sent as a method: only known ones become label values.
+            method = request.method if request.method in KNOWN_METHODS else "OTHER"
+            self.requests.labels(method, route, str(response.status_code)).inc()
             if started is not None:
-                self.latency.labels(request.method, route).observe(time.perf_counter() - started)
+                self.latency.labels(method, route).observe(time.perf_counter() - started)
             return response
 
     def exposition(self) -> tuple[bytes, str]:

@@ -5,8 +5,7 @@ INCIDENT_TYPES = (
     "child_death", "mass_casualty", "hostage_barricade", "violent_assault", "prolonged_rescue", "other",
 )
 ROLES = ("officer", "dispatcher", "supervisor", "command", "firefighter", "paramedic", "civilian_staff")
-COMMAND_ROLES = frozenset({"supervisor", "command"})
 EXPOSURES = ("direct", "witness", "support")
 LANGUAGES = ("fr", "en")
 API_ROLES = ("admin", "coordinator", "dispatch", "supervisor", "facilitator")
-INCIDENT_STATUSES = ("received", "planned", "needs_attention", "cancelled", "closed")
+INCIDENT_STATUSES = ("received", "planned", "needs_attention", "cancelled")

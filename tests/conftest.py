@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterator
@@ -44,14 +45,6 @@ class FakeClock:
         self.now += timedelta(**delta)
 
 
-def _fresh_schema(engine: Engine) -> None:
-    if engine.dialect.name == "postgresql":
-        with engine.begin() as conn:
-            conn.execute(text("DROP SCHEMA public CASCADE"))
-            conn.execute(text("CREATE SCHEMA public"))
-    migrate.upgrade(engine)
-
-
 def wipe(engine: Engine) -> None:
     """Delete every row, keeping the schema."""
     tables = [t.name for t in reversed(metadata.sorted_tables)]
@@ -65,17 +58,24 @@ def wipe(engine: Engine) -> None:
 
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
-    """PostgreSQL with a freshly migrated schema."""
-    engine = create_engine(PG_URL)
+    """PostgreSQL with a freshly migrated schema of this test run's own (runs may overlap)."""
+    admin = create_engine(PG_URL)
+    schema = f"test_{os.getpid()}_{secrets.token_hex(4)}"
     try:
-        with engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
+        with admin.begin() as conn:
+            conn.execute(text(f"CREATE SCHEMA {schema}"))
     except OperationalError as exc:
-        engine.dispose()
+        admin.dispose()
         missing_service("PostgreSQL at 127.0.0.1:5432", exc)
-    _fresh_schema(engine)
+    # libpq's options: every connection, the app's and subprocesses', resolves names in this schema first.
+    url = f"{PG_URL}{'&' if '?' in PG_URL else '?'}options=-csearch_path%3D{schema},public"
+    engine = create_engine(url)
+    migrate.upgrade(engine)
     engine.dispose()
-    yield PG_URL
+    yield url
+    with admin.begin() as conn:
+        conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+    admin.dispose()
 
 
 @pytest.fixture(scope="session")

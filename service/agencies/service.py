@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from service.agencies.models import Agency
 from service.agencies.policy import policy_from_overrides
 from service.errors import Conflict, InvalidInput, NotFound
+from service.fields import AGENCY_CODE
 
 
 def create(*, db: Session, data: Mapping[str, Any]) -> Agency:
@@ -27,6 +28,8 @@ def create(*, db: Session, data: Mapping[str, Any]) -> Agency:
 
 def get_by_code(*, db: Session, code: str) -> Agency:
     """The agency with this code."""
+    if not AGENCY_CODE.match(code):
+        raise NotFound(f"No agency with code {code!r}.")
     agency = db.scalar(select(Agency).where(Agency.code == code))
     if agency is None:
         raise NotFound(f"No agency with code {code!r}.")
@@ -47,7 +50,7 @@ def update(*, db: Session, code: str, changes: Mapping[str, Any]) -> Agency:
     if "policy" in changes:
         try:
             policy_from_overrides(changes["policy"])
-        except (ValueError, TypeError) as exc:
+        except (ValueError, TypeError, OverflowError) as exc:
             setting = str(exc).split(":", 1)[0]
             raise InvalidInput("The planning policy is invalid.", errors={f"policy.{setting}": [str(exc)]}) from None
         agency.policy = dict(changes["policy"])

@@ -34,6 +34,8 @@ class Facilitator(Base):
     certifications: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     weekly: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     exceptions: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    # SHA-256 of the secret in the calendar feed's URL: the secret is shown once, when issued.
+    calendar_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

@@ -8,7 +8,8 @@ from typing import Any
 
 import marshmallow as ma
 
-from service.fields import PatchSchema, TimeZoneName, choice, identifier, text
+from service.calendars.schemas import ONLY_ONCE, CalendarUrlRead
+from service.fields import AGENCY_CODE, Instant, PatchSchema, TimeZoneName, choice, identifier, text
 from service.vocabulary import LANGUAGES
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -36,20 +37,17 @@ class WeeklyWindowSchema(ma.Schema):
 
     day = choice(DAYS, required=True)
     start = ClockTime(required=True, metadata={"type": "string", "example": "08:00"})
-    end = ClockTime(required=True, metadata={"type": "string", "example": "18:00",
-                                             "description": "An end at or before the start runs past midnight"})
-
-    @ma.validates_schema
-    def _not_empty(self, data: dict[str, Any], **_kwargs: Any) -> None:
-        if data.get("start") == data.get("end"):
-            raise ma.ValidationError("start and end must differ.", "end")
+    end = ClockTime(required=True, metadata={
+        "type": "string", "example": "18:00",
+        "description": "An end before the start runs past midnight; an end equal to the start means 24 hours",
+    })
 
 
 class ExceptionSchema(ma.Schema):
     """A dated period of unavailability."""
 
-    start = ma.fields.AwareDateTime(required=True)
-    end = ma.fields.AwareDateTime(required=True)
+    start = Instant(required=True)
+    end = Instant(required=True)
 
     @ma.validates_schema
     def _ordered(self, data: dict[str, Any], **_kwargs: Any) -> None:
@@ -101,7 +99,7 @@ class FacilitatorCreate(ma.Schema.from_dict(_roster_fields(required=True))):  # 
     """A facilitator to add to the roster."""
 
     kind = choice(FACILITATOR_KINDS, required=True)
-    agency = ma.fields.String(allow_none=True, metadata={"description": "Agency code; none for the provincial pool (admin only)"})
+    agency = ma.fields.String(allow_none=True, validate=ma.validate.Regexp(AGENCY_CODE, error="Not an agency code."), metadata={"description": "Agency code; none for the provincial pool (admin only)"})
     availability = ma.fields.Nested(AvailabilitySchema, required=True)
 
 
@@ -128,6 +126,12 @@ class FacilitatorRead(ma.Schema):
     availability = ma.fields.Nested(AvailabilitySchema, required=True)
     created_at = ma.fields.AwareDateTime(required=True)
     updated_at = ma.fields.AwareDateTime(required=True)
+
+
+class FacilitatorCreated(FacilitatorRead):
+    """A new facilitator, with the URL of their calendar feed (shown this once)."""
+
+    calendar_url = ma.fields.Nested(CalendarUrlRead, required=True, metadata={"description": ONLY_ONCE})
 
 
 class FacilitatorListArgs(ma.Schema):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, time
 from typing import Any, Mapping
 
@@ -11,10 +11,11 @@ from sqlalchemy.orm import Session
 
 from service.agencies.models import Agency
 from service.auth.service import Principal
+from service.calendars.service import CalendarToken, CalendarUrls, calendar_urls, issue_token
 from service.errors import Forbidden, InvalidInput, NotFound
 from service.facilitators.models import Facilitator
 from service.facilitators.schemas import DAYS
-from service.pagination import decode_cursor, encode_cursor
+from service.pagination import decode_cursor, encode_cursor, row_id
 from service.planning import Certification, FacilitatorProfile, Interval, WeeklyWindow
 
 
@@ -38,6 +39,8 @@ class FacilitatorView:
     availability: dict[str, Any]
     created_at: datetime
     updated_at: datetime
+    # Only in the answer that issues the feed secret: just its hash is stored.
+    calendar_url: CalendarUrls | None = None
 
 
 def present(f: Facilitator) -> FacilitatorView:
@@ -103,8 +106,8 @@ def _agency_for_new(db: Session, caller: Principal, code: str | None) -> int | N
     return caller.agency_id
 
 
-def create(*, db: Session, caller: Principal, data: Mapping[str, Any]) -> FacilitatorView:
-    """Add a facilitator to the roster."""
+def create(*, db: Session, caller: Principal, data: Mapping[str, Any], base_url: str | None = None) -> FacilitatorView:
+    """Add a facilitator to the roster with a calendar feed; its URL (under `base_url`) is shown this once."""
     certifications = _store_certifications(data["certifications"])
     _check_kind_certifications(data["kind"], certifications)
     facilitator = Facilitator(
@@ -116,9 +119,10 @@ def create(*, db: Session, caller: Principal, data: Mapping[str, Any]) -> Facili
         weekly=_store_weekly(data["availability"]["weekly"]),
         exceptions=_store_exceptions(data["availability"]["exceptions"]),
     )
+    secret = issue_token(facilitator)
     db.add(facilitator)
     db.commit()
-    return present(facilitator)
+    return replace(present(facilitator), calendar_url=calendar_urls(base_url, secret) if base_url else None)
 
 
 def visible(*, db: Session, caller: Principal, facilitator_id: int, for_update: bool = False) -> Facilitator:
@@ -136,6 +140,14 @@ def visible(*, db: Session, caller: Principal, facilitator_id: int, for_update: 
     return facilitator
 
 
+def rotate_calendar_token(*, db: Session, caller: Principal, facilitator_id: int, base_url: str) -> CalendarToken:
+    """Issue a new calendar feed secret; the old feed URL answers 404 from now on."""
+    facilitator = visible(db=db, caller=caller, facilitator_id=facilitator_id, for_update=True)
+    secret = issue_token(facilitator)
+    db.commit()
+    return CalendarToken(facilitator_id=facilitator.id, calendar_url=calendar_urls(base_url, secret))
+
+
 def get(*, db: Session, caller: Principal, facilitator_id: int) -> FacilitatorView:
     """One facilitator."""
     return present(visible(db=db, caller=caller, facilitator_id=facilitator_id))
@@ -147,10 +159,8 @@ def list_page(*, db: Session, caller: Principal, limit: int, cursor: str | None)
     if caller.role != "admin":
         query = query.where(Facilitator.agency_id == caller.agency_id)
     if cursor:
-        created, ident = decode_cursor(cursor)
-        if not ident.isdigit():
-            raise InvalidInput("The cursor is not one this API returned.", errors={"cursor": ["Invalid cursor."]})
-        query = query.where(or_(Facilitator.created_at < created, and_(Facilitator.created_at == created, Facilitator.id < int(ident))))
+        created, after = decode_cursor(cursor, row_id)
+        query = query.where(or_(Facilitator.created_at < created, and_(Facilitator.created_at == created, Facilitator.id < after)))
     rows = list(db.scalars(query.order_by(Facilitator.created_at.desc(), Facilitator.id.desc()).limit(limit + 1)))
     more = len(rows) > limit
     rows = rows[:limit]
@@ -175,18 +185,29 @@ def apply_changes(facilitator: Facilitator, changes: Mapping[str, Any]) -> None:
         facilitator.exceptions = _store_exceptions(changes["exceptions"])
 
 
+# Fields the eligibility and conflict-of-interest rules read: only a coordinator or admin changes them.
+COORDINATOR_ONLY = frozenset({"active", "certifications", "external_id", "regions", "unit", "email"})
+
+
 def update(*, db: Session, caller: Principal, facilitator_id: int, changes: Mapping[str, Any], now: datetime) -> FacilitatorView:
     """Change a facilitator; sessions they can no longer take get a replacement."""
-    from service.sessions.service import revalidate_facilitator
+    from service.sessions.service import commit, retrying, revalidate_facilitator
 
-    if caller.role == "facilitator" and ({"active", "certifications", "external_id", "regions"} & set(changes)):
-        raise Forbidden("A facilitator may not change their own status, certifications, regions or personnel id.")
-    facilitator = visible(db=db, caller=caller, facilitator_id=facilitator_id, for_update=True)
-    apply_changes(facilitator, changes)
-    facilitator.updated_at = now
-    revalidate_facilitator(db, facilitator=facilitator, now=now)
-    db.commit()
-    return present(facilitator)
+    if caller.role == "facilitator" and (COORDINATOR_ONLY & set(changes)):
+        raise Forbidden(
+            "A facilitator may not change their own status, certifications, regions, unit, email or personnel id: "
+            "the conflict-of-interest and eligibility rules read them."
+        )
+
+    def attempt() -> Facilitator:
+        facilitator = visible(db=db, caller=caller, facilitator_id=facilitator_id)
+        apply_changes(facilitator, changes)
+        facilitator.updated_at = now
+        revalidate_facilitator(db, facilitator=facilitator, now=now)
+        commit(db)
+        return facilitator
+
+    return present(retrying(db, attempt))
 
 
 def set_availability(*, db: Session, caller: Principal, facilitator_id: int, availability: Mapping[str, Any], now: datetime) -> FacilitatorView:

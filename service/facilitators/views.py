@@ -3,11 +3,13 @@
 from flask.views import MethodView
 
 from service.api import Blueprint
+from service.calendars.schemas import CalendarTokenRead
 from service.facilitators import service
 from service.facilitators.schemas import (
-    AvailabilitySchema, FacilitatorCreate, FacilitatorListArgs, FacilitatorPage, FacilitatorPatch, FacilitatorRead,
+    AvailabilitySchema, FacilitatorCreate, FacilitatorCreated, FacilitatorListArgs, FacilitatorPage, FacilitatorPatch,
+    FacilitatorRead,
 )
-from service.web import db_session, now, principal
+from service.web import db_session, now, principal, services
 
 blp = Blueprint("facilitators", __name__, url_prefix="/v1/facilitators", description="The roster of peers and clinicians.")
 
@@ -17,11 +19,11 @@ class Facilitators(MethodView):
     """The roster."""
 
     @blp.arguments(FacilitatorCreate)
-    @blp.response(201, FacilitatorRead)
+    @blp.response(201, FacilitatorCreated)
     @blp.alt_response(422, response="UNPROCESSABLE_ENTITY")
     def post(self, data):
-        """Add a facilitator."""
-        return service.create(db=db_session(), caller=principal(), data=data)
+        """Add a facilitator; the answer carries their calendar feed URL, shown this once."""
+        return service.create(db=db_session(), caller=principal(), data=data, base_url=services().config.public_base_url)
 
     @blp.arguments(FacilitatorListArgs, location="query")
     @blp.response(200, FacilitatorPage)
@@ -32,7 +34,7 @@ class Facilitators(MethodView):
         return {"items": items, "next_cursor": next_cursor}
 
 
-@blp.route("/<int:facilitator_id>")
+@blp.route("/<int(max=2147483647):facilitator_id>")
 class FacilitatorById(MethodView):
     """One facilitator."""
 
@@ -51,7 +53,7 @@ class FacilitatorById(MethodView):
         return service.update(db=db_session(), caller=principal(), facilitator_id=facilitator_id, changes=changes, now=now())
 
 
-@blp.route("/<int:facilitator_id>/availability")
+@blp.route("/<int(max=2147483647):facilitator_id>/availability")
 class FacilitatorAvailability(MethodView):
     """A facilitator's availability."""
 
@@ -62,3 +64,16 @@ class FacilitatorAvailability(MethodView):
     def put(self, availability, facilitator_id):
         """Replace weekly windows and exceptions; sessions that no longer fit are re-staffed."""
         return service.set_availability(db=db_session(), caller=principal(), facilitator_id=facilitator_id, availability=availability, now=now())
+
+
+@blp.route("/<int(max=2147483647):facilitator_id>/calendar-token")
+class FacilitatorCalendarToken(MethodView):
+    """A facilitator's calendar feed token."""
+
+    @blp.response(200, CalendarTokenRead)
+    @blp.alt_response(404, response="NOT_FOUND")
+    def post(self, facilitator_id):
+        """Rotate the feed token: the answer carries the new feed URL (shown this once); the old URL answers 404."""
+        return service.rotate_calendar_token(
+            db=db_session(), caller=principal(), facilitator_id=facilitator_id, base_url=services().config.public_base_url,
+        )

@@ -6,7 +6,7 @@ from typing import Any
 
 import marshmallow as ma
 
-from service.fields import choice, identifier, text
+from service.fields import Instant, PatchSchema, choice, identifier, text
 from service.sessions.schemas import SessionRead
 from service.vocabulary import EXPOSURES, INCIDENT_STATUSES, INCIDENT_TYPES, LANGUAGES, ROLES
 
@@ -43,7 +43,7 @@ class IncidentCreate(ma.Schema):
     external_id = identifier(required=True, metadata={"description": "The CAD incident number, unique per agency"})
     type = choice(INCIDENT_TYPES, required=True)
     severity = ma.fields.Integer(required=True, strict=True, validate=ma.validate.Range(min=1, max=5))
-    occurred_at = ma.fields.AwareDateTime(required=True, metadata={"description": "With its UTC offset"})
+    occurred_at = Instant(required=True, metadata={"description": "With its UTC offset"})
     region = text(max_length=64, required=True)
     personnel = ma.fields.List(
         ma.fields.Nested(PersonnelCreate), required=True,
@@ -55,7 +55,7 @@ class IncidentCreate(ma.Schema):
         _unique_personnel(data.get("personnel") or [])
 
 
-class IncidentPatch(ma.Schema):
+class IncidentPatch(PatchSchema):
     """A change to an incident: add personnel, change severity, or cancel it."""
 
     severity = ma.fields.Integer(strict=True, validate=ma.validate.Range(min=1, max=5))
@@ -65,9 +65,7 @@ class IncidentPatch(ma.Schema):
     status = choice(("cancelled",), metadata={"description": "Only `cancelled` can be set"})
 
     @ma.validates_schema
-    def _something_to_change(self, data: dict[str, Any], **_kwargs: Any) -> None:
-        if not data:
-            raise ma.ValidationError("Give at least one of severity, add_personnel, status.")
+    def _cancel_alone(self, data: dict[str, Any], **_kwargs: Any) -> None:
         if "status" in data and len(data) > 1:
             raise ma.ValidationError("Cancel an incident on its own, without other changes.")
         _unique_personnel(data.get("add_personnel") or [], "add_personnel")

@@ -174,8 +174,19 @@ def report(
     incident_id = intake.incident.id
     if intake.incident.status == "received":
         # Committed but not yet planned (new, or a crash between the two commits): plan now.
-        sessions.plan(db, incident_id=incident_id, now=now)
+        try:
+            sessions.plan(db, incident_id=incident_id, now=now)
+        except Conflict:
+            _flag_contention(db, incident_id=incident_id)
     return present(db, _load(db, agency_id=agency_id, incident_id=incident_id)), intake.created
+
+
+def _flag_contention(db: Session, *, incident_id: uuid.UUID) -> None:
+    """The report is stored but could not be planned for contention: say so rather than stay silent."""
+    incident = sessions.lock_incident(db, incident_id)
+    if incident is not None and incident.status == "received":
+        sessions.set_problem(incident, None, "debriefing", ["planning_contention"])
+        db.commit()
 
 
 def _record(
@@ -238,11 +249,7 @@ def list_page(
     if status is not None:
         query = query.where(Incident.status == status)
     if cursor:
-        created, ident = decode_cursor(cursor)
-        try:
-            after = uuid.UUID(ident)
-        except ValueError:
-            raise InvalidInput("The cursor is not one this API returned.", errors={"cursor": ["Invalid cursor."]}) from None
+        created, after = decode_cursor(cursor, uuid.UUID)
         query = query.where(or_(Incident.created_at < created, and_(Incident.created_at == created, Incident.id < after)))
     rows = list(db.scalars(query.order_by(Incident.created_at.desc(), Incident.id.desc()).limit(limit + 1)))
     more = len(rows) > limit
@@ -260,33 +267,51 @@ def _personnel_counts(db: Session, ids: list[uuid.UUID]) -> dict[uuid.UUID, int]
 
 
 def update(*, db: Session, agency_id: int, incident_id: uuid.UUID, changes: Mapping[str, Any], now: datetime) -> IncidentView:
-    """Add personnel, change severity, or cancel an incident."""
-    incident = _load(db, agency_id=agency_id, incident_id=incident_id)
-    if incident.status in ("cancelled", "closed"):
-        raise Conflict(f"The incident is {incident.status}; it can no longer change.")
-    if changes.get("status") == "cancelled":
-        incident.status = "cancelled"
-        sessions.cancel_incident_sessions(db, incident=incident, now=now)
-    if "severity" in changes:
-        incident.severity = changes["severity"]
-    added = changes.get("add_personnel") or []
-    if added:
-        known = {p.external_id for p in incident.personnel}
-        clashes = {i: {"external_id": ["Already involved in this incident."]} for i, p in enumerate(added) if p["external_id"] in known}
-        if clashes:
-            raise Conflict("Some personnel are already listed on the incident.", errors={f"add_personnel.{i}.external_id": v["external_id"] for i, v in clashes.items()})
-        if len(known) + len(added) > MAX_PERSONNEL:
-            raise InvalidInput(
-                f"An incident has at most {MAX_PERSONNEL} personnel.",
-                errors={"add_personnel": [f"Would bring the incident to {len(known) + len(added)} personnel."]},
-            )
-        incident.personnel.extend(_personnel_rows(added))
-    incident.updated_at = now
-    try:
-        db.commit()
-    except IntegrityError:
-        db.rollback()
-        raise Conflict("The incident changed concurrently; read it again and retry.") from None
-    if incident.status != "cancelled":
-        sessions.plan(db, incident_id=incident.id, now=now)
+    """Add personnel, change severity, or cancel; the change and its re-plan commit together."""
+
+    def attempt() -> None:
+        incident = sessions.lock_incident(db, incident_id)
+        if incident is None or incident.agency_id != agency_id:
+            raise NotFound(f"No incident {incident_id}.")
+        if incident.status == "cancelled":
+            raise Conflict("The incident is cancelled; it can no longer change.")
+        if changes.get("status") == "cancelled":
+            incident.status = "cancelled"
+            incident.updated_at = now
+            sessions.cancel_incident_sessions(db, incident=incident, now=now)
+            sessions.commit(db)
+            return
+        if "severity" in changes:
+            incident.severity = changes["severity"]
+        _add_personnel(incident, changes.get("add_personnel") or [])
+        db.flush()
+        sessions.plan_locked(db, incident=incident, now=now)
+        sessions.commit(db)
+
+    sessions.retrying(db, attempt)
     return present(db, _load(db, agency_id=agency_id, incident_id=incident_id))
+
+
+def replan(*, db: Session, agency_id: int, incident_id: uuid.UUID, now: datetime) -> IncidentView:
+    """Plan every group without a scheduled or held session, those a coordinator cancelled included."""
+    incident = _load(db, agency_id=agency_id, incident_id=incident_id)
+    if incident.status == "cancelled":
+        raise Conflict("The incident is cancelled.")
+    db.rollback()
+    sessions.plan(db, incident_id=incident_id, now=now, include_cancelled=True)
+    return present(db, _load(db, agency_id=agency_id, incident_id=incident_id))
+
+
+def _add_personnel(incident: Incident, added: Sequence[Mapping[str, Any]]) -> None:
+    if not added:
+        return
+    known = {p.external_id for p in incident.personnel}
+    clashes = {f"add_personnel.{i}.external_id": ["Already involved in this incident."] for i, p in enumerate(added) if p["external_id"] in known}
+    if clashes:
+        raise Conflict("Some personnel are already listed on the incident.", errors=clashes)
+    if len(known) + len(added) > MAX_PERSONNEL:
+        raise InvalidInput(
+            f"An incident has at most {MAX_PERSONNEL} personnel.",
+            errors={"add_personnel": [f"Would bring the incident to {len(known) + len(added)} personnel."]},
+        )
+    incident.personnel.extend(_personnel_rows(added))

@@ -65,3 +65,15 @@ class IncidentById(MethodView):
         return service.update(
             db=db_session(), agency_id=principal().agency_id, incident_id=incident_id, changes=changes, now=now(),
         )
+
+
+@blp.route("/<uuid:incident_id>/replan")
+class IncidentReplan(MethodView):
+    """A coordinator's re-plan."""
+
+    @blp.response(200, IncidentRead)
+    @blp.alt_response(404, response="NOT_FOUND")
+    @blp.alt_response(409, response="CONFLICT")
+    def post(self, incident_id):
+        """Plan every group that has no scheduled or held session, including those cancelled by a coordinator."""
+        return service.replan(db=db_session(), agency_id=principal().agency_id, incident_id=incident_id, now=now())

@@ -2,6 +2,8 @@
 
 import marshmallow as ma
 
+from service.fields import Instant
+
 
 class LocationRead(ma.Schema):
     """Where a session takes place: in person in a region, or virtual."""
@@ -46,4 +48,4 @@ class SessionRead(ma.Schema):
 class RescheduleArgs(ma.Schema):
     """The new start of a session."""
 
-    starts_at = ma.fields.AwareDateTime(required=True)
+    starts_at = Instant(required=True)

@@ -10,13 +10,13 @@ transaction holds the database lock from its first statement.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence, TypeVar
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session as DbSession
 from sqlalchemy.orm import selectinload
 
@@ -29,10 +29,10 @@ from service.facilitators.service import to_profile
 from service.incidents.models import Incident, Personnel
 from service.planning import (
     AgendaItem, Booking, FacilitatorPool, Group, IncidentFacts, Participant, PlannedSession, PlanningPolicy,
-    Problem, Schedule, build_agenda, find_replacement, ineligibility_reasons, plan_incident, split_into_groups,
+    Schedule, build_agenda, find_replacement, ineligibility_reasons, plan_incident, split_into_groups,
 )
-from service.planning.timegrid import grid_starts
 from service.planning.agenda import session_window
+from service.planning.timegrid import grid_starts
 from service.sessions.models import Assignment, Session, SessionParticipant
 
 GROUP_KINDS = ("defusing", "debriefing")
@@ -135,21 +135,73 @@ def load_state(db: DbSession, *, now: datetime, policy: PlanningPolicy, facilita
     return PlanningState(FacilitatorPool(profiles.values()), schedule, profiles)
 
 
+# -- transactions, locks and retries ---------------------------------------------------------------
+#
+# Every write path takes its locks in one order: the incident row, then its session rows, then
+# facilitator rows in id order. What cannot follow that order (a facilitator's own change takes
+# their row first) is covered by retrying on deadlock, as on a lost race.
+
+RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})  # deadlock detected, serialization failure
+EXCLUSION_VIOLATION = "23P01"
+T = TypeVar("T")
+
+
+def _postgres(db: DbSession) -> bool:
+    return db.get_bind().dialect.name == "postgresql"
+
+
+def _sqlstate(exc: DBAPIError) -> str | None:
+    return getattr(exc.orig, "sqlstate", None)
+
+
+def retrying(db: DbSession, action: Callable[[], T], *, attempts: int = PLANNING_ATTEMPTS) -> T:
+    """Run a write action that commits; after a lost race or a deadlock, roll back and run it again."""
+    for _attempt in range(attempts):
+        try:
+            return action()
+        except LostRace:
+            db.rollback()
+        except OperationalError as exc:
+            if _sqlstate(exc) not in RETRYABLE_SQLSTATES:
+                raise
+            db.rollback()
+    raise Conflict("Facilitators were booked concurrently and the change could not be made; retry shortly.")
+
+
+def commit(db: DbSession) -> None:
+    """Commit; an overlap refused by the exclusion constraint is a lost race."""
+    try:
+        db.commit()
+    except IntegrityError as exc:
+        db.rollback()
+        if _sqlstate(exc) == EXCLUSION_VIOLATION:
+            raise LostRace(str(exc.orig)) from None
+        raise
+
+
 def _lock_facilitators(db: DbSession, ids: Iterable[int]) -> None:
-    """Lock facilitator rows in id order (no deadlocks) until commit; SQLite is already locked."""
+    """Lock facilitator rows in id order until commit; SQLite holds its write lock already."""
     ids = sorted(set(ids))
-    if ids and db.get_bind().dialect.name == "postgresql":
+    if ids and _postgres(db):
         db.execute(select(Facilitator.id).where(Facilitator.id.in_(ids)).order_by(Facilitator.id).with_for_update())
 
 
-def _lock_incident(db: DbSession, incident_id: uuid.UUID) -> Incident | None:
+def lock_incident(db: DbSession, incident_id: uuid.UUID) -> Incident | None:
+    """The incident with its personnel, its row locked for this transaction."""
     query = (
         select(Incident).where(Incident.id == incident_id)
         .options(selectinload(Incident.personnel)).execution_options(populate_existing=True)
     )
-    if db.get_bind().dialect.name == "postgresql":
+    if _postgres(db):
         query = query.with_for_update(of=Incident)
     return db.scalar(query)
+
+
+def _lock_sessions(db: DbSession, query: Any) -> list[Session]:
+    query = query.options(selectinload(Session.assignments), selectinload(Session.participants)).order_by(Session.id)
+    if _postgres(db):
+        query = query.with_for_update(of=Session)
+    return list(db.scalars(query.execution_options(populate_existing=True)))
 
 
 def _recheck(db: DbSession, planned: Sequence[tuple[PlannedSession, str]], *, incident: IncidentFacts,
@@ -173,13 +225,36 @@ def _recheck(db: DbSession, planned: Sequence[tuple[PlannedSession, str]], *, in
             fresh.schedule.add(Booking(fid, session.ref, session.starts_at, session.ends_at, session.kind in GROUP_KINDS))
 
 
-def _commit_or_retry(db: DbSession) -> None:
-    try:
-        db.commit()
-    except IntegrityError as exc:
-        # The exclusion constraint caught an overlap that slipped past the locks.
-        db.rollback()
-        raise LostRace(str(exc.orig)) from None
+# -- the incident's status and problems ---------------------------------------------------------------
+
+
+def _key(group: str | None, kind: str) -> tuple[str | None, str]:
+    return (group, kind)
+
+
+def _problems(incident: Incident) -> dict[tuple[str | None, str], list[str]]:
+    return {_key(p["group"], p["kind"]): list(p["reasons"]) for p in incident.problems or []}
+
+
+def _store_problems(incident: Incident, problems: dict[tuple[str | None, str], list[str]]) -> None:
+    incident.problems = [
+        {"group": group, "kind": kind, "reasons": reasons}
+        for (group, kind), reasons in sorted(problems.items(), key=lambda item: (item[0][0] or "", item[0][1]))
+    ]
+
+
+def set_problem(incident: Incident, group: str | None, kind: str, reasons: Iterable[str]) -> None:
+    """Record (or replace) why one group's session is missing or short, and refresh the status."""
+    problems = _problems(incident)
+    problems[_key(group, kind)] = list(reasons)
+    _store_problems(incident, problems)
+    refresh_status(incident)
+
+
+def refresh_status(incident: Incident) -> None:
+    """Derive the incident's status from its problems (a cancelled incident stays cancelled)."""
+    if incident.status != "cancelled":
+        incident.status = "needs_attention" if incident.problems else "planned"
 
 
 # -- writing a plan -------------------------------------------------------------------------------
@@ -228,120 +303,16 @@ def _bump(session: Session, now: datetime) -> None:
     session.updated_at = now
 
 
+def _members(session: Session) -> set[int]:
+    return {sp.personnel_id for sp in session.participants}
+
+
 def _set_participants(session: Session, group: Group, personnel_ids: dict[str, int]) -> None:
     wanted = {personnel_ids[p.key] for p in group.participants}
     session.participants = [sp for sp in session.participants if sp.personnel_id in wanted]
-    present_ids = {sp.personnel_id for sp in session.participants}
+    present_ids = _members(session)
     session.participants.extend(SessionParticipant(personnel_id=pid) for pid in sorted(wanted - present_ids))
     session.participant_count = len(wanted)
-
-
-def _problem_rows(problems: Iterable[Problem]) -> list[dict[str, Any]]:
-    return [{"group": p.group_key, "kind": p.kind, "reasons": list(p.reasons)} for p in problems]
-
-
-def plan(db: DbSession, *, incident_id: uuid.UUID, now: datetime) -> None:
-    """Plan (or re-plan) the group sessions of an incident whose groups are new or changed."""
-    for _attempt in range(PLANNING_ATTEMPTS):
-        try:
-            _plan_once(db, incident_id=incident_id, now=now)
-            return
-        except LostRace:
-            db.rollback()
-    # Persistent contention: keep the incident visible rather than silently unplanned.
-    incident = _lock_incident(db, incident_id)
-    if incident is not None and incident.status not in ("cancelled", "closed"):
-        incident.status = "needs_attention"
-        incident.problems = [*incident.problems, {"group": None, "kind": "debriefing", "reasons": ["planning_contention"]}]
-        db.commit()
-
-
-def _plan_once(db: DbSession, *, incident_id: uuid.UUID, now: datetime) -> None:
-    incident = _lock_incident(db, incident_id)
-    if incident is None or incident.status in ("cancelled", "closed"):
-        db.rollback()
-        return
-    policy = policy_for(incident.agency)
-    facts = incident_facts(incident)
-    groups = split_into_groups(facts.participants, policy)
-    kinds = GROUP_KINDS if incident.severity >= policy.defusing_min_severity else ("debriefing",)
-    wanted = {(g.key, kind): g for g in groups for kind in kinds}
-    personnel_ids = {p.external_id: p.id for p in incident.personnel}
-
-    sessions = list(db.scalars(
-        select(Session).where(Session.incident_id == incident.id, Session.kind.in_(GROUP_KINDS))
-        .options(selectinload(Session.assignments), selectinload(Session.participants))
-    ))
-    members = {s.id: {sp.personnel_id for sp in s.participants} for s in sessions}
-    active = {(s.group_key, s.kind): s for s in sessions if s.status == "scheduled"}
-    planned_before = {(s.group_key, s.kind) for s in sessions}
-
-    state = load_state(db, now=now, policy=policy)
-    to_plan: dict[tuple[str, str], Session | None] = {}
-    for key, group in wanted.items():
-        session = active.get(key)
-        target = {personnel_ids[p.key] for p in group.participants}
-        if session is not None and members[session.id] == target:
-            continue  # unaffected group: keeps its session
-        if session is not None and session.starts_at <= now:
-            continue  # already under way: not moved
-        if session is None and key in planned_before:
-            continue  # held, completed or cancelled by a coordinator: not re-created silently
-        to_plan[key] = session
-        if session is not None:
-            state.schedule.remove(str(session.id))
-
-    stale = [s for key, s in active.items() if key not in wanted and s.starts_at > now]
-    for session in stale:
-        state.schedule.remove(str(session.id))
-
-    outcome = plan_incident(facts, state.pool, state.schedule, policy, now=now, only=frozenset(to_plan)) if to_plan else None
-    placed = {(p.group_key, p.kind): p for p in (outcome.sessions if outcome else ())}
-    problems = {(p.group_key, p.kind): p for p in (outcome.problems if outcome else ())}
-
-    # Bookings of existing sessions keep their refs (the session id) so the re-check can ignore them.
-    to_check: list[tuple[PlannedSession, str]] = []
-    for key, planned in placed.items():
-        existing = to_plan[key]
-        ref = str(existing.id) if existing is not None else planned.ref
-        to_check.append((_with_ref(planned, ref), wanted[key].language))
-    _recheck(db, to_check, incident=facts, policy=policy, now=now,
-             ignore=[str(s.id) for s in to_plan.values() if s is not None] + [str(s.id) for s in stale])
-
-    for session in stale:
-        _cancel(session, now=now, reason="group_changed")
-    for key, existing in to_plan.items():
-        group = wanted[key]
-        planned = placed.get(key)
-        if planned is None:
-            if existing is not None:
-                _cancel(existing, now=now, reason="no_replacement")
-            continue
-        if existing is None:
-            session = Session(
-                incident_id=incident.id, kind=planned.kind, group_key=group.key, language=group.language,
-                status="scheduled", starts_at=planned.starts_at, ends_at=planned.ends_at, mode=planned.mode,
-                region=planned.region, sequence=0, agenda=_agenda_rows(planned.agenda), created_at=now, updated_at=now,
-            )
-            _assign(session, planned.facilitator_ids)
-            _set_participants(session, group, personnel_ids)
-            db.add(session)
-        else:
-            _move(existing, planned, now=now, reason="replanned")
-            _set_participants(existing, group, personnel_ids)
-            _bump(existing, now)
-
-    kept = [p for p in incident.problems if (p["group"], p["kind"]) in wanted and (p["group"], p["kind"]) not in to_plan]
-    incident.problems = kept + _problem_rows(problems.values())
-    incident.status = "needs_attention" if incident.problems else "planned"
-    incident.updated_at = now
-    _commit_or_retry(db)
-
-
-def _with_ref(planned: PlannedSession, ref: str) -> PlannedSession:
-    from dataclasses import replace
-
-    return replace(planned, ref=ref)
 
 
 def _cancel(session: Session, *, now: datetime, reason: str) -> None:
@@ -352,65 +323,178 @@ def _cancel(session: Session, *, now: datetime, reason: str) -> None:
     _bump(session, now)
 
 
+def plan(db: DbSession, *, incident_id: uuid.UUID, now: datetime, include_cancelled: bool = False) -> None:
+    """Plan (or re-plan) the group sessions of an incident whose groups are new, changed or short."""
+
+    def attempt() -> None:
+        incident = lock_incident(db, incident_id)
+        if incident is None or incident.status == "cancelled":
+            db.rollback()
+            return
+        plan_locked(db, incident=incident, now=now, include_cancelled=include_cancelled)
+        commit(db)
+
+    retrying(db, attempt)
+
+
+def plan_locked(db: DbSession, *, incident: Incident, now: datetime, include_cancelled: bool = False) -> None:
+    """Plan an incident whose row the caller has locked; the caller commits (or retries on LostRace).
+
+    A group is (re-)planned when it has never had a session, when its membership changed, or
+    when its session is short of a team; never once its session is under way or held. A session
+    a coordinator cancelled stays cancelled (flagged as a problem) unless `include_cancelled`.
+    """
+    policy = policy_for(incident.agency)
+    facts = incident_facts(incident)
+    groups = split_into_groups(facts.participants, policy)
+    kinds = GROUP_KINDS if incident.severity >= policy.defusing_min_severity else ("debriefing",)
+    wanted = {(g.key, kind): g for g in groups for kind in kinds}
+    personnel_ids = {p.external_id: p.id for p in incident.personnel}
+    problems = _problems(incident)
+
+    sessions = _lock_sessions(db, select(Session).where(Session.incident_id == incident.id, Session.kind.in_(GROUP_KINDS)))
+    active = {(s.group_key, s.kind): s for s in sessions if s.status == "scheduled"}
+    latest: dict[tuple[str | None, str], Session] = {}
+    for s in sorted(sessions, key=lambda s: s.created_at):
+        latest[(s.group_key, s.kind)] = s
+
+    state = load_state(db, now=now, policy=policy)
+    to_plan: dict[tuple[str, str], Session | None] = {}
+    for key, group in wanted.items():
+        target = {personnel_ids[p.key] for p in group.participants}
+        session = active.get(key)
+        if session is not None:
+            if session.starts_at <= now or (_members(session) == target and key not in problems):
+                continue
+            to_plan[key] = session
+            state.schedule.remove(str(session.id))
+            continue
+        last = latest.get(key)
+        if last is not None and (last.status == "completed" or last.starts_at <= now):
+            continue
+        if last is not None and _members(last) == target and not include_cancelled:
+            continue  # cancelled by a coordinator (flagged as a problem): not re-created behind their back
+        to_plan[key] = None
+
+    stale = [s for key, s in active.items() if key not in wanted and s.starts_at > now]
+    for session in stale:
+        state.schedule.remove(str(session.id))
+
+    outcome = plan_incident(facts, state.pool, state.schedule, policy, now=now, only=frozenset(to_plan)) if to_plan else None
+    placed = {(p.group_key, p.kind): p for p in (outcome.sessions if outcome else ())}
+    missing = {(p.group_key, p.kind): p.reasons for p in (outcome.problems if outcome else ())}
+
+    # Existing sessions keep their id as booking ref, so the re-check can set their old bookings aside.
+    to_check = [
+        (replace(planned, ref=str(to_plan[key].id)) if to_plan[key] is not None else planned, wanted[key].language)
+        for key, planned in placed.items()
+    ]
+    _recheck(db, to_check, incident=facts, policy=policy, now=now,
+             ignore=[str(s.id) for s in to_plan.values() if s is not None] + [str(s.id) for s in stale])
+
+    for session in stale:
+        _cancel(session, now=now, reason="group_changed")
+    for key, existing in to_plan.items():
+        group = wanted[key]
+        planned = placed.get(key)
+        if planned is None:
+            # Keep what exists (its people are already invited); say what is missing.
+            problems[key] = list(missing.get(key, ()))
+            if existing is not None:
+                _set_participants(existing, group, personnel_ids)
+            continue
+        problems.pop(key, None)
+        if existing is None:
+            session = Session(
+                incident_id=incident.id, kind=planned.kind, group_key=group.key, language=group.language,
+                status="scheduled", starts_at=planned.starts_at, ends_at=planned.ends_at, mode=planned.mode,
+                region=planned.region, sequence=0, agenda=_agenda_rows(planned.agenda), created_at=now, updated_at=now,
+            )
+            _assign(session, planned.facilitator_ids)
+            _set_participants(session, group, personnel_ids)
+            db.add(session)
+        else:
+            if _move(existing, planned, now=now, reason="replanned"):
+                _bump(existing, now)
+            _set_participants(existing, group, personnel_ids)
+
+    _store_problems(incident, {key: reasons for key, reasons in problems.items() if key in wanted})
+    refresh_status(incident)
+    incident.updated_at = now
+
+
 def cancel_incident_sessions(db: DbSession, *, incident: Incident, now: datetime) -> None:
-    """Cancel every session of an incident that has not been held (the caller commits)."""
-    for session in db.scalars(
-        select(Session).where(Session.incident_id == incident.id, Session.status == "scheduled")
-        .options(selectinload(Session.assignments))
-    ):
-        _cancel(session, now=now, reason="incident_cancelled")
+    """Cancel every session of a (locked) incident that has not started; the caller commits."""
+    for session in _lock_sessions(db, select(Session).where(Session.incident_id == incident.id, Session.status == "scheduled")):
+        if session.starts_at > now:
+            _cancel(session, now=now, reason="incident_cancelled")
 
 
 # -- one session ----------------------------------------------------------------------------------
 
 
-def _visible_session(db: DbSession, *, caller: Principal, session_id: uuid.UUID, lock: bool = False) -> tuple[Session, Incident]:
-    """A session the caller may act on: its agency's coordinator, or a facilitator on its team."""
-    query = select(Session).where(Session.id == session_id).options(
-        selectinload(Session.assignments), selectinload(Session.participants),
-    ).execution_options(populate_existing=True)
-    if lock and db.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update(of=Session)
-    session = db.scalar(query)
-    if session is None:
-        raise NotFound(f"No session {session_id}.")
-    incident = db.scalar(select(Incident).where(Incident.id == session.incident_id).options(selectinload(Incident.personnel)))
-    assert incident is not None
+def _check_visible(caller: Principal, session: Session, incident: Incident) -> None:
     if caller.role == "facilitator":
         if caller.facilitator_id not in {a.facilitator_id for a in session.assignments if a.active}:
-            raise NotFound(f"No session {session_id}.")
+            raise NotFound(f"No session {session.id}.")
     elif caller.role != "admin" and incident.agency_id != caller.agency_id:
-        raise NotFound(f"No session {session_id}.")
-    return session, incident
+        raise NotFound(f"No session {session.id}.")
 
 
 def get(db: DbSession, *, caller: Principal, session_id: uuid.UUID) -> SessionView:
     """One session."""
-    session, incident = _visible_session(db, caller=caller, session_id=session_id)
+    session = db.scalar(select(Session).where(Session.id == session_id).options(selectinload(Session.assignments)))
+    if session is None:
+        raise NotFound(f"No session {session_id}.")
+    incident = db.get(Incident, session.incident_id)
+    assert incident is not None
+    _check_visible(caller, session, incident)
     return present(session, ZoneInfo(incident.agency.timezone))
+
+
+def _change_session(db: DbSession, *, caller: Principal, session_id: uuid.UUID, now: datetime,
+                    change: Callable[[Session, Incident], None], not_started: bool = True) -> SessionView:
+    """Lock incident then session, check the caller may act, apply `change`, commit; retried on races."""
+    incident_id = db.scalar(select(Session.incident_id).where(Session.id == session_id))
+    if incident_id is None:
+        raise NotFound(f"No session {session_id}.")
+
+    def attempt() -> SessionView:
+        incident = lock_incident(db, incident_id)
+        assert incident is not None
+        [session] = _lock_sessions(db, select(Session).where(Session.id == session_id))
+        _check_visible(caller, session, incident)
+        if session.status != "scheduled":
+            raise Conflict(f"The session is {session.status}.")
+        if not_started and session.starts_at <= now:
+            raise Conflict("The session has started; it can no longer be changed.")
+        change(session, incident)
+        commit(db)
+        return present(session, ZoneInfo(incident.agency.timezone))
+
+    return retrying(db, attempt)
 
 
 def cancel(db: DbSession, *, caller: Principal, session_id: uuid.UUID, now: datetime) -> SessionView:
-    """Cancel a scheduled session."""
-    session, incident = _visible_session(db, caller=caller, session_id=session_id, lock=True)
-    if session.status != "scheduled":
-        raise Conflict(f"The session is {session.status}.")
-    _cancel(session, now=now, reason="session_cancelled")
-    db.commit()
-    return present(session, ZoneInfo(incident.agency.timezone))
+    """Cancel a scheduled session; the incident shows the group as needing attention."""
+
+    def change(session: Session, incident: Incident) -> None:
+        _cancel(session, now=now, reason="session_cancelled")
+        set_problem(incident, session.group_key, session.kind, ["cancelled_by_coordinator"])
+
+    return _change_session(db, caller=caller, session_id=session_id, now=now, change=change)
 
 
 def complete(db: DbSession, *, caller: Principal, session_id: uuid.UUID, now: datetime) -> SessionView:
     """Mark a session that has started as held."""
-    session, incident = _visible_session(db, caller=caller, session_id=session_id, lock=True)
-    if session.status != "scheduled":
-        raise Conflict(f"The session is {session.status}.")
-    if session.starts_at > now:
-        raise Conflict("The session has not started yet.")
-    session.status = "completed"
-    _bump(session, now)
-    db.commit()
-    return present(session, ZoneInfo(incident.agency.timezone))
+
+    def change(session: Session, _incident: Incident) -> None:
+        if session.starts_at > now:
+            raise Conflict("The session has not started yet.")
+        session.status = "completed"
+        _bump(session, now)
+
+    return _change_session(db, caller=caller, session_id=session_id, now=now, change=change, not_started=False)
 
 
 def _planned(session: Session) -> PlannedSession:
@@ -422,86 +506,78 @@ def _planned(session: Session) -> PlannedSession:
     )
 
 
-def _group_of(session: Session, incident: Incident) -> Group:
-    ids = {sp.personnel_id for sp in session.participants}
-    people = tuple(_participant(p) for p in incident.personnel if p.id in ids)
-    first = people[0] if people else None
-    return Group(
-        key=session.group_key or "", exposure=first.exposure if first else "direct",
-        command=False, language=session.language, participants=people,
-    )
+def _group_of(session: Session, incident: Incident, policy: PlanningPolicy) -> Group:
+    """The session's group as the planner sees it (its invited participants)."""
+    people = tuple(_participant(p) for p in incident.personnel if p.id in _members(session))
+    for group in split_into_groups(people, policy):
+        if group.key == session.group_key:
+            return group
+    return Group(key=session.group_key or "", exposure=people[0].exposure if people else "direct",
+                 command=False, language=session.language, participants=people)
 
 
 def reschedule(db: DbSession, *, caller: Principal, session_id: uuid.UUID, starts_at: datetime, now: datetime) -> SessionView:
     """Move a session to a given start, checked by the same rules as planning."""
-    session, incident = _visible_session(db, caller=caller, session_id=session_id, lock=True)
-    if session.status != "scheduled":
-        raise Conflict(f"The session is {session.status}.")
-    policy = policy_for(incident.agency)
-    facts = incident_facts(incident)
-    length = session.ends_at - session.starts_at
-    window = session_window(session.kind, incident.occurred_at, policy)  # type: ignore[arg-type]
-    allowed = grid_starts(window, not_before=now, minutes=int(length.total_seconds() // 60), zone=facts.timezone, policy=policy)
-    if starts_at not in allowed:
-        raise InvalidInput(
-            "That start is not allowed for this session.",
-            errors={"starts_at": [
-                f"Must lie on the {policy.grid_minutes}-minute grid, between {policy.earliest_start:%H:%M} and "
-                f"{policy.latest_start:%H:%M} local time, end by {policy.latest_end:%H:%M}, inside the session's window, "
-                "and not in the past."
-            ]},
-        )
-    team = [a.facilitator_id for a in session.assignments if a.active]
-    _lock_facilitators(db, team)
-    state = load_state(db, now=now, policy=policy, facilitator_ids=team)
-    blocked = {}
-    for fid in team:
-        reasons = ineligibility_reasons(
-            state.profiles[fid], kind=session.kind, starts_at=starts_at, ends_at=starts_at + length,  # type: ignore[arg-type]
-            mode=session.mode, region=session.region, language=session.language, incident=facts,  # type: ignore[arg-type]
-            schedule=state.schedule, policy=policy, ignore_session_ref=str(session.id),
-        )
-        if reasons:
-            blocked[f"facilitators.{fid}"] = list(reasons)
-    if blocked:
-        raise Conflict("A facilitator of the team cannot take the session at that time.", errors=blocked)
-    moved = PlannedSession(
-        kind=session.kind, group_key=session.group_key, starts_at=starts_at, ends_at=starts_at + length,  # type: ignore[arg-type]
-        mode=session.mode, region=session.region, facilitator_ids=tuple(sorted(team)),  # type: ignore[arg-type]
-        agenda=build_agenda(session.kind, starts_at, policy), ref=str(session.id),  # type: ignore[arg-type]
-    )
-    if _move(session, moved, now=now, reason="rescheduled"):
-        _bump(session, now)
-    _commit_or_retry_once(db)
-    return present(session, ZoneInfo(incident.agency.timezone))
 
+    def change(session: Session, incident: Incident) -> None:
+        policy = policy_for(incident.agency)
+        facts = incident_facts(incident)
+        length = session.ends_at - session.starts_at
+        window = session_window(session.kind, incident.occurred_at, policy)  # type: ignore[arg-type]
+        allowed = grid_starts(window, not_before=now, minutes=int(length.total_seconds() // 60), zone=facts.timezone, policy=policy)
+        if starts_at not in allowed:
+            raise InvalidInput(
+                "That start is not allowed for this session.",
+                errors={"starts_at": [
+                    f"Must lie on the {policy.grid_minutes}-minute grid, between {policy.earliest_start:%H:%M} and "
+                    f"{policy.latest_start:%H:%M} local time, end by {policy.latest_end:%H:%M}, inside the session's "
+                    "window, and not in the past."
+                ]},
+            )
+        team = sorted(a.facilitator_id for a in session.assignments if a.active)
+        _lock_facilitators(db, team)
+        state = load_state(db, now=now, policy=policy, facilitator_ids=team)
+        blocked = {}
+        for fid in team:
+            reasons = ineligibility_reasons(
+                state.profiles[fid], kind=session.kind, starts_at=starts_at, ends_at=starts_at + length,  # type: ignore[arg-type]
+                mode=session.mode, region=session.region, language=session.language, incident=facts,  # type: ignore[arg-type]
+                schedule=state.schedule, policy=policy, ignore_session_ref=str(session.id),
+            )
+            if reasons:
+                blocked[f"facilitators.{fid}"] = list(reasons)
+        if blocked:
+            raise Conflict("A facilitator of the team cannot take the session at that time.", errors=blocked)
+        moved = replace(_planned(session), starts_at=starts_at, ends_at=starts_at + length,
+                        agenda=build_agenda(session.kind, starts_at, policy))  # type: ignore[arg-type]
+        if _move(session, moved, now=now, reason="rescheduled"):
+            _bump(session, now)
 
-def _commit_or_retry_once(db: DbSession) -> None:
-    try:
-        _commit_or_retry(db)
-    except LostRace:
-        raise Conflict("A facilitator was booked concurrently; try again.") from None
+    return _change_session(db, caller=caller, session_id=session_id, now=now, change=change)
 
 
 def replace_facilitator(db: DbSession, *, session: Session, incident: Incident, facilitator_id: int,
                         now: datetime, reason: str) -> None:
-    """Take a facilitator off a session and find a replacement (same time if possible); caller commits."""
+    """Take a facilitator off a (locked) session and find a replacement, same time if possible.
+
+    Without a replacement the session keeps its reduced team and the incident says what is
+    missing; the caller commits.
+    """
     policy = policy_for(incident.agency)
     facts = incident_facts(incident)
     state = load_state(db, now=now, policy=policy)
     planned = _planned(session)
-    group = _group_of(session, incident)
     found = None
     if state.pool.get(facilitator_id) is not None and facilitator_id in planned.facilitator_ids:
-        found = find_replacement(planned, leaving_facilitator_id=facilitator_id, incident=facts, group=group,
-                                 pool=state.pool, schedule=state.schedule, policy=policy, now=now)
+        found = find_replacement(planned, leaving_facilitator_id=facilitator_id, incident=facts,
+                                 group=_group_of(session, incident, policy), pool=state.pool,
+                                 schedule=state.schedule, policy=policy, now=now)
     if found is None:
         for assignment in session.assignments:
             if assignment.active and assignment.facilitator_id == facilitator_id:
                 _release(assignment, now=now, reason=reason)
-        _cancel(session, now=now, reason="no_replacement")
-        incident.status = "needs_attention"
-        incident.problems = [*incident.problems, {"group": session.group_key, "kind": session.kind, "reasons": ["no_replacement"]}]
+        _bump(session, now)
+        set_problem(incident, session.group_key, session.kind, ["no_replacement"])
         return
     _recheck(db, [(found, session.language)], incident=facts, policy=policy, now=now, ignore=[str(session.id)])
     _move(session, found, now=now, reason=reason)
@@ -510,34 +586,28 @@ def replace_facilitator(db: DbSession, *, session: Session, incident: Incident, 
 
 def decline(db: DbSession, *, caller: Principal, session_id: uuid.UUID, now: datetime) -> SessionView:
     """The caller (a facilitator on the team) declines; a replacement is found automatically."""
-    for _attempt in range(PLANNING_ATTEMPTS):
-        session, incident = _visible_session(db, caller=caller, session_id=session_id, lock=True)
-        if session.status != "scheduled":
-            raise Conflict(f"The session is {session.status}.")
-        try:
-            replace_facilitator(db, session=session, incident=incident, facilitator_id=caller.facilitator_id,  # type: ignore[arg-type]
-                                now=now, reason="declined")
-            _commit_or_retry(db)
-        except LostRace:
-            db.rollback()
-            continue
-        return present(session, ZoneInfo(incident.agency.timezone))
-    raise Conflict("The team could not be changed because of concurrent bookings; try again.")
+
+    def change(session: Session, incident: Incident) -> None:
+        replace_facilitator(db, session=session, incident=incident, facilitator_id=caller.facilitator_id,  # type: ignore[arg-type]
+                            now=now, reason="declined")
+
+    return _change_session(db, caller=caller, session_id=session_id, now=now, change=change)
 
 
 def revalidate_facilitator(db: DbSession, *, facilitator: Facilitator, now: datetime) -> int:
     """Replace the facilitator on every future session they can no longer take; the caller commits."""
-    sessions = list(db.scalars(
-        select(Session).join(Assignment, Assignment.session_id == Session.id)
+    profile = to_profile(facilitator)
+    session_ids = list(db.scalars(
+        select(Session.id).join(Assignment, Assignment.session_id == Session.id)
         .where(Assignment.facilitator_id == facilitator.id, Assignment.active, Session.status == "scheduled", Session.starts_at > now)
-        .options(selectinload(Session.assignments), selectinload(Session.participants))
         .order_by(Session.starts_at)
     ))
     replaced = 0
-    profile = to_profile(facilitator)
-    for session in sessions:
-        incident = db.scalar(select(Incident).where(Incident.id == session.incident_id).options(selectinload(Incident.personnel)))
+    for session_id in session_ids:
+        incident_id = db.scalar(select(Session.incident_id).where(Session.id == session_id))
+        incident = lock_incident(db, incident_id)
         assert incident is not None
+        [session] = _lock_sessions(db, select(Session).where(Session.id == session_id))
         policy = policy_for(incident.agency)
         state = load_state(db, now=now, policy=policy, facilitator_ids=[facilitator.id])
         reasons = ineligibility_reasons(

@@ -38,6 +38,8 @@ CASES = {
     "lone surrogate": (b'{"external_id": "\\ud800", "type": "other"}', "application/json", 422),
     "huge number": (json.dumps(incident_body(severity=10**400)).encode(), "application/json", 422),
     "deep nesting": (b"[" * 5000 + b"]" * 5000, "application/json", 400),
+    "year 1": (json.dumps(incident_body(occurred_at="0001-01-01T00:00:00+05:00")).encode(), "application/json", 422),
+    "year 9999": (json.dumps(incident_body(occurred_at="9999-12-31T23:59:59-05:00")).encode(), "application/json", 422),
 }
 
 
@@ -97,3 +99,23 @@ def test_bad_idempotency_key_header_is_422(client, keys, app):
     )
     assert response.status_code == 422 and "headers.Idempotency-Key" in response.get_json()["errors"]
     assert totals(app) == (0, 0)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "role", "status"),
+    [
+        ("get", "/v1/facilitators/2147483648", None, "coordinator", 404),
+        ("get", "/v1/agencies/a%00b", None, "admin", 404),
+        ("post", "/v1/facilitators", {"agency": "a\u0000"}, "admin", 422),
+        ("patch", "/v1/agencies/north", {"policy": {"debriefing_closes_after": 1e12}}, "admin", 422),
+        ("patch", "/v1/agencies/north", {"policy": {"load_lookback_days": 10**9}}, "admin", 422),
+        ("patch", "/v1/agencies/north", {"policy": {"buffer_minutes": 10**12}}, "admin", 422),
+        ("patch", "/v1/agencies/north", {"policy": {"defusing_phases": [["intro\u0000", 45]]}}, "admin", 422),
+        ("get", "/v1/facilitators?cursor=WyIwMDAxLTAxLTAxVDAwOjAwOjAwKzA1OjAwIiwgIjEiXQ", None, "coordinator", 422),
+    ],
+)
+def test_out_of_range_values_are_4xx_not_500(client, keys, method, path, body, role, status):
+    kwargs = {"json": body} if body is not None else {}
+    response = getattr(client, method)(path, headers=keys.auth(role), **kwargs)
+    assert response.status_code == status, response.get_data(as_text=True)
+    assert response.content_type == "application/problem+json"

@@ -16,7 +16,8 @@ def test_coordinator_adds_a_facilitator_to_their_agency(client, keys):
     data = response.get_json()
     assert data["agency"] == "north" and data["kind"] == "clinician" and data["active"] is True
     assert data["availability"]["weekly"][0] == {"day": "mon", "start": "07:00", "end": "22:00"}
-    assert client.get(f"/v1/facilitators/{data['id']}", headers=keys.auth("coordinator")).get_json() == data
+    read = client.get(f"/v1/facilitators/{data['id']}", headers=keys.auth("coordinator")).get_json()
+    assert read == {k: v for k, v in data.items() if k != "calendar_url"}  # the feed URL is shown only once
 
 
 def test_admin_adds_a_provincial_pool_member(client, keys):
@@ -39,7 +40,7 @@ def test_coordinator_cannot_add_to_another_agency(client, keys):
         {"certifications": [{"name": "GCI", "expires_on": "soon"}]},
         {"availability": {"weekly": [{"day": "monday", "start": "08:00", "end": "18:00"}]}},
         {"availability": {"weekly": [{"day": "mon", "start": "8am", "end": "18:00"}]}},
-        {"availability": {"weekly": [{"day": "mon", "start": "08:00", "end": "08:00"}]}},
+        {"availability": {"weekly": [], "exceptions": [{"start": "0001-01-01T00:00:00+05:00", "end": "2026-12-01T09:00:00Z"}]}},
         {"availability": {"weekly": [], "exceptions": [{"start": "2026-12-01T10:00:00Z", "end": "2026-12-01T09:00:00Z"}]}},
         {"availability": {"weekly": [], "exceptions": [{"start": "2026-12-01T10:00:00", "end": "2026-12-01T11:00:00"}]}},
         {"virtual_ok": "sometimes"},
@@ -81,7 +82,9 @@ def test_facilitator_reads_and_changes_only_themselves(app, client, keys):
     assert client.get(f"/v1/facilitators/{me}", headers=auth).status_code == 200
     assert client.get(f"/v1/facilitators/{other}", headers=auth).status_code == 404
     assert client.patch(f"/v1/facilitators/{me}", json={"languages": ["en", "fr"]}, headers=auth).get_json()["languages"] == ["en", "fr"]
-    assert client.patch(f"/v1/facilitators/{me}", json={"certifications": []}, headers=auth).status_code == 403
+    for field, value in (("certifications", []), ("unit", "elsewhere"), ("email", "me@elsewhere.org"), ("active", True)):
+        # Conflict-of-interest and eligibility rules read these: a facilitator cannot change them.
+        assert client.patch(f"/v1/facilitators/{me}", json={field: value}, headers=auth).status_code == 403
     assert client.get("/v1/facilitators", headers=auth).status_code == 403
 
 
@@ -95,3 +98,10 @@ def test_availability_is_replaced_whole(client, keys):
     assert response.status_code == 200
     assert response.get_json()["availability"]["weekly"] == availability["weekly"]
     assert len(response.get_json()["availability"]["exceptions"]) == 1
+
+
+def test_a_full_day_window_is_accepted(client, keys):
+    body = facilitator_body(1, availability={"weekly": [{"day": "sat", "start": "00:00", "end": "24:00"}], "exceptions": []})
+    response = post(client, keys, body)
+    assert response.status_code == 201
+    assert response.get_json()["availability"]["weekly"] == [{"day": "sat", "start": "00:00", "end": "00:00"}]

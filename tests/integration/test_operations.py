@@ -60,6 +60,13 @@ def test_metrics_count_requests_by_route_template(client, keys):
     assert "debrief_http_request_duration_seconds_bucket" in text
 
 
+def test_unknown_methods_do_not_create_metric_series(client):
+    for n in range(3):
+        client.open("/healthz", method=f"X{n}RANDOM")
+    text = client.get("/metrics").get_data(as_text=True)
+    assert "RANDOM" not in text and 'method="OTHER"' in text
+
+
 def test_committed_openapi_matches_the_code():
     committed = (ROOT / "openapi.yaml").read_text(encoding="utf-8")
     assert committed == generate(), "openapi.yaml is stale: run `python -m service.openapi`"

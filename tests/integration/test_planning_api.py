@@ -96,7 +96,7 @@ def test_decline_finds_a_replacement_at_the_same_time(app, client, keys):
     assert sorted(f["kind"] for f in after["facilitators"]) == ["clinician", "peer"]
 
 
-def test_decline_without_replacement_cancels_and_flags_the_incident(app, client, keys):
+def test_decline_without_replacement_keeps_the_session_and_flags_the_incident(app, client, keys):
     add_roster(client, keys, clinicians=1, peers=1)
     incident = report(client, keys, incident_body())
     session = incident["sessions"][0]
@@ -104,8 +104,24 @@ def test_decline_without_replacement_cancels_and_flags_the_incident(app, client,
     client.post(f"/v1/sessions/{session['id']}/decline", headers=facilitator_key(app, clinician))
     after = client.get(f"/v1/incidents/{incident['id']}", headers=keys.auth("coordinator")).get_json()
     assert after["status"] == "needs_attention"
-    assert after["sessions"][0]["status"] == "cancelled" and after["sessions"][0]["sequence"] == 1
-    assert {"group": "direct-en", "kind": "debriefing", "reasons": ["no_replacement"]} in after["problems"]
+    [kept] = after["sessions"]
+    assert kept["status"] == "scheduled" and kept["sequence"] == 1
+    assert [f["kind"] for f in kept["facilitators"]] == ["peer"]
+    assert after["problems"] == [{"group": "direct-en", "kind": "debriefing", "reasons": ["no_replacement"]}]
+
+
+def test_a_started_session_cannot_be_declined_cancelled_or_moved(app, client, keys, clock):
+    add_roster(client, keys)
+    session = report(client, keys, incident_body())["sessions"][0]
+    clock.advance(hours=22, minutes=30)  # 13:30Z = 08:30 Toronto time on the 23rd: under way
+    peer = next(f["id"] for f in session["facilitators"] if f["kind"] == "peer")
+    assert client.post(f"/v1/sessions/{session['id']}/decline", headers=facilitator_key(app, peer)).status_code == 409
+    assert client.post(f"/v1/sessions/{session['id']}/cancel", headers=keys.auth("coordinator")).status_code == 409
+    moved = client.post(f"/v1/sessions/{session['id']}/reschedule", json={"starts_at": "2026-11-24T13:30:00-05:00"},
+                        headers=keys.auth("coordinator"))
+    assert moved.status_code == 409
+    after = client.get(f"/v1/sessions/{session['id']}", headers=keys.auth("coordinator")).get_json()
+    assert after == session
 
 
 def test_time_off_replaces_the_facilitator(client, keys):
@@ -157,15 +173,54 @@ def test_reschedule_onto_a_busy_facilitator_is_409(client, keys):
 
 def test_cancel_and_complete(client, keys, clock):
     add_roster(client, keys, clinicians=2, peers=4)
-    sessions = report(client, keys, incident_body(personnel=[person(1), person(2, exposure="witness")]))["sessions"]
-    first, second = sessions
+    incident = report(client, keys, incident_body(personnel=[person(1), person(2, exposure="witness")]))
+    first, second = incident["sessions"]
     assert client.post(f"/v1/sessions/{first['id']}/complete", headers=keys.auth("coordinator")).status_code == 409
+    cancelled = client.post(f"/v1/sessions/{second['id']}/cancel", headers=keys.auth("coordinator")).get_json()
+    assert cancelled["status"] == "cancelled" and cancelled["facilitators"] == [] and cancelled["sequence"] == 1
+    assert client.post(f"/v1/sessions/{second['id']}/cancel", headers=keys.auth("coordinator")).status_code == 409
+    flagged = client.get(f"/v1/incidents/{incident['id']}", headers=keys.auth("coordinator")).get_json()
+    assert flagged["status"] == "needs_attention"
+    assert flagged["problems"] == [{"group": "witness-en", "kind": "debriefing", "reasons": ["cancelled_by_coordinator"]}]
     clock.advance(days=3)
     done = client.post(f"/v1/sessions/{first['id']}/complete", headers=keys.auth("coordinator")).get_json()
     assert done["status"] == "completed" and done["sequence"] == 1
-    cancelled = client.post(f"/v1/sessions/{second['id']}/cancel", headers=keys.auth("coordinator")).get_json()
-    assert cancelled["status"] == "cancelled" and cancelled["facilitators"] == []
-    assert client.post(f"/v1/sessions/{second['id']}/cancel", headers=keys.auth("coordinator")).status_code == 409
+
+
+def test_a_coordinator_cancel_is_not_undone_by_an_unrelated_change(client, keys):
+    add_roster(client, keys, clinicians=3, peers=6)
+    incident = report(client, keys, incident_body(personnel=[person(1), person(2, exposure="witness")]))
+    witness = next(s for s in incident["sessions"] if s["group"] == "witness-en")
+    client.post(f"/v1/sessions/{witness['id']}/cancel", headers=keys.auth("coordinator"))
+    after = client.patch(f"/v1/incidents/{incident['id']}", json={"add_personnel": [person(3)]}, headers=keys.auth("dispatch")).get_json()
+    assert [s["status"] for s in after["sessions"] if s["group"] == "witness-en"] == ["cancelled"]
+    assert after["status"] == "needs_attention"
+    # A change to the cancelled group itself plans it again.
+    again = client.patch(f"/v1/incidents/{incident['id']}", json={"add_personnel": [person(4, exposure="witness")]},
+                         headers=keys.auth("dispatch")).get_json()
+    statuses = sorted(s["status"] for s in again["sessions"] if s["group"] == "witness-en")
+    assert statuses == ["cancelled", "scheduled"] and again["status"] == "planned" and again["problems"] == []
+
+
+def test_coordinator_replan_restores_a_cancelled_group(client, keys):
+    add_roster(client, keys)
+    incident = report(client, keys, incident_body())
+    client.post(f"/v1/sessions/{incident['sessions'][0]['id']}/cancel", headers=keys.auth("coordinator"))
+    assert client.post(f"/v1/incidents/{incident['id']}/replan", headers=keys.auth("dispatch")).status_code == 403
+    replanned = client.post(f"/v1/incidents/{incident['id']}/replan", headers=keys.auth("coordinator")).get_json()
+    assert sorted(s["status"] for s in replanned["sessions"]) == ["cancelled", "scheduled"]
+    assert replanned["status"] == "planned" and replanned["problems"] == []
+
+
+def test_a_group_that_outgrows_its_team_keeps_its_session_and_is_flagged(client, keys):
+    add_roster(client, keys, clinicians=1, peers=1)
+    incident = report(client, keys, incident_body(people=12))
+    [session] = incident["sessions"]
+    after = client.patch(f"/v1/incidents/{incident['id']}", json={"add_personnel": [person(13)]}, headers=keys.auth("dispatch")).get_json()
+    [kept] = after["sessions"]
+    assert kept["id"] == session["id"] and kept["status"] == "scheduled" and kept["participant_count"] == 13
+    assert after["status"] == "needs_attention"
+    assert after["problems"][0]["group"] == "direct-en" and after["problems"][0]["reasons"]
 
 
 def test_cancelling_the_incident_cancels_its_sessions(client, keys):
@@ -189,7 +244,8 @@ def test_adding_personnel_replans_only_affected_groups(client, keys):
     assert set(now) == {"direct-en", "witness-en", "support-en"}
     assert now["direct-en"] == before["direct-en"]  # untouched
     assert now["witness-en"]["id"] == before["witness-en"]["id"]
-    assert now["witness-en"]["participant_count"] == 2 and now["witness-en"]["sequence"] == 1
+    # Same time and team: invitations change, the calendar event does not (no sequence bump).
+    assert now["witness-en"]["participant_count"] == 2 and now["witness-en"]["sequence"] == 0
     assert after["status"] == "planned"
 
 

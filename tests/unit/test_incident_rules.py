@@ -8,7 +8,7 @@ import pytest
 from service.errors import InvalidInput
 from service.incidents.schemas import IncidentCreate
 from service.incidents.service import debriefing_window, fingerprint
-from service.pagination import decode_cursor, encode_cursor
+from service.pagination import decode_cursor, encode_cursor, row_id
 from tests.factories import incident_body
 
 TORONTO = ZoneInfo("America/Toronto")
@@ -60,10 +60,28 @@ def test_cursor_round_trips():
 
     ident = uuid.uuid4()
     when = datetime(2026, 11, 22, 15, 0, 0, 123456, tzinfo=timezone.utc)
-    assert decode_cursor(encode_cursor(when, ident)) == (when, str(ident))
+    assert decode_cursor(encode_cursor(when, ident), uuid.UUID) == (when, ident)
+    assert decode_cursor(encode_cursor(when, 42), row_id) == (when, 42)
 
 
 @pytest.mark.parametrize("cursor", ["", "###", "e30", "bm90IGpzb24", "WyIyMDI2LTExLTIyVDE1OjAwOjAwIiwgIngiXQ", "W10", "WzEsIDJd"])
 def test_malformed_cursor_is_invalid_input(cursor):
+    import uuid
+
     with pytest.raises(InvalidInput):
-        decode_cursor(cursor)
+        decode_cursor(cursor, uuid.UUID)
+
+
+@pytest.mark.parametrize("ident", ["\u00b2", "-1", "2147483648", "1.5", ""])
+def test_cursor_row_ids_are_small_ascii_integers(ident):
+    with pytest.raises(InvalidInput):
+        decode_cursor(encode_cursor(datetime(2026, 1, 1, tzinfo=timezone.utc), ident), row_id)
+
+
+def test_cursor_dates_outside_the_service_range_are_invalid():
+    import base64
+    import json
+
+    raw = base64.urlsafe_b64encode(json.dumps(["0001-01-01T00:00:00+05:00", "1"]).encode()).decode()
+    with pytest.raises(InvalidInput):
+        decode_cursor(raw, row_id)

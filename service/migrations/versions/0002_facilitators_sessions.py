@@ -104,7 +104,9 @@ def upgrade() -> None:
 
     if op.get_bind().dialect.name == "postgresql":
         # The database itself refuses to double-book a facilitator, whatever the application does.
-        op.execute("CREATE EXTENSION IF NOT EXISTS btree_gist")
+        # In public, whatever the search_path: the extension is database-wide, and must outlive
+        # any other schema (test runs use one schema each).
+        op.execute("CREATE EXTENSION IF NOT EXISTS btree_gist WITH SCHEMA public")
         op.execute(
             "ALTER TABLE assignments ADD CONSTRAINT ex_assignments_no_overlap "
             "EXCLUDE USING gist (facilitator_id WITH =, tstzrange(starts_at, ends_at, '[)') WITH &&) WHERE (active)"

@@ -1,0 +1,1 @@
+"""Facilitator calendars: the iCalendar feed, its secret URL, and invitation attachments."""
