@@ -41,9 +41,16 @@ def main() -> None:
 @click.option("--demo", is_flag=True, help="Seed a demo agency and keys, and print them.")
 def serve(port: int, host: str, workers: int | None, demo: bool) -> None:
     """Run the API under gunicorn."""
-    if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
-        # Before prometheus-client is imported: it picks its storage at import time.
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="debrief-metrics-")
+    if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
+        _serve(port, host, workers, demo)
+        return
+    # Set before prometheus-client is imported (it picks its storage then); removed on exit.
+    with tempfile.TemporaryDirectory(prefix="debrief-metrics-") as metrics_dir:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+        _serve(port, host, workers, demo)
+
+
+def _serve(port: int, host: str, workers: int | None, demo: bool) -> None:
     from service import migrate
 
     config = Config.from_env()

@@ -26,17 +26,19 @@ ROSTER = [
 ]
 
 
+ADMIN = Principal(key_id=0, role="admin", agency_id=None, facilitator_id=None)
+
+
 def _seed_roster(session, now) -> None:
     """Six facilitators of the provincial pool serving the demo region, unless already there."""
     if session.scalar(select(func.count()).select_from(Facilitator)):
         return
-    admin = Principal(key_id=0, role="admin", agency_id=None, facilitator_id=None)
     expires = date(now.year + 1, 12, 31)
     for n, (name, kind, languages) in enumerate(ROSTER, start=1):
         certifications = [{"name": "GCI", "expires_on": expires}]
         if kind == "clinician":
             certifications.append({"name": "LICENSE", "expires_on": expires})
-        facilitators.create(db=session, caller=admin, data={
+        facilitators.create(db=session, caller=ADMIN, data={
             "name": name, "email": f"facilitator{n}@cism.example.org", "kind": kind, "agency": None,
             "unit": f"cism-team-{n}", "languages": languages, "regions": [DEMO_REGION], "virtual_ok": True,
             "timezone": "America/Toronto", "certifications": certifications,
@@ -56,12 +58,19 @@ def seed(app: Flask, *, base_url: str) -> str:
             "supervisor": create_key(db=session, role="supervisor", agency_code=DEMO_AGENCY),
             "coordinator": create_key(db=session, role="coordinator", agency_code=DEMO_AGENCY),
         }
+        first = session.scalar(select(Facilitator).order_by(Facilitator.id).limit(1))
+        assert first is not None
+        keys["facilitator"] = create_key(db=session, role="facilitator", agency_code=DEMO_AGENCY, facilitator_id=first.id)
+        feed = facilitators.rotate_calendar_token(db=session, caller=ADMIN, facilitator_id=first.id, base_url=base_url)
+        facilitator_name = first.name
     finally:
         session.close()
     occurred_at = (app.extensions["debrief"].clock() - timedelta(hours=2)).replace(microsecond=0).isoformat()
     lines = [f"Demo agency: {DEMO_AGENCY} (America/Toronto), {len(ROSTER)} facilitators serving region {DEMO_REGION!r}",
              "API keys (shown once):"]
     lines += [f"  {role:<12} {secret}" for role, secret in keys.items()]
+    lines += [f"  (the facilitator key is {facilitator_name}'s)", "",
+              f"{facilitator_name}'s calendar feed (subscribe in any calendar app): {feed.calendar_url.webcal}"]
     lines += [
         "",
         "Report an incident:",

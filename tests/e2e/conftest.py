@@ -44,6 +44,7 @@ class Server:
     process: subprocess.Popen
     output: Path
     keys: dict[str, str] = field(default_factory=dict)
+    feed_url: str = ""
 
     def request(self, method: str, path: str, *, body: Any = None, key: str | None = None,
                 headers: dict[str, str] | None = None, raw: bytes | None = None) -> Answer:
@@ -110,14 +111,16 @@ def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """`debrief serve --demo` on the embedded default, exactly as the README says."""
     workdir = tmp_path_factory.mktemp("serve")
     process, output, port = start_server(["--demo"], base_env(DATABASE_URL=f"sqlite:///{workdir}/e2e.sqlite3"), workdir)
-    keys = {}
+    keys, feed_url = {}, ""
     assert process.stdout is not None
     for line in process.stdout:
         parts = line.split()
-        if len(parts) == 2 and parts[0] in ("admin", "dispatch", "supervisor", "coordinator"):
+        if len(parts) == 2 and parts[0] in ("admin", "dispatch", "supervisor", "coordinator", "facilitator"):
             keys[parts[0]] = parts[1]
+        if "calendar feed" in line:
+            feed_url = parts[-1]
         if line.startswith("API docs:"):
             break
-    server = Server(f"http://127.0.0.1:{port}", process, output, keys)
+    server = Server(f"http://127.0.0.1:{port}", process, output, keys, feed_url)
     yield server
     stop(process)

@@ -12,7 +12,17 @@ from tests.conftest import wipe
 
 
 def test_demo_prints_a_key_per_role(demo_server):
-    assert set(demo_server.keys) == {"admin", "dispatch", "supervisor", "coordinator"}
+    assert set(demo_server.keys) == {"admin", "dispatch", "supervisor", "coordinator", "facilitator"}
+
+
+def test_demo_prints_a_working_feed_url_and_facilitator_key(demo_server):
+    assert demo_server.feed_url.startswith("webcal://")
+    path = "/" + demo_server.feed_url.split("/", 3)[3]
+    feed = demo_server.request("GET", path)
+    assert feed.status == 200 and feed.headers["Content-Type"] == "text/calendar; charset=utf-8"
+    assert feed.body.startswith(b"BEGIN:VCALENDAR\r\n")
+    me = demo_server.request("GET", "/v1/facilitators", key=demo_server.keys["facilitator"])
+    assert me.status == 403  # a facilitator reads themself, not the roster
 
 
 def test_readme_flow_post_twice_one_incident(demo_server):
