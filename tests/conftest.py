@@ -67,8 +67,9 @@ def postgres_url() -> Iterator[str]:
     except OperationalError as exc:
         admin.dispose()
         missing_service("PostgreSQL at 127.0.0.1:5432", exc)
-    # libpq's options: every connection, the app's and subprocesses', resolves names in this schema first.
-    url = f"{PG_URL}{'&' if '?' in PG_URL else '?'}options=-csearch_path%3D{schema},public"
+    # libpq's options: every connection, the app's and subprocesses', resolves names in this schema
+    # only, so nothing left in public (tables, an alembic_version) can stand in for ours.
+    url = f"{PG_URL}{'&' if '?' in PG_URL else '?'}options=-csearch_path%3D{schema}"
     engine = create_engine(url)
     migrate.upgrade(engine)
     engine.dispose()
