@@ -1,4 +1,4 @@
-"""The `debrief` command: serve, worker, db upgrade, keys create."""
+"""The `debrief` command: serve, worker, relay, db upgrade, keys create."""
 
 from __future__ import annotations
 
@@ -64,20 +64,21 @@ def _serve(port: int, host: str, workers: int | None, demo: bool) -> None:
 
         click.echo(seed(app, base_url=f"http://{host}:{port}"))
     services.close()  # no connection may cross the fork into gunicorn's workers
-    from service.server import GunicornServer
+    from service.server import GunicornServer, start_delivery_in_worker
 
-    GunicornServer(
-        {
-            "bind": f"{host}:{port}",
-            "workers": workers or (1 if embedded else 4),
-            "threads": 4,
-            "worker_class": "gthread",
-            "accesslog": None,  # our own log names the route, never the path (paths carry tokens)
-            "timeout": 30,
-            "graceful_timeout": 10,
-        },
-        lambda: _app(config),
-    ).run()
+    options: dict[str, Any] = {
+        "bind": f"{host}:{port}",
+        "workers": workers or (1 if embedded else 4),
+        "threads": 4,
+        "worker_class": "gthread",
+        "accesslog": None,  # our own log names the route, never the path (paths carry tokens)
+        "timeout": 30,
+        "graceful_timeout": 10,
+    }
+    if not config.redis_url:
+        # No Redis: each worker relays and delivers the outbox itself, so one command does it all.
+        options["post_worker_init"] = start_delivery_in_worker
+    GunicornServer(options, lambda: _app(config)).run()
 
 
 @main.command()
@@ -90,6 +91,32 @@ def worker(burst: bool) -> None:
     if not config.redis_url:
         raise click.UsageError("REDIS_URL is not set: without Redis, `debrief serve` runs jobs in-process.")
     sys.exit(0 if run_worker(config, burst=burst) else 1)
+
+
+@main.command()
+@click.option("--interval", default=1.0, show_default=True, type=click.FloatRange(0.01, 3600), help="Seconds between passes when nothing is due.")
+@click.option("--once", is_flag=True, help="Make one pass and stop.")
+def relay(interval: float, once: bool) -> None:
+    """Move due outbox messages into the delivery queue (needs REDIS_URL)."""
+    import signal
+    import threading
+
+    from workers.relay import relay_once, rq_dispatch, run_relay
+
+    config = Config.from_env()
+    if not config.redis_url:
+        raise click.UsageError("REDIS_URL is not set: without Redis, `debrief serve` relays in-process.")
+    with _services() as services:
+        dispatch = rq_dispatch(services.redis)
+        if once:
+            click.echo(f"{relay_once(services, dispatch)} messages relayed", err=True)
+            return
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        try:
+            run_relay(services, dispatch, interval=interval, stop=stop)
+        except KeyboardInterrupt:
+            pass
 
 
 @main.group()

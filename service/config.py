@@ -8,6 +8,9 @@ from typing import Any, Mapping
 
 DEFAULT_DATABASE_URL = "sqlite:///debrief.sqlite3"
 DEFAULT_PUBLIC_BASE_URL = "http://127.0.0.1:8000"
+DEFAULT_MAIL_FROM = "Debrief <debrief@localhost>"
+DEFAULT_DELIVERY_MAX_ATTEMPTS = 6
+DEFAULT_DELIVERY_VISIBILITY_SECONDS = 300
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +26,13 @@ class Config:
     max_content_length: int = 2 * 1024 * 1024
     # How far in the future an occurred_at may lie, for clock skew between CAD and us.
     clock_skew_seconds: int = 300
+    # Outbox delivery: the From of our emails, the secret that signs webhooks (whsec_...),
+    # how many attempts before a message is dead, and how long a message may stay queued or
+    # sending before the relay takes it for lost (longer than a job may run, see workers.relay).
+    mail_from: str = DEFAULT_MAIL_FROM
+    webhook_secret: str | None = None
+    delivery_max_attempts: int = DEFAULT_DELIVERY_MAX_ATTEMPTS
+    delivery_visibility_seconds: int = DEFAULT_DELIVERY_VISIBILITY_SECONDS
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -34,6 +44,10 @@ class Config:
             redis_url=env.get("REDIS_URL") or None,
             smtp_url=env.get("SMTP_URL") or None,
             public_base_url=(env.get("PUBLIC_BASE_URL") or DEFAULT_PUBLIC_BASE_URL).rstrip("/"),
+            mail_from=env.get("MAIL_FROM") or DEFAULT_MAIL_FROM,
+            webhook_secret=env.get("WEBHOOK_SECRET") or None,
+            delivery_max_attempts=int(env.get("DELIVERY_MAX_ATTEMPTS") or DEFAULT_DELIVERY_MAX_ATTEMPTS),
+            delivery_visibility_seconds=int(env.get("DELIVERY_VISIBILITY_SECONDS") or DEFAULT_DELIVERY_VISIBILITY_SECONDS),
         )
 
     def updated(self, overrides: Mapping[str, Any]) -> "Config":

@@ -5,11 +5,12 @@ from service.auth.models import ApiKey
 from service.db import Base
 from service.facilitators.models import Facilitator
 from service.incidents.models import IdempotencyRecord, Incident, Personnel
+from service.outbox.models import OutboxMessage
 from service.sessions.models import Assignment, Session, SessionParticipant
 
 metadata = Base.metadata
 
 __all__ = [
-    "Agency", "ApiKey", "Assignment", "Facilitator", "IdempotencyRecord", "Incident", "Personnel", "Session",
+    "Agency", "ApiKey", "Assignment", "Facilitator", "IdempotencyRecord", "Incident", "OutboxMessage", "Personnel", "Session",
     "SessionParticipant", "metadata",
 ]

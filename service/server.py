@@ -24,3 +24,11 @@ class GunicornServer(BaseApplication):
     def load(self) -> Flask:
         """Build the app in the worker (no engine or socket crosses the fork)."""
         return self.factory()
+
+
+def start_delivery_in_worker(worker: Any) -> None:
+    """gunicorn `post_worker_init` hook: relay and deliver the outbox in this worker (no Redis)."""
+    from workers.relay import start_in_process_delivery
+
+    # Each worker runs its own relay: their claims exclude each other (SKIP LOCKED, or SQLite's lock).
+    start_in_process_delivery(worker.wsgi.extensions["debrief"])

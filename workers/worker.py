@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from redis import Redis
 from rq import Queue, Worker
 
@@ -14,6 +16,8 @@ def run_worker(config: Config, *, burst: bool = False) -> bool:
     from service.app import create_app
 
     app = create_app(config)
+    # RQ forks a work horse per job: a pooled connection must never be shared across the fork.
+    os.register_at_fork(after_in_child=lambda: app.extensions["debrief"].engine.dispose(close=False))
     connection = Redis.from_url(config.redis_url)
     worker = Worker([Queue(name, connection=connection) for name in queues.ALL], connection=connection)
     with app.app_context():

@@ -1,0 +1,1 @@
+"""The outbox: every message owed, written in the transaction that makes it owed."""

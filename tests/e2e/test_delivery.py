@@ -1,0 +1,116 @@
+"""Delivery as deployed: `debrief serve` without Redis, and an RQ worker killed mid-delivery."""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from datetime import timedelta
+
+import pytest
+from redis import Redis
+from rq import Queue, SimpleWorker
+from sqlalchemy import create_engine
+
+from service import migrate
+from service.app import create_app
+from service.db import make_session_factory, utcnow
+from service.outbox.models import SENT, OutboxMessage
+from service.outbox.service import email_payload, queue_message
+from tests.conftest import FakeClock
+from tests.e2e.conftest import base_env, start_server, stop
+from tests.receivers import SmtpSink, WebhookReceiver
+from workers import queues
+from workers.channels import sign_webhook
+from workers.relay import relay_once, rq_dispatch
+
+pytestmark = pytest.mark.e2e
+
+
+def wait_for(condition, timeout: float = 20) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_serve_without_redis_delivers_queued_messages_in_process(tmp_path):
+    sink = SmtpSink()
+    sink.controller.start()
+    url = f"sqlite:///{tmp_path}/serve.sqlite3"
+    process, output, _port = start_server([], base_env(DATABASE_URL=url, SMTP_URL=sink.url), tmp_path)
+    engine = create_engine(url)
+    try:
+        with make_session_factory(engine)() as db:
+            id = queue_message(db, dedup_key="e2e", kind="invitation", channel="email", recipient="officer@example.org",
+                               payload=email_payload(subject="Invitation", text="Hello"), now=utcnow())
+            db.commit()
+        assert wait_for(lambda: sink.messages), output.read_text()
+        assert sink.message_ids() == [f"<{id}@debrief>"]
+        with make_session_factory(engine)() as db:
+            assert wait_for(lambda: db.get(OutboxMessage, id, populate_existing=True).status == SENT)
+    finally:
+        stop(process)
+        engine.dispose()
+        sink.controller.stop()
+
+
+def test_a_worker_killed_mid_delivery_is_retried_with_the_same_message_id(tmp_path, redis_url):
+    secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+    url = f"sqlite:///{tmp_path}/worker.sqlite3"
+    engine = create_engine(url)
+    migrate.upgrade(engine)
+    engine.dispose()
+    receiver = WebhookReceiver(hold=__import__("threading").Event())
+    receiver.start()
+    app = create_app({"database_url": url, "webhook_secret": secret, "redis_url": redis_url})
+    services = app.extensions["debrief"]
+    try:
+        with services.session_factory() as db:
+            id = queue_message(db, dedup_key="hook", kind="incident.planned", channel="webhook", recipient=receiver.url,
+                               payload={"type": "incident.planned"}, now=utcnow())
+            db.commit()
+        assert relay_once(services, rq_dispatch(services.redis)) == 1
+        env = base_env(DATABASE_URL=url, REDIS_URL=redis_url, WEBHOOK_SECRET=secret)
+        worker = subprocess.Popen([sys.executable, "-m", "service", "worker"], env=env, cwd=tmp_path,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            assert receiver.got_request.wait(30), "the worker never reached the receiver"
+            # The whole worker dies mid-delivery: the work horse (in a process group of its own) and
+            # its parent at once, so nothing in RQ records the job's end.
+            horses = Path(f"/proc/{worker.pid}/task/{worker.pid}/children").read_text().split()
+            worker.kill()
+            for horse in horses:
+                os.kill(int(horse), signal.SIGKILL)
+        finally:
+            worker.kill()
+            worker.wait()
+        receiver.hold.set()
+        with services.session_factory() as db:
+            assert db.get(OutboxMessage, id).status == "sending"
+
+        # Later, past the visibility timeout, a relay takes the message for lost and a worker delivers it.
+        later = FakeClock(utcnow() + timedelta(seconds=services.config.delivery_visibility_seconds + 1))
+        services.clock = later
+        receiver.hold = None
+        assert relay_once(services, rq_dispatch(services.redis)) == 1
+        with app.app_context():
+            SimpleWorker([Queue(queues.DELIVERY, connection=services.redis)], connection=services.redis).work(burst=True)
+        with services.session_factory() as db:
+            row = db.get(OutboxMessage, id)
+            assert (row.status, row.attempts) == (SENT, 2)
+        first, second = receiver.requests
+        assert first.headers["webhook-id"] == second.headers["webhook-id"] == str(id)
+        for request in (first, second):
+            assert request.headers["webhook-signature"] == sign_webhook(
+                secret, str(id), int(request.headers["webhook-timestamp"]), request.body)
+    finally:
+        services.close()
+        receiver.stop()

@@ -1,0 +1,335 @@
+"""The outbox end to end: rows written in a transaction, the relay, a real RQ worker, real receivers."""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+import threading
+from datetime import timedelta
+
+import pytest
+from redis import Redis
+from rq import Queue, SimpleWorker
+from sqlalchemy import func, select, update
+
+from service.outbox.models import CANCELLED, DEAD, PENDING, QUEUED, SENT, OutboxMessage
+from service.outbox.service import Attachment, cancel_pending, email_payload, queue_message
+from tests.conftest import wipe
+from tests.receivers import SmtpSink, WebhookReceiver
+from workers import queues
+from workers.channels import sign_webhook
+from workers.relay import relay_once, rq_dispatch
+
+SECRET = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+ICS = b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nEND:VCALENDAR\r\n"
+
+
+@pytest.fixture
+def sink():
+    smtp = SmtpSink()
+    smtp.controller.start()
+    yield smtp
+    smtp.controller.stop()
+
+
+@pytest.fixture
+def receiver():
+    http = WebhookReceiver()
+    http.start()
+    yield http
+    http.stop()
+
+
+@pytest.fixture
+def services(app, redis_url, sink):
+    """The app's services, configured to deliver to the sink and sign webhooks."""
+    services = app.extensions["debrief"]
+    services.config = services.config.updated({"smtp_url": sink.url, "webhook_secret": SECRET, "delivery_max_attempts": 3})
+    services.redis = Redis.from_url(redis_url)
+    return services
+
+
+def relay_and_work(app, services) -> int:
+    """One relay pass, then a real RQ worker in burst mode; returns how many rows the relay moved."""
+    moved = relay_once(services, rq_dispatch(services.redis))
+    work(app, services)
+    return moved
+
+
+def work(app, services) -> None:
+    with app.app_context():
+        SimpleWorker([Queue(queues.DELIVERY, connection=services.redis)], connection=services.redis).work(burst=True)
+
+
+def queue_email(services, dedup_key="invite:1", *, due_in=timedelta(0), **payload):
+    with services.session_factory() as db:
+        now = services.clock()
+        id = queue_message(
+            db, dedup_key=dedup_key, kind="invitation", channel="email", recipient="officer@example.org",
+            payload=email_payload(subject="Invitation", text="Hello", **payload), now=now, due_at=now + due_in,
+        )
+        db.commit()
+    return id
+
+
+def row(services, id) -> OutboxMessage:
+    with services.session_factory() as db:
+        return db.get(OutboxMessage, id)
+
+
+def test_a_message_queued_in_a_rolled_back_transaction_is_never_delivered(app, services, sink):
+    with services.session_factory() as db:
+        queue_message(db, dedup_key="k", kind="invitation", channel="email", recipient="a@example.org",
+                      payload=email_payload(subject="s", text="t"), now=services.clock())
+        db.rollback()
+    assert relay_and_work(app, services) == 0
+    with services.session_factory() as db:
+        assert db.scalar(select(func.count()).select_from(OutboxMessage)) == 0
+    assert sink.messages == []
+
+
+def test_due_messages_are_delivered_once_by_email_and_signed_webhook(app, services, sink, receiver):
+    email_id = queue_email(services, html="<p>Hello</p>", attachments=[Attachment("invitation.ics", "text/calendar", ICS)])
+    with services.session_factory() as db:
+        hook_id = queue_message(db, dedup_key="hook:1", kind="incident.planned", channel="webhook", recipient=receiver.url,
+                                payload={"type": "incident.planned", "data": {"ref": "abc"}}, now=services.clock())
+        db.commit()
+
+    assert relay_and_work(app, services) == 2
+    assert relay_and_work(app, services) == 0
+
+    [message] = sink.messages
+    assert message["Message-ID"] == f"<{email_id}@debrief>"
+    assert message.get_body(("plain",)).get_content().strip() == "Hello"
+    assert message.get_body(("html",)).get_content().strip() == "<p>Hello</p>"
+    [ics] = list(message.iter_attachments())
+    assert ics.get_content_type() == "text/calendar" and ics.get_filename() == "invitation.ics"
+    assert ics.get_payload(decode=True) == ICS
+
+    [hook] = receiver.requests
+    assert hook.path == "/hooks/debrief" and hook.headers["webhook-id"] == str(hook_id)
+    expected = sign_webhook(SECRET, hook.headers["webhook-id"], int(hook.headers["webhook-timestamp"]), hook.body)
+    assert hook.headers["webhook-signature"] == expected
+    assert json.loads(hook.body) == {"type": "incident.planned", "data": {"ref": "abc"}}
+
+    for id in (email_id, hook_id):
+        sent = row(services, id)
+        assert (sent.status, sent.attempts, sent.sent_at) == (SENT, 1, services.clock())
+
+
+def test_a_message_due_later_waits_for_the_clock(app, services, sink, clock):
+    id = queue_email(services, due_in=timedelta(hours=2))
+    assert relay_and_work(app, services) == 0
+    clock.advance(hours=1, minutes=59)
+    assert relay_and_work(app, services) == 0
+    assert sink.messages == [] and row(services, id).status == PENDING
+    clock.advance(minutes=1)
+    assert relay_and_work(app, services) == 1
+    assert sink.message_ids() == [f"<{id}@debrief>"]
+
+
+def test_a_redis_flush_loses_nothing_and_delivers_once(app, services, sink, clock):
+    id = queue_email(services)
+    assert relay_once(services, rq_dispatch(services.redis)) == 1
+    services.redis.flushdb()  # the job is gone; the row still says queued
+    work(app, services)
+    assert sink.messages == [] and row(services, id).status == QUEUED
+
+    clock.advance(seconds=services.config.delivery_visibility_seconds - 1)
+    assert relay_and_work(app, services) == 0  # not yet taken for lost
+    clock.advance(seconds=2)
+    assert relay_and_work(app, services) == 1
+    assert relay_and_work(app, services) == 0
+    assert sink.message_ids() == [f"<{id}@debrief>"]
+    assert row(services, id).status == SENT
+
+
+def test_a_job_enqueued_twice_delivers_once(app, services, sink):
+    id = queue_email(services)
+    relay_once(services, rq_dispatch(services.redis))
+    rq_dispatch(services.redis)([id])  # e.g. re-enqueued by a relay that thought it lost
+    work(app, services)
+    rq_dispatch(services.redis)([id])  # and once more after it was sent
+    work(app, services)
+    assert sink.message_ids() == [f"<{id}@debrief>"]
+    assert row(services, id).attempts == 1
+
+
+@pytest.mark.parametrize("refusal", ["rcpt:554 5.7.1 <officer@example.org> rejected", "data:451 4.3.0 try again later"])
+def test_a_refusing_smtp_server_gets_retries_with_backoff_then_the_message_is_dead(app, services, sink, clock, refusal):
+    where, answer = refusal.split(":", 1)
+    setattr(sink, f"refuse_{where}", answer)
+    id = queue_email(services)
+    code = answer.split()[0]
+
+    assert relay_and_work(app, services) == 1
+    first = row(services, id)
+    assert (first.status, first.attempts, first.due_at) == (PENDING, 1, clock.now + timedelta(minutes=1))
+    assert code in first.last_error and "example.org" not in first.last_error
+
+    clock.advance(seconds=59)
+    assert relay_and_work(app, services) == 0  # backing off
+    clock.advance(seconds=1)
+    assert relay_and_work(app, services) == 1
+    second = row(services, id)
+    assert (second.status, second.attempts, second.due_at) == (PENDING, 2, clock.now + timedelta(minutes=5))
+
+    clock.advance(minutes=5)
+    assert relay_and_work(app, services) == 1
+    dead = row(services, id)
+    assert (dead.status, dead.attempts) == (DEAD, 3) and code in dead.last_error
+    clock.advance(days=1)
+    assert relay_and_work(app, services) == 0
+    assert sink.messages == [] and sink.attempts == 3
+
+
+def test_a_message_refused_once_is_delivered_on_retry(app, services, sink, clock):
+    sink.refuse_data = "451 4.3.0 try again later"
+    id = queue_email(services)
+    relay_and_work(app, services)
+    sink.refuse_data = None
+    clock.advance(minutes=1)
+    assert relay_and_work(app, services) == 1
+    assert sink.message_ids() == [f"<{id}@debrief>"]
+    sent = row(services, id)
+    assert (sent.status, sent.attempts, sent.last_error) == (SENT, 2, None)
+
+
+def test_a_webhook_answered_with_an_error_is_retried(app, services, receiver, clock):
+    receiver.status = 500
+    with services.session_factory() as db:
+        id = queue_message(db, dedup_key="hook", kind="incident.planned", channel="webhook", recipient=receiver.url,
+                           payload={"type": "incident.planned"}, now=services.clock())
+        db.commit()
+    relay_and_work(app, services)
+    failed = row(services, id)
+    assert (failed.status, failed.last_error) == (PENDING, "http 500")
+    receiver.status = 200
+    clock.advance(minutes=1)
+    relay_and_work(app, services)
+    assert row(services, id).status == SENT
+    assert [r.headers["webhook-id"] for r in receiver.requests] == [str(id), str(id)]
+
+
+def test_the_same_dedup_key_queued_twice_is_one_message(app, services, sink):
+    first = queue_email(services, "offer:p1")
+    second = queue_email(services, "offer:p1")
+    with services.session_factory() as db:
+        both = [
+            queue_message(db, dedup_key="offer:p2", kind="offer", channel="email", recipient="b@example.org",
+                          payload=email_payload(subject="s", text=str(n)), now=services.clock())
+            for n in range(2)
+        ]
+        db.commit()
+        assert db.scalar(select(func.count()).select_from(OutboxMessage)) == 2
+    assert first == second and both[0] == both[1]
+    relay_and_work(app, services)
+    assert sorted(sink.message_ids()) == sorted([f"<{first}@debrief>", f"<{both[0]}@debrief>"])
+
+
+def test_cancelled_messages_are_not_delivered_even_when_already_queued(app, services, sink):
+    queued = queue_email(services, "a")
+    relay_once(services, rq_dispatch(services.redis))
+    pending = queue_email(services, "b", due_in=timedelta(days=30))
+    kept = queue_email(services, "c")
+    with services.session_factory() as db:
+        assert cancel_pending(db, OutboxMessage.dedup_key.in_(["a", "b"])) == 2
+        db.commit()
+    relay_and_work(app, services)
+    assert sink.message_ids() == [f"<{kept}@debrief>"]
+    assert row(services, queued).status == row(services, pending).status == CANCELLED
+    with services.session_factory() as db, pytest.raises(ValueError):
+        cancel_pending(db)
+
+
+# -- PostgreSQL: concurrent relays ---------------------------------------------------------------
+
+
+@pytest.fixture
+def pg_services(postgres_url, clock):
+    from service.app import create_app
+
+    application = create_app({"database_url": postgres_url}, clock=clock)
+    services = application.extensions["debrief"]
+    yield services
+    wipe(services.engine)
+    services.close()
+
+
+def queue_many(services, n: int) -> set:
+    with services.session_factory() as db:
+        ids = {
+            queue_message(db, dedup_key=f"m{i}", kind="reminder", channel="email", recipient="x@example.org",
+                          payload=email_payload(subject="s", text="t"), now=services.clock())
+            for i in range(n)
+        }
+        db.commit()
+    return ids
+
+
+def test_a_relay_skips_rows_another_relay_is_claiming(pg_services):
+    ids = queue_many(pg_services, 10)
+    with pg_services.session_factory() as other:
+        # Another relay in the middle of its claim: it holds these rows' locks.
+        locked = set(other.scalars(select(OutboxMessage.id).order_by(OutboxMessage.due_at, OutboxMessage.id).limit(4).with_for_update()))
+        taken: list = []
+        relay = threading.Thread(target=relay_once, args=(pg_services, taken.extend))
+        relay.start()
+        relay.join(10)
+        assert not relay.is_alive(), "the relay waited for locked rows instead of skipping them"
+        assert set(taken) == ids - locked
+        other.rollback()
+    assert set(relay_once_collect(pg_services)) == locked
+
+
+def relay_once_collect(services, batch: int = 500) -> list:
+    taken: list = []
+    relay_once(services, taken.extend, batch=batch)
+    return taken
+
+
+def test_concurrent_relays_never_claim_the_same_row(pg_services):
+    ids = queue_many(pg_services, 300)
+    taken: list = []
+    lock = threading.Lock()
+    start = threading.Barrier(6)
+
+    def relay() -> None:
+        start.wait()
+        while True:
+            batch = relay_once_collect(pg_services, batch=7)
+            if not batch:
+                return
+            with lock:
+                taken.extend(batch)
+
+    threads = [threading.Thread(target=relay) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert len(taken) == len(set(taken)) == 300 and set(taken) == ids
+    with pg_services.session_factory() as db:
+        assert set(db.scalars(select(OutboxMessage.status))) == {QUEUED}
+
+
+# -- the `debrief relay` command ---------------------------------------------------------------
+
+
+def test_the_relay_command_enqueues_due_messages_for_the_worker(app, services, sink, database_url, redis_url, monkeypatch):
+    from click.testing import CliRunner
+
+    from service.cli import main
+
+    id = queue_email(services)  # due at the fixed test time, long past for the command's real clock
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    refused = CliRunner().invoke(main, ["relay", "--once"])
+    assert refused.exit_code == 2 and "REDIS_URL" in refused.output
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    result = CliRunner().invoke(main, ["relay", "--once"], catch_exceptions=False)
+    assert result.exit_code == 0 and "1 messages relayed" in result.output
+    assert Queue(queues.DELIVERY, connection=services.redis).job_ids == [str(id)]
+    work(app, services)
+    assert sink.message_ids() == [f"<{id}@debrief>"]

@@ -1,0 +1,57 @@
+"""Channels without a network: the webhook signature, the email's MIME form, the log channel."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import datetime, timezone
+
+import pytest
+
+from service.outbox.service import Attachment, email_payload
+from workers.channels import Delivery, LogChannel, SmtpChannel, WebhookChannel, sign_webhook
+from workers.jobs import backoff
+
+MESSAGE_ID = uuid.UUID("6f1c2a4e-52a1-4a4e-9d7e-0c5a3b1d2e3f")
+
+
+def test_signature_matches_the_standard_webhooks_test_vector():
+    # The specification's published vector: any Standard Webhooks library verifies our deliveries.
+    signature = sign_webhook("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330,
+                             b'{"test": 2432232314}')
+    assert signature == "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+
+
+def test_a_malformed_webhook_secret_is_refused_at_start():
+    with pytest.raises(ValueError):
+        WebhookChannel("whsec_not base64!", lambda: datetime.now(timezone.utc))
+
+
+def test_email_carries_the_stable_message_id_text_html_and_attachment():
+    payload = email_payload(subject="Séance de verbalisation", text="Bonjour", html="<p>Bonjour</p>",
+                            attachments=[Attachment("invitation.ics", "text/calendar", b"BEGIN:VCALENDAR\r\n")])
+    message = SmtpChannel("smtp://127.0.0.1:2525", "Debrief <debrief@example.org>").compose(
+        Delivery(MESSAGE_ID, "invitation", "agent@example.org", payload))
+    assert message["Message-ID"] == f"<{MESSAGE_ID}@debrief>"
+    assert message["Subject"] == "Séance de verbalisation" and message["To"] == "agent@example.org"
+    assert message.get_body(("plain",)).get_content().strip() == "Bonjour"
+    assert message.get_body(("html",)).get_content().strip() == "<p>Bonjour</p>"
+    [attachment] = message.iter_attachments()
+    assert attachment.get_content_type() == "text/calendar" and attachment.get_payload(decode=True) == b"BEGIN:VCALENDAR\r\n"
+
+
+def test_smtp_url_must_be_smtp():
+    with pytest.raises(ValueError):
+        SmtpChannel("http://127.0.0.1:25", "x@example.org")
+
+
+def test_the_log_channel_names_the_message_never_the_recipient_or_body(caplog):
+    caplog.set_level(logging.INFO, logger="workers.channels")
+    LogChannel().send(Delivery(MESSAGE_ID, "offer", "agent@example.org", email_payload(subject="Private", text="Body")))
+    assert str(MESSAGE_ID) in caplog.text and "offer" in caplog.text
+    assert "agent@example.org" not in caplog.text and "Private" not in caplog.text and "Body" not in caplog.text
+
+
+def test_backoff_grows_then_stays_at_its_longest():
+    waits = [backoff(n).total_seconds() for n in range(1, 8)]
+    assert waits[:5] == [60, 300, 1800, 7200, 21600] and waits[5:] == [21600, 21600]

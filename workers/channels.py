@@ -1,0 +1,177 @@
+"""Notification channels: email over SMTP (or a log when SMTP is not configured) and signed webhooks.
+
+Delivery is at least once: a worker may die after the receiver accepted a message and before
+the outbox row says `sent`, and then the message goes out again. Every delivery therefore
+carries the outbox id as a stable message id, for receivers to de-duplicate on:
+the email `Message-ID: <{id}@debrief>` and the webhook `webhook-id: {id}` header.
+
+Failures raise `DeliveryFailed` with a reason free of personal data (a status code, an
+exception's type): receivers' error texts often quote the address, so they are not kept.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import logging
+import smtplib
+import urllib.error
+import urllib.request
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from email.message import EmailMessage
+from typing import Any, Callable, Mapping, Protocol
+from urllib.parse import urlsplit
+
+from service.config import Config
+from service.outbox.models import EMAIL, WEBHOOK
+from service.outbox.service import attachments_of
+
+log = logging.getLogger("workers.channels")
+
+# Below the job timeout (workers.relay.JOB_TIMEOUT), so a hung receiver fails the attempt instead.
+NETWORK_TIMEOUT = 30
+WEBHOOK_SECRET_PREFIX = "whsec_"
+
+
+class DeliveryFailed(Exception):
+    """The receiver did not take the message; `reason` carries no personal data."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One message on its way out: the outbox row's content."""
+
+    message_id: uuid.UUID
+    kind: str
+    recipient: str
+    payload: Mapping[str, Any]
+
+
+class Channel(Protocol):
+    """Sends a delivery or raises DeliveryFailed."""
+
+    def send(self, delivery: Delivery) -> None: ...
+
+
+def message_id_header(message_id: uuid.UUID) -> str:
+    """The email Message-ID of an outbox message: stable across re-deliveries."""
+    return f"<{message_id}@debrief>"
+
+
+class SmtpChannel:
+    """Email through an SMTP relay: plain text with an optional HTML alternative and attachments."""
+
+    def __init__(self, smtp_url: str, mail_from: str, *, timeout: float = NETWORK_TIMEOUT) -> None:
+        parts = urlsplit(smtp_url)
+        if parts.scheme != "smtp" or not parts.hostname:
+            raise ValueError("SMTP_URL must look like smtp://host:port")
+        self.host = parts.hostname
+        self.port = parts.port or 25
+        self.mail_from = mail_from
+        self.timeout = timeout
+
+    def compose(self, delivery: Delivery) -> EmailMessage:
+        """The MIME message of a delivery."""
+        payload = delivery.payload
+        message = EmailMessage()
+        message["Message-ID"] = message_id_header(delivery.message_id)
+        message["From"] = self.mail_from
+        message["To"] = delivery.recipient
+        message["Subject"] = payload["subject"]
+        message.set_content(payload["text"])
+        if payload.get("html"):
+            message.add_alternative(payload["html"], subtype="html")
+        for attachment in attachments_of(dict(payload)):
+            maintype, _, subtype = attachment.content_type.partition("/")
+            message.add_attachment(attachment.data, maintype=maintype, subtype=subtype, filename=attachment.filename)
+        return message
+
+    def send(self, delivery: Delivery) -> None:
+        """Hand the message to the SMTP server; any refusal is a DeliveryFailed."""
+        message = self.compose(delivery)
+        try:
+            with smtplib.SMTP(self.host, self.port, timeout=self.timeout) as smtp:
+                smtp.send_message(message)
+        except smtplib.SMTPRecipientsRefused as exc:
+            codes = sorted({code for code, _text in exc.recipients.values()})
+            raise DeliveryFailed(f"smtp recipient refused {codes}") from None
+        except smtplib.SMTPResponseException as exc:
+            raise DeliveryFailed(f"smtp {exc.smtp_code}") from None
+        except (smtplib.SMTPException, OSError) as exc:
+            raise DeliveryFailed(f"smtp {type(exc).__name__}") from None
+
+
+class LogChannel:
+    """Without SMTP_URL: note that a message would have gone out (its id and kind, nothing else)."""
+
+    def send(self, delivery: Delivery) -> None:
+        """Log the message id and kind."""
+        log.info("message %s (%s) logged, not sent: SMTP_URL is not set", delivery.message_id, delivery.kind)
+
+
+def decode_secret(secret: str) -> bytes:
+    """The HMAC key of a Standard Webhooks secret (`whsec_` + base64)."""
+    return base64.b64decode(secret.removeprefix(WEBHOOK_SECRET_PREFIX), validate=True)
+
+
+def sign_webhook(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
+    """The `webhook-signature` header value per Standard Webhooks (v1, HMAC-SHA256)."""
+    signed = f"{message_id}.{timestamp}.".encode() + body
+    digest = hmac.new(decode_secret(secret), signed, hashlib.sha256).digest()
+    return f"v1,{base64.b64encode(digest).decode('ascii')}"
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    # A redirect is not a delivery: urllib would turn the POST into a GET, losing the body.
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+class WebhookChannel:
+    """A JSON POST signed per Standard Webhooks; any answer but 2xx is a failure."""
+
+    def __init__(self, secret: str | None, clock: Callable[[], datetime], *, timeout: float = NETWORK_TIMEOUT) -> None:
+        if secret is not None:
+            decode_secret(secret)  # a malformed secret fails at start-up, not at the first delivery
+        self.secret = secret
+        self.clock = clock
+        self.timeout = timeout
+        self.opener = urllib.request.build_opener(_NoRedirect)
+
+    def send(self, delivery: Delivery) -> None:
+        """POST the payload with the webhook-id, webhook-timestamp and webhook-signature headers."""
+        if self.secret is None:
+            raise DeliveryFailed("webhook secret not configured")
+        body = json.dumps(delivery.payload, separators=(",", ":"), sort_keys=True).encode()
+        message_id = str(delivery.message_id)
+        timestamp = int(self.clock().timestamp())
+        request = urllib.request.Request(delivery.recipient, data=body, method="POST", headers={
+            "Content-Type": "application/json",
+            "webhook-id": message_id,
+            "webhook-timestamp": str(timestamp),
+            "webhook-signature": sign_webhook(self.secret, message_id, timestamp, body),
+        })
+        try:
+            with self.opener.open(request, timeout=self.timeout) as response:
+                status = response.status
+        except urllib.error.HTTPError as exc:
+            exc.close()
+            raise DeliveryFailed(f"http {exc.code}") from None
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            raise DeliveryFailed(f"http {type(exc).__name__}") from None
+        if not 200 <= status < 300:
+            raise DeliveryFailed(f"http {status}")
+
+
+def channels_for(config: Config, clock: Callable[[], datetime]) -> dict[str, Channel]:
+    """The channel of each outbox channel name, as configured."""
+    email: Channel = SmtpChannel(config.smtp_url, config.mail_from) if config.smtp_url else LogChannel()
+    return {EMAIL: email, WEBHOOK: WebhookChannel(config.webhook_secret, clock)}

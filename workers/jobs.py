@@ -1,0 +1,105 @@
+"""Job functions: plain module functions that take ids and open their own session.
+
+`deliver` is what RQ runs; it uses the app the worker process built once (the worker
+pushes its app context, see workers.worker). `deliver_message` is the same work given the
+services explicitly, which the in-process mode of `debrief serve` calls directly.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import timedelta
+from typing import TYPE_CHECKING, Mapping
+
+from flask import current_app
+from sqlalchemy import select, update
+
+from service.outbox.models import DEAD, PENDING, QUEUED, SENDING, SENT, OutboxMessage
+from workers.channels import Channel, Delivery, DeliveryFailed, channels_for
+
+if TYPE_CHECKING:
+    from service.app import Services
+
+log = logging.getLogger("workers.jobs")
+
+# Waits after the 1st, 2nd, ... failed attempt; the last one repeats until the attempts run out.
+BACKOFF = (timedelta(minutes=1), timedelta(minutes=5), timedelta(minutes=30), timedelta(hours=2), timedelta(hours=6))
+
+SKIPPED = "skipped"
+RETRYING = "retrying"
+
+
+def backoff(attempt: int) -> timedelta:
+    """How long to wait after the `attempt`-th failed attempt."""
+    return BACKOFF[min(attempt, len(BACKOFF)) - 1]
+
+
+def deliver(message_id: str) -> str:
+    """RQ job: deliver one outbox message by its id (idempotent)."""
+    return deliver_message(current_app.extensions["debrief"], uuid.UUID(message_id))
+
+
+def deliver_message(services: Services, message_id: uuid.UUID, channels: Mapping[str, Channel] | None = None) -> str:
+    """Claim the message, send it through its channel, and record the outcome; returns the new status."""
+    channels = channels if channels is not None else channels_for(services.config, services.clock)
+    max_attempts = services.config.delivery_max_attempts
+    with services.session_factory() as db:
+        # Only a queued row is claimed: a duplicate job, or one for a row already sent,
+        # cancelled or dead, finds nothing to do (the row lock makes concurrent claims queue up).
+        message = db.scalars(
+            select(OutboxMessage).where(OutboxMessage.id == message_id, OutboxMessage.status == QUEUED).with_for_update()
+        ).one_or_none()
+        if message is None:
+            db.rollback()
+            log.info("message %s: nothing to deliver", message_id)
+            return SKIPPED
+        message.status = SENDING
+        message.attempts += 1
+        message.claimed_at = services.clock()
+        attempt = message.attempts
+        if attempt > max_attempts:
+            # Only workers dying mid-delivery get here (failures stop at max_attempts below).
+            message.status = DEAD
+            message.last_error = "worker lost the message on every attempt"
+            db.commit()
+            log.warning("message %s (%s) dead after %d attempts", message_id, message.kind, attempt - 1)
+            return DEAD
+        delivery = Delivery(message.id, message.kind, message.recipient, dict(message.payload))
+        channel = channels[message.channel]
+        db.commit()  # the claim is short; no transaction stays open while we talk to the receiver
+
+    try:
+        channel.send(delivery)
+    except Exception as exc:  # noqa: BLE001 - any failure is retried; its text may hold personal data
+        reason = exc.reason if isinstance(exc, DeliveryFailed) else f"error {type(exc).__name__}"
+        return _record_failure(services, message_id, attempt, reason, max_attempts, delivery.kind)
+
+    with services.session_factory() as db:
+        db.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == message_id, OutboxMessage.status == SENDING, OutboxMessage.attempts == attempt)
+            .values(status=SENT, sent_at=services.clock(), last_error=None)
+        )
+        db.commit()
+    log.info("message %s (%s) sent, attempt %d", message_id, delivery.kind, attempt)
+    return SENT
+
+
+def _record_failure(services: Services, message_id: uuid.UUID, attempt: int, reason: str, max_attempts: int, kind: str) -> str:
+    now = services.clock()
+    if attempt >= max_attempts:
+        values: dict = {"status": DEAD, "last_error": reason}
+        outcome = DEAD
+    else:
+        values = {"status": PENDING, "due_at": now + backoff(attempt), "last_error": reason}
+        outcome = RETRYING
+    with services.session_factory() as db:
+        db.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == message_id, OutboxMessage.status == SENDING, OutboxMessage.attempts == attempt)
+            .values(**values)
+        )
+        db.commit()
+    log.warning("message %s (%s) attempt %d failed (%s): %s", message_id, kind, attempt, reason, outcome)
+    return outcome

@@ -1,0 +1,129 @@
+"""The outbox relay: moves due outbox rows into the delivery queue.
+
+The database is the system of record and Redis only a transport: a row is marked `queued`
+(and committed) before its job is enqueued, with the row id as the job id. A row left
+`queued` or `sending` longer than the visibility timeout (Redis lost the job, or a worker
+died) is handed out again; the job's claim makes a duplicate a no-op. The visibility
+timeout must exceed JOB_TIMEOUT, so that no live job still holds a row handed out again.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from datetime import timedelta
+from typing import TYPE_CHECKING, Callable, Sequence
+
+from redis import Redis
+from rq import Queue
+from rq.exceptions import NoSuchJobError
+from rq.job import Job
+from sqlalchemy import and_, or_, select, update
+
+from service.outbox.models import PENDING, QUEUED, SENDING, OutboxMessage
+from workers import queues
+
+if TYPE_CHECKING:
+    from service.app import Services
+
+log = logging.getLogger("workers.relay")
+
+BATCH = 500
+JOB_TIMEOUT = 120  # seconds; above the channels' network timeout
+FAILED_JOB_TTL = 24 * 3600  # the outbox row keeps the history; RQ's failed registry need not
+
+Dispatch = Callable[[Sequence[uuid.UUID]], None]
+
+
+def relay_once(services: Services, dispatch: Dispatch, *, batch: int = BATCH) -> int:
+    """Claim up to `batch` due or lost rows, mark them queued, then dispatch them; returns how many."""
+    now = services.clock()
+    lost_before = now - timedelta(seconds=services.config.delivery_visibility_seconds)
+    with services.session_factory() as db:
+        ids = list(db.scalars(
+            select(OutboxMessage.id)
+            .where(or_(
+                and_(OutboxMessage.status == PENDING, OutboxMessage.due_at <= now),
+                and_(OutboxMessage.status == QUEUED, OutboxMessage.enqueued_at < lost_before),
+                and_(OutboxMessage.status == SENDING, OutboxMessage.claimed_at < lost_before),
+            ))
+            .order_by(OutboxMessage.due_at)
+            .limit(batch)
+            # PostgreSQL: concurrent relays skip each other's rows instead of taking them twice.
+            # SQLite: ignored; the write lock taken at BEGIN serializes relays.
+            .with_for_update(skip_locked=True)
+        ))
+        if ids:
+            db.execute(
+                update(OutboxMessage).where(OutboxMessage.id.in_(ids))
+                .values(status=QUEUED, enqueued_at=now)
+                .execution_options(synchronize_session=False)
+            )
+        db.commit()
+    if ids:
+        # After the commit: a job never runs before its row says queued. If this fails, the
+        # rows stay queued and come back after the visibility timeout.
+        dispatch(ids)
+    return len(ids)
+
+
+def rq_dispatch(connection: Redis) -> Dispatch:
+    """Enqueue each message as an RQ delivery job whose id is the message id."""
+    from workers.jobs import deliver
+
+    queue = Queue(queues.DELIVERY, connection=connection)
+
+    def enqueue(ids: Sequence[uuid.UUID]) -> None:
+        job_ids = [str(id) for id in ids]
+        with connection.pipeline() as pipe:
+            for job_id in job_ids:
+                pipe.exists(Job.key_for(job_id))
+            remnants = [job_id for job_id, found in zip(job_ids, pipe.execute()) if found]
+        for job_id in remnants:
+            # A lost message handed out again: the job of a killed worker may still sit in RQ's
+            # started registry, whose later clean-up would mark the new job (same id) failed.
+            # The row is past the visibility timeout, so no live job holds it.
+            try:
+                Job.fetch(job_id, connection=connection).delete()
+            except NoSuchJobError:
+                pass
+        queue.enqueue_many([
+            Queue.prepare_data(deliver, (id,), job_id=id, timeout=JOB_TIMEOUT, result_ttl=0, failure_ttl=FAILED_JOB_TTL)
+            for id in job_ids
+        ])
+
+    return enqueue
+
+
+def in_process_dispatch(services: Services) -> Dispatch:
+    """Deliver each message right here, one after the other (no Redis)."""
+    from workers.jobs import deliver_message
+
+    def deliver_all(ids: Sequence[uuid.UUID]) -> None:
+        for id in ids:
+            deliver_message(services, id)
+
+    return deliver_all
+
+
+def run_relay(services: Services, dispatch: Dispatch, *, interval: float, stop: threading.Event, batch: int = BATCH) -> None:
+    """Relay until `stop` is set, pausing `interval` seconds whenever nothing more is due."""
+    while not stop.is_set():
+        try:
+            moved = relay_once(services, dispatch, batch=batch)
+        except Exception as exc:  # noqa: BLE001 - an outage of the DB or Redis must not end the loop
+            log.warning("relay pass failed (%s); retrying in %.1fs", type(exc).__name__, interval)
+            moved = 0
+        if moved < batch:
+            stop.wait(interval)
+
+
+def start_in_process_delivery(services: Services, *, interval: float = 1.0) -> threading.Thread:
+    """Run relay and deliveries in a daemon thread of this process (serve without REDIS_URL)."""
+    thread = threading.Thread(
+        target=run_relay, args=(services, in_process_dispatch(services)),
+        kwargs={"interval": interval, "stop": threading.Event()}, name="debrief-delivery", daemon=True,
+    )
+    thread.start()
+    return thread
