@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from datetime import date, datetime, timedelta, timezone
-from typing import Iterable
+from typing import Iterable, Sequence
 from zoneinfo import ZoneInfo
 
 from service.planning.timegrid import wall_to_utc
@@ -62,24 +62,49 @@ class FacilitatorCalendar:
 
     def covers(self, start: datetime, end: datetime) -> bool:
         """True when [start, end] lies inside one stretch of weekly availability (UTC inputs)."""
-        if end - start >= _ONE_DAY:
-            first = start.date() - timedelta(days=_MARGIN_DAYS)
-            spans = self.windows_between(first, end.date() + timedelta(days=_MARGIN_DAYS))
-            return any(s <= start and end <= e for s, e in spans)
-        block = start.date().toordinal() // _BLOCK_DAYS
+        starts, ends = self._spans(start, end)
+        i = bisect_right(starts, start) - 1
+        return i >= 0 and ends[i] >= end
+
+    def free_mask(self, ranges: Sequence[tuple[datetime, datetime]]) -> int:
+        """Bit i set when ranges[i] is covered by weekly availability and meets no time off (UTC inputs)."""
+        if not ranges:
+            return 0
+        starts, ends = self._spans(min(a for a, _ in ranges), max(b for _, b in ranges))
+        mask = 0
+        for i, (a, b) in enumerate(ranges):
+            j = bisect_right(starts, a) - 1
+            if j >= 0 and ends[j] >= b and not self.time_off(a, b):
+                mask |= 1 << i
+        return mask
+
+    def _spans(self, start: datetime, end: datetime) -> tuple[list[datetime], list[datetime]]:
+        """Merged availability stretches around [start, end], from per-week blocks computed once."""
+        first = start.date().toordinal() // _BLOCK_DAYS
+        last = end.date().toordinal() // _BLOCK_DAYS
+        if first == last:
+            return self._block(first)
+        pieces = []
+        for block in range(first, last + 1):
+            starts, ends = self._block(block)
+            pieces.extend(zip(starts, ends))
+        # Neighbouring blocks overlap by their margins; merging joins stretches that cross a boundary.
+        merged = merge(pieces)
+        return [s for s, _ in merged], [e for _, e in merged]
+
+    def _block(self, block: int) -> tuple[list[datetime], list[datetime]]:
         cached = self._blocks.get(block)
         if cached is None:
             first = date.fromordinal(block * _BLOCK_DAYS) - timedelta(days=_MARGIN_DAYS)
             last = date.fromordinal(block * _BLOCK_DAYS + _BLOCK_DAYS - 1) + timedelta(days=_MARGIN_DAYS)
             spans = self.windows_between(first, last)
-            cached = ([s for s, _ in spans], [e for _, e in spans])
-            self._blocks[block] = cached
-        starts, ends = cached
-        i = bisect_right(starts, start) - 1
-        return i >= 0 and ends[i] >= end
+            cached = self._blocks[block] = ([s for s, _ in spans], [e for _, e in spans])
+        return cached
 
     def time_off(self, start: datetime, end: datetime) -> bool:
         """True when [start, end) overlaps a dated unavailability (UTC inputs)."""
+        if not self._off_starts:
+            return False
         # Merged exceptions are disjoint and sorted, so only the last one starting before `end` matters.
         i = bisect_left(self._off_starts, end) - 1
         return i >= 0 and self._off_ends[i] > start

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
+from typing import Sequence
 
 from service.planning.policy import PlanningPolicy
 from service.planning.pool import Facilitator
@@ -12,7 +14,7 @@ from service.planning.timegrid import local_date
 from service.planning.types import (
     CERTIFICATION_EXPIRED, CERTIFICATION_MISSING, CONFLICT_OF_INTEREST, DAILY_CAP, DOUBLE_BOOKED,
     GROUP_KINDS, INACTIVE, LANGUAGE_MISMATCH, REGION_NOT_SERVED, TIME_OFF, UNAVAILABLE, UNIT_CONFLICT,
-    VIRTUAL, WEEKLY_CAP, FacilitatorProfile, IncidentFacts, Mode, SessionKind,
+    VIRTUAL, WEEKLY_CAP, FacilitatorProfile, IncidentFacts, Mode, SessionKind, require_aware,
 )
 
 UTC = timezone.utc
@@ -110,18 +112,21 @@ def cap_reasons(f: Facilitator, start: datetime, schedule: Schedule, policy: Pla
     if not schedule.has_group_sessions(f.id):
         return ()
     tz = f.calendar.tz
-    day = start.astimezone(tz).date()
     # Local dates day-6 .. day+6 lie well inside eight days either side in UTC.
     nearby = schedule.group_starts_between(f.id, start - timedelta(days=8), start + timedelta(days=8),
                                            ignore_session_ref=ignore_session_ref)
-    days = [s.astimezone(tz).date() for s in nearby]
+    days = sorted(s.astimezone(tz).date().toordinal() for s in nearby)
+    return caps_on(start.astimezone(tz).date().toordinal(), days, policy)
+
+
+def caps_on(day: int, days: Sequence[int], policy: PlanningPolicy) -> tuple[str, ...]:
+    """The cap rule itself: `days` are the local-date ordinals of existing group sessions, sorted."""
     reasons = []
-    if sum(d == day for d in days) >= policy.max_group_sessions_per_day:
+    if bisect_right(days, day) - bisect_left(days, day) >= policy.max_group_sessions_per_day:
         reasons.append(DAILY_CAP)
-    for back in range(6, -1, -1):
-        first = day - timedelta(days=back)
-        last = first + timedelta(days=6)
-        if sum(first <= d <= last for d in days) + 1 > policy.max_group_sessions_per_7_days:
+    # Every 7-day window that would contain the new session must stay within the cap.
+    for first in range(day - 6, day + 1):
+        if bisect_right(days, first + 6) - bisect_left(days, first) + 1 > policy.max_group_sessions_per_7_days:
             reasons.append(WEEKLY_CAP)
             break
     return tuple(reasons)
@@ -129,11 +134,12 @@ def cap_reasons(f: Facilitator, start: datetime, schedule: Schedule, policy: Pla
 
 def dynamic_reasons(f: Facilitator, *, kind: SessionKind, starts_at: datetime, ends_at: datetime,
                     schedule: Schedule, policy: PlanningPolicy, ignore_session_ref: str | None = None,
-                    stop_at_first: bool = False) -> tuple[str, ...]:
+                    stop_at_first: bool = False, check_caps: bool = True) -> tuple[str, ...]:
     """The reasons that depend on time: availability, time off, other bookings, caps (UTC inputs).
 
     The session plus the buffer on each side must lie inside availability and must not overlap
     any other booking's own [start, end): two sessions are thus at least one buffer apart.
+    `check_caps=False` is for a caller that asked cap_reasons itself (the planner memoizes it).
     """
     buffer = timedelta(minutes=policy.buffer_minutes)
     lo, hi = starts_at - buffer, ends_at + buffer
@@ -151,7 +157,7 @@ def dynamic_reasons(f: Facilitator, *, kind: SessionKind, starts_at: datetime, e
         if stop_at_first:
             return (TIME_OFF,)
         reasons.append(TIME_OFF)
-    if kind in GROUP_KINDS:
+    if check_caps and kind in GROUP_KINDS:
         reasons.extend(cap_reasons(f, starts_at, schedule, policy, ignore_session_ref))
     order = (UNAVAILABLE, TIME_OFF, DOUBLE_BOOKED, DAILY_CAP, WEEKLY_CAP)
     return tuple(r for r in order if r in reasons)
@@ -174,6 +180,8 @@ def facilitator_reasons(f: Facilitator, *, kind: SessionKind, starts_at: datetim
                         involvement: Involvement | None, schedule: Schedule, policy: PlanningPolicy,
                         ignore_session_ref: str | None = None) -> tuple[str, ...]:
     """ineligibility_reasons for a pool entry (its calendar cache is reused)."""
+    require_aware("starts_at", starts_at)
+    require_aware("ends_at", ends_at)
     start, end = starts_at.astimezone(UTC), ends_at.astimezone(UTC)
     if end <= start:
         raise ValueError("ends_at: must be after starts_at")

@@ -20,7 +20,8 @@ def _valid_until(profile: FacilitatorProfile, name: str) -> date | None:
 class Facilitator:
     """A profile plus what planning derives from it once: certificate dates, calendar, lower-cased email."""
 
-    __slots__ = ("profile", "id", "is_clinician", "gci_until", "license_until", "email", "calendar")
+    __slots__ = ("profile", "id", "is_clinician", "gci_until", "license_until", "email", "calendar", "day_covers",
+                 "static_verdicts", "cap_memo")
 
     def __init__(self, profile: FacilitatorProfile) -> None:
         self.profile = profile
@@ -30,6 +31,11 @@ class Facilitator:
         self.license_until = _valid_until(profile, LICENSE)
         self.email = profile.email.casefold()
         self.calendar = FacilitatorCalendar(profile.weekly, profile.exceptions, profile.timezone)
+        # The planner's memos. The first two depend on the profile alone; the last is keyed by the
+        # schedule's identity and this facilitator's revision in it, so it is never stale.
+        self.day_covers: dict[tuple[object, ...], int] = {}
+        self.static_verdicts: dict[tuple[object, ...], bool] = {}
+        self.cap_memo: dict[tuple[object, ...], object] = {}
 
 
 class FacilitatorPool:
@@ -44,10 +50,12 @@ class FacilitatorPool:
         by_place: dict[tuple[str, str], list[int]] = {}
         virtual: dict[str, list[int]] = {}
         speakers: dict[str, list[int]] = {}
+        self._active_kinds: dict[str, int] = {}
         for fid in sorted(self._by_id):
             p = self._by_id[fid].profile
             if not p.active:
                 continue
+            self._active_kinds[p.kind] = self._active_kinds.get(p.kind, 0) + 1
             for language in p.languages:
                 speakers.setdefault(language, []).append(fid)
                 if p.virtual_ok:
@@ -76,6 +84,10 @@ class FacilitatorPool:
     def entry(self, facilitator_id: int) -> Facilitator:
         """The derived record used by the rules (KeyError if unknown)."""
         return self._by_id[facilitator_id]
+
+    def active_count(self, kind: str) -> int:
+        """How many active facilitators of a kind ("peer" or "clinician") the pool holds."""
+        return self._active_kinds.get(kind, 0)
 
     def serving(self, language: str, region: str) -> tuple[int, ...]:
         """Active facilitators speaking `language` who serve `region`, by id."""

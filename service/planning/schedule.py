@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from bisect import bisect_left, bisect_right, insort
+from bisect import bisect_left, bisect_right
+from itertools import count
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from typing import Iterable, Iterator
@@ -11,12 +12,13 @@ from service.planning.policy import PlanningPolicy
 from service.planning.types import Booking
 
 UTC = timezone.utc
+_TOKENS = count(1)
 
 
 class _Track:
     """One facilitator's bookings, sorted by start, with a separate list of group-session starts."""
 
-    __slots__ = ("starts", "bookings", "group_starts", "group_bookings", "longest")
+    __slots__ = ("starts", "bookings", "group_starts", "group_bookings", "longest", "revision")
 
     def __init__(self) -> None:
         self.starts: list[datetime] = []
@@ -24,6 +26,7 @@ class _Track:
         self.group_starts: list[datetime] = []
         self.group_bookings: list[Booking] = []
         self.longest = timedelta(0)
+        self.revision = 0  # bumped on every change, so callers can cache answers about this track
 
 
 def _order(b: Booking) -> tuple[datetime, str]:
@@ -34,6 +37,7 @@ class Schedule:
     """Mutable index of every facilitator's commitments (bookings), grouped by session_ref."""
 
     def __init__(self, bookings: Iterable[Booking] = ()) -> None:
+        self.token = next(_TOKENS)  # tells schedules apart in memos that outlive one planning call
         self._tracks: dict[int, _Track] = {}
         self._by_ref: dict[str, list[Booking]] = {}
         for booking in bookings:
@@ -51,6 +55,7 @@ class Schedule:
         track = self._tracks.get(booking.facilitator_id)
         if track is None:
             track = self._tracks[booking.facilitator_id] = _Track()
+        track.revision += 1
         i = bisect_right(track.bookings, _order(booking), key=_order)
         track.bookings.insert(i, booking)
         track.starts.insert(i, booking.start)
@@ -65,6 +70,7 @@ class Schedule:
         removed = tuple(self._by_ref.pop(session_ref, ()))
         for booking in removed:
             track = self._tracks[booking.facilitator_id]
+            track.revision += 1
             i = track.bookings.index(booking)
             del track.bookings[i], track.starts[i]
             if booking.group:
@@ -99,18 +105,31 @@ class Schedule:
     def overlaps(self, facilitator_id: int, start: datetime, end: datetime, *,
                  ignore_session_ref: str | None = None) -> bool:
         """True when [start, end) meets one of the facilitator's bookings (other than the ignored one)."""
+        return bool(self._meeting(facilitator_id, start, end, ignore_session_ref, first_only=True))
+
+    def busy(self, facilitator_id: int, start: datetime, end: datetime, *,
+             ignore_session_ref: str | None = None) -> list[tuple[datetime, datetime]]:
+        """The (start, end) of the facilitator's bookings that meet [start, end), latest first."""
+        return self._meeting(facilitator_id, start, end, ignore_session_ref, first_only=False)
+
+    def _meeting(self, facilitator_id: int, start: datetime, end: datetime, ignore: str | None,
+                 first_only: bool) -> list[tuple[datetime, datetime]]:
         track = self._tracks.get(facilitator_id)
         if track is None:
-            return False
+            return []
         starts, bookings = track.starts, track.bookings
+        # No booking is longer than `longest`, so earlier starts cannot reach `start`.
         earliest_relevant = start - track.longest
+        found = []
         i = bisect_left(starts, end) - 1
         while i >= 0 and starts[i] > earliest_relevant:
             b = bookings[i]
-            if b.end > start and b.session_ref != ignore_session_ref:
-                return True
+            if b.end > start and b.session_ref != ignore:
+                found.append((b.start, b.end))
+                if first_only:
+                    break
             i -= 1
-        return False
+        return found
 
     def group_starts_between(self, facilitator_id: int, lo: datetime, hi: datetime, *,
                              ignore_session_ref: str | None = None) -> list[datetime]:
@@ -120,6 +139,23 @@ class Schedule:
             return []
         i, j = bisect_left(track.group_starts, lo), bisect_left(track.group_starts, hi)
         return [b.start for b in track.group_bookings[i:j] if b.session_ref != ignore_session_ref]
+
+    def revision(self, facilitator_id: int) -> int:
+        """A number that changes whenever the facilitator's bookings change."""
+        track = self._tracks.get(facilitator_id)
+        return track.revision if track else 0
+
+    def has_bookings(self, facilitator_id: int) -> bool:
+        """Cheap pre-check before overlap questions."""
+        track = self._tracks.get(facilitator_id)
+        return bool(track and track.starts)
+
+    def group_starts(self, facilitator_id: int, *, ignore_session_ref: str | None = None) -> list[datetime]:
+        """Starts of all the facilitator's group sessions, in order."""
+        track = self._tracks.get(facilitator_id)
+        if track is None:
+            return []
+        return [b.start for b in track.group_bookings if b.session_ref != ignore_session_ref]
 
     def has_group_sessions(self, facilitator_id: int) -> bool:
         """Cheap pre-check before the per-day and rolling-week caps."""

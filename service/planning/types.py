@@ -46,7 +46,8 @@ GROUP_REASONS = (
 )
 
 
-def _require_aware(name: str, value: datetime) -> None:
+def require_aware(name: str, value: datetime) -> None:
+    """ValueError naming `name` unless `value` is a timezone-aware datetime."""
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError(f"{name}: expected a timezone-aware datetime")
 
@@ -92,8 +93,8 @@ class Interval:
     end: datetime
 
     def __post_init__(self) -> None:
-        _require_aware("start", self.start)
-        _require_aware("end", self.end)
+        require_aware("start", self.start)
+        require_aware("end", self.end)
         if self.end <= self.start:
             raise ValueError("end: must be after start")
 
@@ -129,8 +130,8 @@ class Booking:
     group: bool
 
     def __post_init__(self) -> None:
-        _require_aware("start", self.start)
-        _require_aware("end", self.end)
+        require_aware("start", self.start)
+        require_aware("end", self.end)
         if self.end <= self.start:
             raise ValueError("end: must be after start")
 
@@ -148,7 +149,7 @@ class IncidentFacts:
     participants: tuple[Participant, ...]
 
     def __post_init__(self) -> None:
-        _require_aware("occurred_at", self.occurred_at)
+        require_aware("occurred_at", self.occurred_at)
 
 
 @dataclass(frozen=True, slots=True)
