@@ -85,6 +85,14 @@ class WeeklyWindow:
             raise ValueError("day: expected 0 (Monday) to 6 (Sunday)")
 
 
+def require_span(start: datetime, end: datetime) -> None:
+    """Both ends aware, and the end after the start."""
+    require_aware("start", start)
+    require_aware("end", end)
+    if end <= start:
+        raise ValueError("end: must be after start")
+
+
 @dataclass(frozen=True, slots=True)
 class Interval:
     """A half-open UTC interval [start, end)."""
@@ -93,10 +101,7 @@ class Interval:
     end: datetime
 
     def __post_init__(self) -> None:
-        require_aware("start", self.start)
-        require_aware("end", self.end)
-        if self.end <= self.start:
-            raise ValueError("end: must be after start")
+        require_span(self.start, self.end)
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,10 +135,7 @@ class Booking:
     group: bool
 
     def __post_init__(self) -> None:
-        require_aware("start", self.start)
-        require_aware("end", self.end)
-        if self.end <= self.start:
-            raise ValueError("end: must be after start")
+        require_span(self.start, self.end)
 
 
 @dataclass(frozen=True, slots=True)
