@@ -537,19 +537,19 @@ class _Run:
     def _capped(self, f: Facilitator, day: date, ignore_ref: str | None) -> bool:
         """Whether the daily or weekly cap forbids another group session on the facilitator's `day`."""
         memo = f.cap_memo
-        state = (self.schedule.token, self.schedule.revision(f.id), ignore_ref)
-        if memo.get("state") != state:
+        state = (self.schedule.token, self.schedule.revision(f.id), ignore_ref,
+                 self.policy.max_group_sessions_per_day, self.policy.max_group_sessions_per_7_days)
+        if memo.state != state:
             # Same rule as cap_reasons, with the facilitator's group-session dates worked out once
             # per state of their bookings.
             tz = f.calendar.tz
-            memo.clear()
-            memo["state"] = state
-            memo["days"] = sorted(s.astimezone(tz).date().toordinal()
-                                  for s in self.schedule.group_starts(f.id, ignore_session_ref=ignore_ref))
-        capped = memo.get(day)
+            memo.state, memo.capped = state, {}
+            memo.days = sorted(s.astimezone(tz).date().toordinal()
+                               for s in self.schedule.group_starts(f.id, ignore_session_ref=ignore_ref))
+        capped = memo.capped.get(day)
         if capped is None:
-            capped = memo[day] = bool(caps_on(day.toordinal(), memo["days"], self.policy))  # type: ignore[arg-type]
-        return capped  # type: ignore[return-value]
+            capped = memo.capped[day] = bool(caps_on(day.toordinal(), memo.days, self.policy))
+        return capped
 
     def diagnose(self, spec: _Spec, slots: list[_Slot], free: _Shortfall) -> tuple[str, ...]:
         """The most informative group-level reasons a session could not be placed."""

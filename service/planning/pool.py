@@ -17,6 +17,17 @@ def _valid_until(profile: FacilitatorProfile, name: str) -> date | None:
     return max(dates) if dates else None
 
 
+class CapMemo:
+    """The planner's memo of one facilitator's daily/weekly caps, for one state of their bookings."""
+
+    __slots__ = ("state", "days", "capped")
+
+    def __init__(self) -> None:
+        self.state: tuple[object, ...] | None = None
+        self.days: list[int] = []          # local-date ordinals of their group sessions, sorted
+        self.capped: dict[date, bool] = {}
+
+
 class Facilitator:
     """A profile plus what planning derives from it once: certificate dates, calendar, lower-cased email."""
 
@@ -35,7 +46,7 @@ class Facilitator:
         # schedule's identity and this facilitator's revision in it, so it is never stale.
         self.day_covers: dict[tuple[object, ...], int] = {}
         self.static_verdicts: dict[tuple[object, ...], bool] = {}
-        self.cap_memo: dict[tuple[object, ...], object] = {}
+        self.cap_memo = CapMemo()
 
 
 class FacilitatorPool:

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from service.planning import (
-    Booking, Certification, FacilitatorPool, FacilitatorProfile, IncidentFacts, Interval, Participant,
+    Booking, Certification, FacilitatorPool, FacilitatorProfile, IncidentFacts, Participant,
     PlannedSession, PlanningPolicy, Problem, Schedule, WeeklyWindow, find_replacement, plan_incident,
     plan_individual, plan_surge, split_into_groups,
 )
@@ -193,6 +193,16 @@ def test_buffer_and_caps_push_the_session():
     capped = Schedule([Booking(2, "grp", at(2026, 6, 16, 9), at(2026, 6, 16, 10, 30), True)])
     result, _ = plan([facilitator(1, "clinician"), facilitator(2)], schedule=capped)
     assert local(result.sessions[0].starts_at) == datetime(2026, 6, 17, 8, 0)
+
+
+def test_a_shared_pool_is_not_fooled_by_another_schedule():
+    pool = FacilitatorPool([facilitator(1, "clinician"), facilitator(2)])
+    tuesday = Schedule([Booking(2, "grp", at(2026, 6, 16, 7), at(2026, 6, 16, 8), True)])
+    other_week = Schedule([Booking(2, "grp", at(2026, 5, 12, 7), at(2026, 5, 12, 8), True)])
+    first = plan_incident(incident(), pool, tuesday, POLICY, now=NOW)
+    second = plan_incident(incident(), pool, other_week, POLICY, now=NOW)
+    assert local(first.sessions[0].starts_at) == datetime(2026, 6, 17, 8, 0)
+    assert local(second.sessions[0].starts_at) == datetime(2026, 6, 16, 10, 0)
 
 
 def test_conflicted_candidates_are_skipped_and_reported():

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from service.planning import (
     Booking, Certification, FacilitatorPool, FacilitatorProfile, IncidentFacts, Interval, Participant,
-    PlannedSession, PlanningPolicy, Problem, Schedule, WeeklyWindow, plan_incident, plan_surge,
+    PlanningPolicy, Schedule, WeeklyWindow, plan_incident, plan_surge,
 )
 
 UTC = timezone.utc
@@ -295,9 +295,15 @@ def check_plans(pool_profiles, incidents, existing, plans, now):
 @given(surges())
 def test_every_surge_plan_keeps_every_hard_rule(surge):
     profiles, incidents, existing, now = surge
-    schedule = Schedule(existing)
-    plans = plan_surge(incidents, FacilitatorPool(profiles), schedule, POLICY, now=now)
+    pool, schedule = FacilitatorPool(profiles), Schedule(existing)
+    plans = plan_surge(incidents, pool, schedule, POLICY, now=now)
     planned = check_plans(profiles, incidents, existing, plans, now)
+    # The pool keeps memos between calls: a second surge on a fresh schedule must not notice them,
+    # and incident-by-incident planning must keep the rules too.
+    assert plan_surge(incidents, pool, Schedule(existing), POLICY, now=now) == plans
+    one_by_one = Schedule(existing)
+    check_plans(profiles, incidents, existing,
+                {i.ref: plan_incident(i, pool, one_by_one, POLICY, now=now) for i in incidents}, now)
     event(f"sessions planned: {min(len(planned), 3)}+")
     for plan in plans.values():
         for problem in plan.problems:
