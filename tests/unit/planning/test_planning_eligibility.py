@@ -6,29 +6,10 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from service.planning import (
-    Booking, Certification, FacilitatorProfile, IncidentFacts, Interval, Participant, PlanningPolicy, Schedule,
-    WeeklyWindow, ineligibility_reasons,
+    Booking, Certification, FacilitatorProfile, IncidentFacts, Interval, Participant, Schedule, WeeklyWindow,
+    ineligibility_reasons,
 )
-
-UTC = timezone.utc
-TORONTO = ZoneInfo("America/Toronto")
-POLICY = PlanningPolicy()
-ALWAYS = tuple(WeeklyWindow(d, time(0), time(0)) for d in range(7))
-
-
-def at(y: int, m: int, d: int, h: int, mi: int = 0) -> datetime:
-    return datetime(y, m, d, h, mi, tzinfo=TORONTO).astimezone(UTC)
-
-
-def facilitator(fid: int = 1, kind: str = "peer", **changes) -> FacilitatorProfile:
-    certs = [Certification("GCI", date(2030, 1, 1))]
-    if kind == "clinician":
-        certs.append(Certification("LICENSE", date(2030, 1, 1)))
-    fields = dict(id=fid, kind=kind, agency_id=None, unit=None, email=f"f{fid}@cism.example", personnel_id=None,
-                  active=True, languages=frozenset({"en"}), regions=frozenset({"r1"}), virtual_ok=False,
-                  timezone="America/Toronto", certifications=tuple(certs), weekly=ALWAYS, exceptions=())
-    fields.update(changes)
-    return FacilitatorProfile(**fields)
+from tests.unit.planning.builders import POLICY, UTC, at, facilitator
 
 
 INCIDENT = IncidentFacts(

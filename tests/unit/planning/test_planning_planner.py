@@ -2,39 +2,18 @@
 
 from dataclasses import replace
 from datetime import date, datetime, time, timedelta, timezone
-from zoneinfo import ZoneInfo
 
 import pytest
 
 from service.planning import (
-    Booking, Certification, FacilitatorPool, FacilitatorProfile, IncidentFacts, Participant,
-    PlannedSession, PlanningPolicy, Problem, Schedule, WeeklyWindow, find_replacement, plan_incident,
-    plan_individual, plan_surge, split_into_groups,
+    Booking, Certification, FacilitatorPool, IncidentFacts, Participant, PlannedSession, Problem, Schedule,
+    WeeklyWindow, find_replacement, plan_incident, plan_individual, plan_surge, split_into_groups,
 )
-
-UTC = timezone.utc
-TORONTO = ZoneInfo("America/Toronto")
-POLICY = PlanningPolicy()
-ALWAYS = tuple(WeeklyWindow(d, time(0), time(0)) for d in range(7))
-
-
-def at(y: int, m: int, d: int, h: int, mi: int = 0) -> datetime:
-    return datetime(y, m, d, h, mi, tzinfo=TORONTO).astimezone(UTC)
+from tests.unit.planning.builders import POLICY, TORONTO, UTC, at, facilitator
 
 
 def local(instant: datetime) -> datetime:
     return instant.astimezone(TORONTO).replace(tzinfo=None)
-
-
-def facilitator(fid: int, kind: str = "peer", **changes) -> FacilitatorProfile:
-    certs = [Certification("GCI", date(2030, 1, 1))]
-    if kind == "clinician":
-        certs.append(Certification("LICENSE", date(2030, 1, 1)))
-    fields = dict(id=fid, kind=kind, agency_id=None, unit=None, email=f"f{fid}@cism.example", personnel_id=None,
-                  active=True, languages=frozenset({"en"}), regions=frozenset({"r1"}), virtual_ok=False,
-                  timezone="America/Toronto", certifications=tuple(certs), weekly=ALWAYS, exceptions=())
-    fields.update(changes)
-    return FacilitatorProfile(**fields)
 
 
 def people(n: int, exposure: str = "direct", language: str = "en", prefix: str = "p") -> tuple[Participant, ...]:

@@ -13,19 +13,18 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from service.planning import (
-    Booking, Certification, FacilitatorPool, FacilitatorProfile, IncidentFacts, Interval, Participant,
-    PlanningPolicy, Schedule, WeeklyWindow, plan_incident, plan_surge,
+    Booking, Certification, FacilitatorPool, FacilitatorProfile, IncidentFacts, Interval, Participant, Schedule,
+    WeeklyWindow, plan_incident, plan_surge,
 )
 
-UTC = timezone.utc
+from tests.unit.planning.builders import ALWAYS, POLICY, UTC
+
 HALF_HOUR = timedelta(minutes=30)
-POLICY = PlanningPolicy()
 ZONES = ["America/Toronto", "America/Vancouver", "America/Halifax", "UTC", "Europe/Paris"]
 AGENCY_ZONES = ["America/Toronto", "America/St_Johns"]
 # Around both 2026 DST changes in North America, Europe's spring change, and an ordinary week.
 BASES = [datetime(2026, 3, 6, tzinfo=UTC), datetime(2026, 3, 27, tzinfo=UTC), datetime(2026, 6, 15, tzinfo=UTC),
          datetime(2026, 10, 30, tzinfo=UTC)]
-ALWAYS = tuple(WeeklyWindow(d, time(0), time(0)) for d in range(7))
 LENGTH = {"debriefing": 150, "defusing": 45}
 PHASES = {"debriefing": POLICY.debriefing_phases, "defusing": POLICY.defusing_phases}
 PROPERTY_SETTINGS = settings(max_examples=120, deadline=None, database=None,

@@ -1,24 +1,18 @@
 """Policy, groups, windows, agendas, teams and the local-time grid."""
 
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from service.planning import (
-    Interval, Participant, PlanningPolicy, WeeklyWindow, build_agenda, session_minutes, session_window,
-    split_into_groups, team_requirements,
+    Interval, Participant, WeeklyWindow, build_agenda, session_minutes, session_window, split_into_groups,
+    team_requirements,
 )
 from service.planning.availability import FacilitatorCalendar
 from service.planning.timegrid import grid_starts
 
-UTC = timezone.utc
-TORONTO = ZoneInfo("America/Toronto")
-POLICY = PlanningPolicy()
-
-
-def at(y: int, m: int, d: int, h: int, mi: int = 0, zone: ZoneInfo = TORONTO, fold: int = 0) -> datetime:
-    return datetime(y, m, d, h, mi, tzinfo=zone, fold=fold).astimezone(UTC)
+from tests.unit.planning.builders import POLICY, TORONTO, UTC, at
 
 
 def person(key: str, exposure: str = "direct", role: str = "officer", language: str = "en",
