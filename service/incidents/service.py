@@ -85,8 +85,9 @@ def fingerprint(report: Mapping[str, Any]) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
-def present(db: Session, incident: Incident, *, personnel_count: int | None = None, with_sessions: bool = True) -> IncidentView:
-    """The API view of an incident."""
+def present(db: Session, incident: Incident, *, personnel_count: int | None = None,
+            session_views: list[sessions.SessionView] | None = None) -> IncidentView:
+    """The API view of an incident; a list passes its sessions, read for the whole page at once."""
     zone = ZoneInfo(incident.agency.timezone)
     window = debriefing_window(incident.occurred_at, sessions.policy_for(incident.agency))
     return IncidentView(
@@ -102,7 +103,7 @@ def present(db: Session, incident: Incident, *, personnel_count: int | None = No
         personnel_count=len(incident.personnel) if personnel_count is None else personnel_count,
         created_at=incident.created_at.astimezone(zone),
         updated_at=incident.updated_at.astimezone(zone),
-        sessions=sessions.incident_sessions(db, incident) if with_sessions else [],
+        sessions=session_views if session_views is not None else sessions.incident_sessions(db, [incident])[incident.id],
         problems=list(incident.problems or []),
     )
 
@@ -255,7 +256,8 @@ def list_page(
     more = len(rows) > limit
     rows = rows[:limit]
     counts = _personnel_counts(db, [r.id for r in rows])
-    views = [present(db, r, personnel_count=counts.get(r.id, 0)) for r in rows]
+    page_sessions = sessions.incident_sessions(db, rows)
+    views = [present(db, r, personnel_count=counts.get(r.id, 0), session_views=page_sessions[r.id]) for r in rows]
     return views, (encode_cursor(rows[-1].created_at, rows[-1].id) if more else None)
 
 

@@ -281,3 +281,13 @@ def test_concurrent_intake_over_a_tight_pool_never_double_books(app, keys):
         ).all()
     days = [(fid, starts_at.astimezone(TORONTO).date()) for fid, starts_at in rows]
     assert len(days) == len(set(days)) and len(days) >= 2
+
+
+def test_the_list_shows_each_incident_with_its_own_sessions(client, keys):
+    add_roster(client, keys, clinicians=3, peers=6)
+    first = report(client, keys, incident_body("CAD-1"))
+    second = report(client, keys, incident_body("CAD-2", severity=4))
+    listed = {i["id"]: i for i in client.get("/v1/incidents", headers=keys.auth("coordinator")).get_json()["items"]}
+    assert listed[first["id"]]["sessions"] == first["sessions"]
+    assert listed[second["id"]]["sessions"] == second["sessions"]
+    assert len(second["sessions"]) == 2 and len(first["sessions"]) == 1
