@@ -21,6 +21,7 @@ from service.auth import access
 from service.config import Config
 from service.db import make_engine, make_session_factory, utcnow
 from service.errors import ProblemSchema
+from service.followups.outgoing import MessageContext
 from service.metrics import HttpMetrics
 from service.web import close_db_session
 
@@ -114,15 +115,18 @@ def create_app(config: Mapping[str, Any] | Config | None = None, *, clock: Calla
         clock=clock or utcnow,
     )
     app.extensions["debrief"] = services
+    # Every database session can compose messages (links, sender) for the changes it commits.
+    services.session_factory.configure(info={"messages": MessageContext(services)})
 
     from service.agencies.views import blp as agencies_blp
     from service.calendars.views import blp as calendars_blp
     from service.facilitators.views import blp as facilitators_blp
+    from service.followups.views import blp as followups_blp
     from service.health.views import blp as health_blp
     from service.incidents.views import blp as incidents_blp
     from service.sessions.views import blp as sessions_blp
 
-    for blueprint in (health_blp, agencies_blp, facilitators_blp, incidents_blp, sessions_blp, calendars_blp):
+    for blueprint in (health_blp, agencies_blp, facilitators_blp, incidents_blp, sessions_blp, calendars_blp, followups_blp):
         api.register_blueprint(blueprint)
 
     metrics.install(app)

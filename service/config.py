@@ -30,6 +30,9 @@ class Config:
     # how many attempts before a message is dead, and how long a message may stay queued or
     # sending before the relay takes it for lost (longer than a job may run, see workers.relay).
     mail_from: str = DEFAULT_MAIL_FROM
+    # Signs participants' response links. Unset: a key generated once and kept in the
+    # database, so that links survive restarts and work in every worker process.
+    secret_key: str | None = None
     webhook_secret: str | None = None
     delivery_max_attempts: int = DEFAULT_DELIVERY_MAX_ATTEMPTS
     delivery_visibility_seconds: int = DEFAULT_DELIVERY_VISIBILITY_SECONDS
@@ -45,6 +48,7 @@ class Config:
             smtp_url=env.get("SMTP_URL") or None,
             public_base_url=(env.get("PUBLIC_BASE_URL") or DEFAULT_PUBLIC_BASE_URL).rstrip("/"),
             mail_from=env.get("MAIL_FROM") or DEFAULT_MAIL_FROM,
+            secret_key=env.get("SECRET_KEY") or None,
             webhook_secret=env.get("WEBHOOK_SECRET") or None,
             delivery_max_attempts=int(env.get("DELIVERY_MAX_ATTEMPTS") or DEFAULT_DELIVERY_MAX_ATTEMPTS),
             delivery_visibility_seconds=int(env.get("DELIVERY_VISIBILITY_SECONDS") or DEFAULT_DELIVERY_VISIBILITY_SECONDS),

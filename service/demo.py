@@ -50,7 +50,11 @@ def seed(app: Flask, *, base_url: str) -> str:
     """Seed the demo agency and fresh keys; return the text to print."""
     session = app.extensions["debrief"].session_factory()
     try:
-        agencies.get_or_create(db=session, code=DEMO_AGENCY, name="Demo Police Service", timezone="America/Toronto")
+        agency = agencies.get_or_create(db=session, code=DEMO_AGENCY, name="Demo Police Service", timezone="America/Toronto")
+        if agency.coordinator_email is None:
+            # Planning problems and follow-ups to arrange go here (to the log unless SMTP_URL is set).
+            agency.coordinator_email = "cism-team@demo.example.org"
+            session.commit()
         _seed_roster(session, app.extensions["debrief"].clock())
         keys = {
             "admin": create_key(db=session, role="admin"),

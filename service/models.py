@@ -1,9 +1,11 @@
 """Every model, imported so the metadata is complete (for Alembic and tests)."""
 
 from service.agencies.models import Agency
+from service.audit.models import AuditEntry
 from service.auth.models import ApiKey
 from service.db import Base
 from service.facilitators.models import Facilitator
+from service.followups.models import Escalation, Followup, ServiceSecret
 from service.incidents.models import IdempotencyRecord, Incident, Personnel
 from service.outbox.models import OutboxMessage
 from service.sessions.models import Assignment, Session, SessionParticipant
@@ -11,6 +13,6 @@ from service.sessions.models import Assignment, Session, SessionParticipant
 metadata = Base.metadata
 
 __all__ = [
-    "Agency", "ApiKey", "Assignment", "Facilitator", "IdempotencyRecord", "Incident", "OutboxMessage", "Personnel", "Session",
-    "SessionParticipant", "metadata",
+    "Agency", "ApiKey", "Assignment", "AuditEntry", "Escalation", "Facilitator", "Followup", "IdempotencyRecord", "Incident",
+    "OutboxMessage", "Personnel", "ServiceSecret", "Session", "SessionParticipant", "metadata",
 ]

@@ -169,3 +169,25 @@ def keys(app) -> Keys:
         )
     finally:
         session.close()
+
+
+@pytest.fixture
+def sink():
+    """A real SMTP server (aiosmtpd) that keeps what it accepts."""
+    from tests.receivers import SmtpSink
+
+    smtp = SmtpSink()
+    smtp.controller.start()
+    yield smtp
+    smtp.controller.stop()
+
+
+@pytest.fixture
+def receiver():
+    """A real HTTP server that records webhook POSTs."""
+    from tests.receivers import WebhookReceiver
+
+    http = WebhookReceiver()
+    http.start()
+    yield http
+    http.stop()

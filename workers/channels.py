@@ -53,6 +53,8 @@ class Delivery:
     kind: str
     recipient: str
     payload: Mapping[str, Any]
+    # A webhook's signing secret: the agency's own, read when the message is claimed.
+    secret: str | None = None
 
 
 class Channel(Protocol):
@@ -136,7 +138,10 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 
 
 class WebhookChannel:
-    """A JSON POST signed per Standard Webhooks; any answer but 2xx is a failure."""
+    """A JSON POST signed per Standard Webhooks; any answer but 2xx is a failure.
+
+    Signed with the agency's secret carried by the delivery, else with WEBHOOK_SECRET.
+    """
 
     def __init__(self, secret: str | None, clock: Callable[[], datetime], *, timeout: float = NETWORK_TIMEOUT) -> None:
         if secret is not None:
@@ -148,7 +153,8 @@ class WebhookChannel:
 
     def send(self, delivery: Delivery) -> None:
         """POST the payload with the webhook-id, webhook-timestamp and webhook-signature headers."""
-        if self.secret is None:
+        secret = delivery.secret or self.secret
+        if secret is None:
             raise DeliveryFailed("webhook secret not configured")
         body = json.dumps(delivery.payload, separators=(",", ":"), sort_keys=True).encode()
         message_id = str(delivery.message_id)
@@ -157,7 +163,7 @@ class WebhookChannel:
             "Content-Type": "application/json",
             "webhook-id": message_id,
             "webhook-timestamp": str(timestamp),
-            "webhook-signature": sign_webhook(self.secret, message_id, timestamp, body),
+            "webhook-signature": sign_webhook(secret, message_id, timestamp, body),
         })
         try:
             with self.opener.open(request, timeout=self.timeout) as response:

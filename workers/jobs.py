@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Mapping
 from flask import current_app
 from sqlalchemy import select, update
 
-from service.outbox.models import DEAD, PENDING, QUEUED, SENDING, SENT, OutboxMessage
+from service.agencies.models import Agency
+from service.outbox.models import DEAD, PENDING, QUEUED, SENDING, SENT, WEBHOOK, OutboxMessage
 from workers.channels import Channel, Delivery, DeliveryFailed, channels_for
 
 if TYPE_CHECKING:
@@ -65,7 +66,10 @@ def deliver_message(services: Services, message_id: uuid.UUID, channels: Mapping
             db.commit()
             log.warning("message %s (%s) dead after %d attempts", message_id, message.kind, attempt - 1)
             return DEAD
-        delivery = Delivery(message.id, message.kind, message.recipient, dict(message.payload))
+        secret = None
+        if message.channel == WEBHOOK and message.agency_id is not None:
+            secret = db.scalar(select(Agency.webhook_secret).where(Agency.id == message.agency_id))
+        delivery = Delivery(message.id, message.kind, message.recipient, dict(message.payload), secret)
         channel = channels[message.channel]
         db.commit()  # the claim is short; no transaction stays open while we talk to the receiver
 

@@ -21,4 +21,14 @@ class Agency(Base):
     name: Mapped[str] = mapped_column(String(200))
     timezone: Mapped[str] = mapped_column(String(64))
     policy: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # Where planning problems and escalations without a clinician go (a shared mailbox of the CISM team).
+    coordinator_email: Mapped[str | None] = mapped_column(String(254))
+    # Status events for the agency's own systems, signed per Standard Webhooks with the agency's secret.
+    webhook_url: Mapped[str | None] = mapped_column(String(2048))
+    webhook_secret: Mapped[str | None] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    @property
+    def webhook_secret_set(self) -> bool:
+        """Whether webhooks to the agency can be signed."""
+        return self.webhook_secret is not None

@@ -26,6 +26,14 @@ class AgencyPatch(PatchSchema):
         metadata={"description": "Planning-policy overrides: durations in hours, times as HH:MM, phases as [name, minutes] pairs",
                   "example": {"debriefing_closes_after": 96, "earliest_start": "09:00", "max_group_size": 15}},
     )
+    coordinator_email = ma.fields.Email(
+        allow_none=True, validate=ma.validate.Length(max=254),
+        metadata={"description": "The CISM team's mailbox: planning problems and follow-ups to arrange"},
+    )
+    webhook_url = ma.fields.Url(
+        allow_none=True, schemes={"http", "https"}, require_tld=False, validate=ma.validate.Length(max=2048),
+        metadata={"description": "Receives incident status events, signed per Standard Webhooks"},
+    )
 
 
 class AgencyRead(ma.Schema):
@@ -35,4 +43,13 @@ class AgencyRead(ma.Schema):
     name = ma.fields.String(required=True)
     timezone = ma.fields.String(required=True)
     policy = ma.fields.Dict(required=True, metadata={"description": "Planning-policy overrides"})
+    coordinator_email = ma.fields.String(allow_none=True, required=True)
+    webhook_url = ma.fields.String(allow_none=True, required=True)
+    webhook_secret_set = ma.fields.Boolean(required=True, metadata={"description": "Whether webhooks can be signed"})
     created_at = ma.fields.AwareDateTime(required=True)
+
+
+class WebhookSecretRead(ma.Schema):
+    """A new webhook signing secret: shown once, never again."""
+
+    webhook_secret = ma.fields.String(required=True, metadata={"example": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"})

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import secrets
 from typing import Any, Mapping
 
 from sqlalchemy import select
@@ -54,8 +56,17 @@ def update(*, db: Session, code: str, changes: Mapping[str, Any]) -> Agency:
             setting = str(exc).split(":", 1)[0]
             raise InvalidInput("The planning policy is invalid.", errors={f"policy.{setting}": [str(exc)]}) from None
         agency.policy = dict(changes["policy"])
-    for name in ("name", "timezone"):
+    for name in ("name", "timezone", "coordinator_email", "webhook_url"):
         if name in changes:
             setattr(agency, name, changes[name])
     db.commit()
     return agency
+
+
+def rotate_webhook_secret(*, db: Session, code: str) -> str:
+    """Give the agency a new Standard Webhooks secret (whsec_ + 32 random bytes) and return it."""
+    agency = get_by_code(db=db, code=code)
+    secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode("ascii")
+    agency.webhook_secret = secret
+    db.commit()
+    return secret

@@ -4,7 +4,7 @@ from flask.views import MethodView
 from service.api import Blueprint
 
 from service.agencies import service
-from service.agencies.schemas import AgencyCreate, AgencyPatch, AgencyRead
+from service.agencies.schemas import AgencyCreate, AgencyPatch, AgencyRead, WebhookSecretRead
 from service.web import db_session
 
 blp = Blueprint("agencies", __name__, url_prefix="/v1/agencies", description="Agencies served by the CISM team.")
@@ -39,3 +39,14 @@ class AgencyByCode(MethodView):
     def patch(self, changes, code):
         """Change an agency, including its planning-policy overrides."""
         return service.update(db=db_session(), code=code, changes=changes)
+
+
+@blp.route("/<string:code>/webhook-secret")
+class AgencyWebhookSecret(MethodView):
+    """The secret that signs the agency's webhooks."""
+
+    @blp.response(201, WebhookSecretRead)
+    @blp.alt_response(404, response="NOT_FOUND")
+    def post(self, code):
+        """Issue a new signing secret (the old one stops at once); it is shown only in this answer."""
+        return {"webhook_secret": service.rotate_webhook_secret(db=db_session(), code=code)}, 201

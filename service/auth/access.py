@@ -40,6 +40,7 @@ MATRIX: dict[tuple[str, str], Access] = {
     ("agencies.Agencies", "POST"): roles("admin"),
     ("agencies.AgencyByCode", "GET"): roles("admin"),
     ("agencies.AgencyByCode", "PATCH"): roles("admin"),
+    ("agencies.AgencyWebhookSecret", "POST"): roles("admin"),
     ("incidents.Incidents", "POST"): roles("dispatch", "coordinator"),
     ("incidents.Incidents", "GET"): roles("dispatch", "coordinator"),
     ("incidents.IncidentById", "GET"): roles("dispatch", "coordinator"),
@@ -58,6 +59,11 @@ MATRIX: dict[tuple[str, str], Access] = {
     ("sessions.SessionReschedule", "POST"): roles("coordinator"),
     ("sessions.SessionComplete", "POST"): roles("coordinator", "facilitator"),
     ("sessions.SessionDecline", "POST"): roles("facilitator"),
+    # Participant-level data: the CISM coordinators only, and every read is audited.
+    ("followups.IncidentFollowups", "GET"): roles("coordinator"),
+    # The signed link is the participant's credential: they have no API key.
+    ("followups.Response", "GET"): PUBLIC,
+    ("followups.Response", "POST"): PUBLIC,
 }
 
 

@@ -31,6 +31,8 @@ class Incident(Base):
     problems: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     # SHA-256 of the canonical first report: tells a retry (same body) from a conflict.
     fingerprint: Mapped[str] = mapped_column(String(64))
+    # What the coordinators were last told about the plan's problems (a digest; None: nothing yet).
+    alerted_state: Mapped[str | None] = mapped_column(String(40))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
@@ -56,6 +58,8 @@ class Personnel(Base):
     unit: Mapped[str | None] = mapped_column(String(64))
     exposure: Mapped[str] = mapped_column(String(10))
     language: Mapped[str] = mapped_column(String(2))
+    # Set when the person opts out of all contact: nothing more is sent to them.
+    opted_out_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     added_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     incident: Mapped[Incident] = relationship(back_populates="personnel")

@@ -47,3 +47,11 @@ class OutboxMessage(Base):
     claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # What the message is about, so that a change can cancel what is no longer owed and so
+    # that retention can find it. Plain ids, not foreign keys: a row outlives nothing it names.
+    incident_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, index=True)
+    session_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    personnel_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    facilitator_id: Mapped[int | None] = mapped_column(Integer)
+    followup_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, index=True)
+    agency_id: Mapped[int | None] = mapped_column(Integer)

@@ -20,6 +20,13 @@ from service.db import new_id
 from service.outbox.models import CHANNELS, CANCELLED, PENDING, QUEUED, OutboxMessage
 
 
+# Rows per INSERT: below SQLite's limit of bound parameters (32,766) at 17 columns a row.
+INSERT_BATCH = 1000
+# Every row of a multi-row insert must name the same columns.
+ABOUT_NONE: dict[str, Any] = dict.fromkeys(
+    ("incident_id", "session_id", "personnel_id", "facilitator_id", "followup_id", "agency_id"))
+
+
 @dataclass(frozen=True, slots=True)
 class Attachment:
     """A file sent with an email, e.g. an invitation.ics."""
@@ -52,20 +59,33 @@ def attachments_of(payload: dict[str, Any]) -> list[Attachment]:
 
 def queue_message(
     db: Session, *, dedup_key: str, kind: str, channel: str, recipient: str, payload: dict[str, Any],
-    now: datetime, due_at: datetime | None = None,
+    now: datetime, due_at: datetime | None = None, **about: Any,
 ) -> uuid.UUID:
     """Owe a message (in the caller's transaction); the same dedup_key twice keeps the first row."""
-    if channel not in CHANNELS:
-        raise ValueError(f"unknown channel {channel!r}")
-    values = dict(
-        id=new_id(), dedup_key=dedup_key, kind=kind, channel=channel, recipient=recipient, payload=payload,
-        due_at=due_at or now, status=PENDING, attempts=0, created_at=now,
-    )
+    queue_messages(db, [dict(dedup_key=dedup_key, kind=kind, channel=channel, recipient=recipient, payload=payload,
+                             due_at=due_at or now, **about)], now=now)
+    return db.scalars(select(OutboxMessage.id).where(OutboxMessage.dedup_key == dedup_key)).one()
+
+
+def queue_messages(db: Session, messages: Sequence[dict[str, Any]], *, now: datetime) -> None:
+    """Owe several messages in one statement; a dedup_key already queued keeps its first row.
+
+    Each message gives dedup_key, kind, channel, recipient, payload and due_at, and may give
+    its id and what it is about (incident_id, session_id, personnel_id, facilitator_id, followup_id, agency_id).
+    """
+    if not messages:
+        return
+    rows = []
+    for message in messages:
+        if message["channel"] not in CHANNELS:
+            raise ValueError(f"unknown channel {message['channel']!r}")
+        rows.append({**ABOUT_NONE, "id": new_id(), **message, "status": PENDING, "attempts": 0, "created_at": now})
     dialect = db.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     # ON CONFLICT DO NOTHING, not catch-and-rollback: a failed insert would abort the caller's transaction.
-    db.execute(insert(OutboxMessage).values(**values).on_conflict_do_nothing(index_elements=["dedup_key"]))
-    return db.scalars(select(OutboxMessage.id).where(OutboxMessage.dedup_key == dedup_key)).one()
+    for start in range(0, len(rows), INSERT_BATCH):
+        db.execute(insert(OutboxMessage).values(rows[start:start + INSERT_BATCH])
+                   .on_conflict_do_nothing(index_elements=["dedup_key"]))
 
 
 def cancel_pending(db: Session, *where: ColumnElement[bool]) -> int:

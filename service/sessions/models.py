@@ -57,6 +57,8 @@ class Assignment(Base):
     ends_at: Mapped[datetime] = mapped_column(UTCDateTime)
     released_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     release_reason: Mapped[str | None] = mapped_column(String(32))
+    # What the facilitator was last told about the session (see followups.service.session_state).
+    notified_state: Mapped[str | None] = mapped_column(String(40))
 
     session: Mapped[Session] = relationship(back_populates="assignments")
     facilitator: Mapped[Facilitator] = relationship(lazy="joined")

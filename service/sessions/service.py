@@ -26,10 +26,11 @@ from service.auth.service import Principal
 from service.errors import Conflict, InvalidInput, NotFound
 from service.facilitators.models import Facilitator
 from service.facilitators.service import to_profile
+from service.followups.outgoing import sync_incident
 from service.incidents.models import Incident, Personnel
 from service.planning import (
     AgendaItem, Booking, FacilitatorPool, Group, IncidentFacts, Participant, PlannedSession, PlanningPolicy,
-    Schedule, build_agenda, find_replacement, ineligibility_reasons, plan_incident, split_into_groups,
+    Schedule, build_agenda, find_replacement, ineligibility_reasons, plan_incident, plan_individual, split_into_groups,
 )
 from service.planning.agenda import session_window
 from service.planning.timegrid import grid_starts
@@ -103,7 +104,8 @@ def incident_sessions(db: DbSession, incidents: Sequence[Incident]) -> dict[uuid
         return by_incident
     zones = {incident.id: ZoneInfo(incident.agency.timezone) for incident in incidents}
     rows = db.scalars(
-        select(Session).where(Session.incident_id.in_(list(by_incident)))
+        # Individual sessions are not shown with the incident: each one says someone accepted an offer.
+        select(Session).where(Session.incident_id.in_(list(by_incident)), Session.kind.in_(GROUP_KINDS))
         .options(selectinload(Session.assignments)).order_by(Session.starts_at, Session.kind, Session.group_key)
     )
     for session in rows:
@@ -426,6 +428,7 @@ def plan_locked(db: DbSession, *, incident: Incident, now: datetime, include_can
     _store_problems(incident, {key: reasons for key, reasons in problems.items() if key in wanted})
     refresh_status(incident)
     incident.updated_at = now
+    sync_incident(db, incident, now)
 
 
 def cancel_incident_sessions(db: DbSession, *, incident: Incident, now: datetime) -> None:
@@ -433,6 +436,7 @@ def cancel_incident_sessions(db: DbSession, *, incident: Incident, now: datetime
     for session in _lock_sessions(db, select(Session).where(Session.incident_id == incident.id, Session.status == "scheduled")):
         if session.starts_at > now:
             _cancel(session, now=now, reason="incident_cancelled")
+    sync_incident(db, incident, now)
 
 
 # -- one session ----------------------------------------------------------------------------------
@@ -474,6 +478,7 @@ def _change_session(db: DbSession, *, caller: Principal, session_id: uuid.UUID, 
         if not_started and session.starts_at <= now:
             raise Conflict("The session has started; it can no longer be changed.")
         change(session, incident)
+        sync_incident(db, incident, now)
         commit(db)
         return present(session, ZoneInfo(incident.agency.timezone))
 
@@ -623,5 +628,34 @@ def revalidate_facilitator(db: DbSession, *, facilitator: Facilitator, now: date
         if reasons:
             replace_facilitator(db, session=session, incident=incident, facilitator_id=facilitator.id, now=now,
                                 reason="no_longer_eligible")
+            sync_incident(db, incident, now)
             replaced += 1
     return replaced
+
+
+def book_individual(db: DbSession, *, incident: Incident, person: Personnel, facilitator_kind: str,
+                    now: datetime) -> Session | None:
+    """Book an individual session for a participant of a (locked) incident who accepted the offer.
+
+    60 minutes with one facilitator of the chosen kind, within the policy's days of acceptance;
+    None when no one is free. The caller syncs messages and commits (or retries on LostRace).
+    """
+    policy = policy_for(incident.agency)
+    facts = incident_facts(incident)
+    state = load_state(db, now=now, policy=policy)
+    outcome = plan_individual(_participant(person), facilitator_kind=facilitator_kind,  # type: ignore[arg-type]
+                              accepted_at=now, incident=facts, pool=state.pool, schedule=state.schedule,
+                              policy=policy, now=now)
+    if not isinstance(outcome, PlannedSession):
+        return None
+    _recheck(db, [(outcome, person.language)], incident=facts, policy=policy, now=now)
+    session = Session(
+        incident_id=incident.id, kind="individual", group_key=None, language=person.language, status="scheduled",
+        starts_at=outcome.starts_at, ends_at=outcome.ends_at, mode=outcome.mode, region=outcome.region, sequence=0,
+        agenda=_agenda_rows(outcome.agenda), participant_count=1, created_at=now, updated_at=now,
+    )
+    _assign(session, outcome.facilitator_ids)
+    session.participants.append(SessionParticipant(personnel_id=person.id))
+    db.add(session)
+    db.flush()
+    return session

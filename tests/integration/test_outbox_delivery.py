@@ -16,29 +16,12 @@ from sqlalchemy import func, select, update
 from service.outbox.models import CANCELLED, DEAD, PENDING, QUEUED, SENT, OutboxMessage
 from service.outbox.service import Attachment, cancel_pending, email_payload, queue_message
 from tests.conftest import wipe
-from tests.receivers import SmtpSink, WebhookReceiver
 from workers import queues
 from workers.channels import sign_webhook
 from workers.relay import relay_once, rq_dispatch
 
 SECRET = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
 ICS = b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nEND:VCALENDAR\r\n"
-
-
-@pytest.fixture
-def sink():
-    smtp = SmtpSink()
-    smtp.controller.start()
-    yield smtp
-    smtp.controller.stop()
-
-
-@pytest.fixture
-def receiver():
-    http = WebhookReceiver()
-    http.start()
-    yield http
-    http.stop()
 
 
 @pytest.fixture

@@ -1,0 +1,1 @@
+"""The audit log of reads of participant-level data."""

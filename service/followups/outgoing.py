@@ -1,0 +1,348 @@
+"""What every change of an incident's plan owes people, queued on the outbox in the same transaction.
+
+`sync_incident` compares what each facilitator and participant was last told (a digest of
+the session's time and place, kept on their assignment or invitation) with the plan as it
+stands, and queues the difference: an assignment, an invitation, an update, a cancellation,
+a reminder, the individual-session offer and the check-ins. Running it twice queues nothing
+new, so every path that changes sessions can call it before it commits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from email.utils import parseaddr
+from typing import TYPE_CHECKING, Any, Iterable
+from urllib.parse import quote, urlencode
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session as DbSession
+from sqlalchemy.orm import selectinload
+
+from service.calendars.ics import Party
+from service.calendars.render import CalendarEntry, agenda_from_rows, render_invitation
+from service.db import new_id
+from service.facilitators.models import Facilitator
+from service.followups import messages, tokens
+from service.followups.messages import Letter, ResponseLinks, SessionFacts
+from service.followups.models import CANCELLED, CHECKIN, INVITATION, OFFER, OPEN, SCREENING, Followup
+from service.incidents.models import Incident, Personnel
+from service.outbox.models import EMAIL, PENDING, WEBHOOK, OutboxMessage
+from service.outbox.service import Attachment, cancel_pending, email_payload, queue_messages
+from service.sessions.models import Assignment, Session
+
+if TYPE_CHECKING:
+    from service.app import Services
+
+GROUP_KINDS = ("defusing", "debriefing")
+OFF = "off"
+REMINDER_BEFORE = timedelta(hours=24)
+CHECKIN_AFTER = timedelta(days=2)
+SCREENING_AFTER = timedelta(days=30)
+# How long a participant's link stays good after its message is due.
+OFFER_OPEN = timedelta(days=30)
+CHECKIN_OPEN = timedelta(days=14)
+SCREENING_OPEN = timedelta(days=30)
+RESPONSES_PATH = "/v1/responses/"
+ICS = "text/calendar; method={method}; charset=utf-8"
+
+
+class MessageContext:
+    """What composing messages needs from the running service, reached through the database session."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self._key: str | None = None
+
+    @property
+    def base_url(self) -> str:
+        """PUBLIC_BASE_URL: where participants' links point."""
+        return self.services.config.public_base_url
+
+    @property
+    def organizer(self) -> Party:
+        """The ORGANIZER of invitations: the service's own sender address (MAIL_FROM)."""
+        name, address = parseaddr(self.services.config.mail_from)
+        return Party(name=name or "Debrief", email=address or "debrief@localhost")
+
+    def signing_key(self, db: DbSession, now: datetime) -> str:
+        """The key that signs response links (read once per process)."""
+        if self._key is None:
+            self._key = tokens.signing_key(db, self.services.config.secret_key, now=now)
+        return self._key
+
+
+def context(db: DbSession) -> MessageContext:
+    """The message context of a database session made by the app's session factory."""
+    return db.info["messages"]
+
+
+def session_state(session: Session, on: bool = True) -> str:
+    """A digest of what a person is told about a session: its time and place, or OFF."""
+    if not on or session.status == "cancelled":
+        return OFF
+    facts = f"{session.starts_at.isoformat()}|{session.ends_at.isoformat()}|{session.mode}|{session.region}"
+    return hashlib.sha256(facts.encode()).hexdigest()[:32]
+
+
+def session_facts(session: Session, zone: str, *, starts_at: datetime | None = None, ends_at: datetime | None = None) -> SessionFacts:
+    """What messages say about a session."""
+    return SessionFacts(
+        kind=session.kind, starts_at=starts_at or session.starts_at, ends_at=ends_at or session.ends_at,
+        mode=session.mode, region=session.region, timezone=zone,
+        agenda=tuple((p.phase, p.starts_at, p.minutes) for p in agenda_from_rows(session.agenda)),
+    )
+
+
+@dataclass
+class Outgoing:
+    """The messages one change owes, inserted together at the end."""
+
+    db: DbSession
+    incident: Incident
+    now: datetime
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+    def email(self, *, dedup_key: str, kind: str, to: str, letter: Letter, due_at: datetime | None = None,
+              attachments: Iterable[Attachment] = (), **about: Any) -> None:
+        """Owe an email."""
+        self.rows.append(dict(
+            id=new_id(), dedup_key=dedup_key, kind=kind, channel=EMAIL, recipient=to,
+            payload=email_payload(subject=letter.subject, text=messages.as_text(letter), html=messages.as_html(letter),
+                                  attachments=attachments),
+            due_at=due_at or self.now, incident_id=self.incident.id, agency_id=self.incident.agency_id, **about,
+        ))
+
+    def webhook(self, *, dedup_key: str, kind: str, url: str, payload: dict[str, Any]) -> None:
+        """Owe a webhook event to the agency."""
+        self.rows.append(dict(
+            id=new_id(), dedup_key=dedup_key, kind=kind, channel=WEBHOOK, recipient=url, payload=payload,
+            due_at=self.now, incident_id=self.incident.id, agency_id=self.incident.agency_id,
+        ))
+
+    def flush(self) -> None:
+        """Insert every owed message (duplicates by dedup key are dropped)."""
+        queue_messages(self.db, self.rows, now=self.now)
+        self.rows = []
+
+
+def response_links(ctx: MessageContext, db: DbSession, followup: Followup, now: datetime) -> ResponseLinks:
+    """The participant's signed links for one follow-up."""
+    token = tokens.sign(ctx.signing_key(db, now), followup_id=followup.id, kind=followup.kind, expires_at=followup.expires_at)
+    url = ctx.base_url + RESPONSES_PATH + quote(token)
+    return ResponseLinks(
+        respond=url, accept=f"{url}?{urlencode({'action': 'accept'})}",
+        decline=f"{url}?{urlencode({'action': 'decline'})}", opt_out=f"{url}?{urlencode({'action': 'opt_out'})}",
+    )
+
+
+def _invitation_ics(ctx: MessageContext, session: Session, *, uid_owner: int, state: str, attendee: Party,
+                    languages: Iterable[str], zone: str, starts_at: datetime, ends_at: datetime, now: datetime) -> Attachment:
+    entry = CalendarEntry(
+        session_id=session.id, facilitator_id=uid_owner, kind=session.kind,
+        state="confirmed" if state != OFF else ("cancelled" if session.status == "cancelled" else "released"),
+        starts_at=starts_at, ends_at=ends_at, mode=session.mode, region=session.region, sequence=session.sequence,
+        agenda=agenda_from_rows(session.agenda), timezone=zone, modified_at=session.updated_at or now,
+    )
+    document = render_invitation(entry, attendee=attendee, languages=languages, organizer=ctx.organizer)
+    method = "REQUEST" if state != OFF else "CANCEL"
+    return Attachment("invite.ics", ICS.format(method=method), document)
+
+
+def participant_uid_owner(personnel_id: int) -> int:
+    """The number in a participant's event UID: negative, so it never equals a facilitator's."""
+    return -personnel_id
+
+
+# -- the sync ---------------------------------------------------------------------------------------
+
+
+def sync_incident(db: DbSession, incident: Incident, now: datetime) -> None:
+    """Queue what the incident's current plan owes anyone and has not been queued yet; the caller commits."""
+    ctx = context(db)
+    zone = incident.agency.timezone
+    out = Outgoing(db, incident, now)
+    sessions = list(db.scalars(
+        select(Session).where(Session.incident_id == incident.id)
+        .options(selectinload(Session.assignments), selectinload(Session.participants))
+        .order_by(Session.starts_at, Session.id)
+    ))
+    people = {p.id: p for p in incident.personnel}
+    followups = {f.dedup_key: f for f in db.scalars(select(Followup).where(Followup.incident_id == incident.id))}
+    cancelled = incident.status == "cancelled"
+    if cancelled:
+        # Everything not yet sent is void; the cancellation notices below are queued after this.
+        cancel_pending(db, OutboxMessage.incident_id == incident.id)
+        for f in followups.values():
+            if f.status == OPEN and f.kind != INVITATION:
+                f.status = CANCELLED
+
+    for session in sessions:
+        for assignment in session.assignments:
+            _sync_facilitator(db, ctx, out, session, assignment, zone, now)
+        _sync_invitations(db, ctx, out, session, people, followups, zone, now, cancelled=cancelled)
+    if not cancelled:
+        _sync_followups(db, ctx, out, incident, sessions, people, followups, now)
+    _sync_alerts(out, incident, now)
+    out.flush()
+
+
+def _sync_facilitator(db: DbSession, ctx: MessageContext, out: Outgoing, session: Session, assignment: Assignment,
+                      zone: str, now: datetime) -> None:
+    state = session_state(session, assignment.active)
+    previous = assignment.notified_state
+    if previous == state:
+        return
+    assignment.notified_state = state
+    fid = assignment.facilitator_id
+    # A reminder is owed for one time only: a change voids the pending one.
+    cancel_pending(db, OutboxMessage.kind == "reminder", OutboxMessage.session_id == session.id,
+                   OutboxMessage.facilitator_id == fid)
+    if state == OFF and previous in (None, OFF):
+        return  # never told, nothing to take back
+    change = "cancelled" if state == OFF else ("new" if previous in (None, OFF) else "moved")
+    facilitator: Facilitator = assignment.facilitator
+    lang = messages.language(facilitator.languages)
+    facts = session_facts(session, zone, starts_at=assignment.starts_at, ends_at=assignment.ends_at)
+    attachment = _invitation_ics(
+        ctx, session, uid_owner=fid, state=state, attendee=Party(facilitator.name, facilitator.email),
+        languages=facilitator.languages, zone=zone, starts_at=assignment.starts_at, ends_at=assignment.ends_at, now=now,
+    )
+    about = dict(session_id=session.id, facilitator_id=fid)
+    out.email(dedup_key=f"facilitator:{assignment.id}:{session.sequence}:{state}", kind=f"assignment_{change}",
+              to=facilitator.email, letter=messages.assignment(lang, facts, change=change, reference=str(session.id)),
+              attachments=[attachment], **about)
+    if state != OFF and session.starts_at - REMINDER_BEFORE > now:
+        out.email(dedup_key=f"reminder:{assignment.id}:{session.sequence}:{state}", kind="reminder", to=facilitator.email,
+                  letter=messages.assignment(lang, facts, change="reminder", reference=str(session.id)),
+                  due_at=session.starts_at - REMINDER_BEFORE, **about)
+
+
+def _sync_invitations(db: DbSession, ctx: MessageContext, out: Outgoing, session: Session, people: dict[int, Personnel],
+                      followups: dict[str, Followup], zone: str, now: datetime, *, cancelled: bool) -> None:
+    members = {sp.personnel_id for sp in session.participants}
+    if not cancelled and session.status == "scheduled" and session.starts_at > now:
+        for pid in sorted(members):
+            key = f"invitation:{session.id}:{pid}"
+            if key not in followups and people[pid].opted_out_at is None:
+                followups[key] = _new_followup(db, out.incident, pid, INVITATION, key, session_id=session.id,
+                                               due_at=now, expires_at=session.ends_at, now=now)
+    for followup in [f for f in followups.values() if f.kind == INVITATION and f.session_id == session.id]:
+        person = people.get(followup.personnel_id)
+        if person is None:
+            continue
+        state = session_state(session, followup.personnel_id in members)
+        previous = followup.notified_state
+        if previous == state:
+            continue
+        followup.notified_state = state
+        if state == OFF:
+            if followup.status == OPEN:
+                followup.status = CANCELLED
+            if previous in (None, OFF):
+                continue
+        else:
+            followup.expires_at = session.ends_at
+            if followup.status == CANCELLED and person.opted_out_at is None:
+                followup.status = OPEN  # invited again after a removal
+        if person.opted_out_at is not None:
+            continue
+        change = "cancelled" if state == OFF else ("new" if previous in (None, OFF) else "moved")
+        lang = messages.language(person.language)
+        attachment = _invitation_ics(
+            ctx, session, uid_owner=participant_uid_owner(person.id), state=state, attendee=Party(person.name, person.email),
+            languages=[lang], zone=zone, starts_at=session.starts_at, ends_at=session.ends_at, now=now,
+        )
+        out.email(dedup_key=f"participant:{followup.id}:{session.sequence}:{state}", kind=f"invitation_{change}",
+                  to=person.email, letter=messages.invitation(lang, session_facts(session, zone),
+                                                              response_links(ctx, db, followup, now), change=change),
+                  attachments=[attachment], session_id=session.id, personnel_id=person.id, followup_id=followup.id)
+
+
+def _sync_followups(db: DbSession, ctx: MessageContext, out: Outgoing, incident: Incident, sessions: list[Session],
+                    people: dict[int, Personnel], followups: dict[str, Followup], now: datetime) -> None:
+    """The offer and the 2-day check-in once a person has a group session; the 30-day screening for everyone."""
+    group_end: dict[int, datetime] = {}
+    for session in sessions:
+        if session.kind in GROUP_KINDS and session.status != "cancelled":
+            for sp in session.participants:
+                end = group_end.get(sp.personnel_id)
+                group_end[sp.personnel_id] = session.ends_at if end is None else max(end, session.ends_at)
+    screening_due = max(incident.occurred_at + SCREENING_AFTER, now)
+    for pid, person in people.items():
+        if person.opted_out_at is not None:
+            continue
+        lang = messages.language(person.language)
+        wanted = [(SCREENING, screening_due, SCREENING_OPEN)]
+        if pid in group_end:
+            wanted = [(OFFER, now, OFFER_OPEN), (CHECKIN, max(group_end[pid] + CHECKIN_AFTER, now), CHECKIN_OPEN)] + wanted
+        for kind, due_at, open_for in wanted:
+            key = f"{kind}:{pid}"
+            followup = followups.get(key)
+            if followup is None:
+                followup = followups[key] = _new_followup(db, incident, pid, kind, key, session_id=None, due_at=due_at,
+                                                          expires_at=due_at + open_for, now=now)
+                out.email(dedup_key=f"{key}:{followup.id}", kind=kind, to=person.email,
+                          letter=_followup_letter(kind, lang, response_links(ctx, db, followup, now)), due_at=due_at,
+                          personnel_id=pid, followup_id=followup.id)
+            elif kind == CHECKIN and followup.status == OPEN and followup.due_at != due_at and followup.due_at > now:
+                # The group session moved: the check-in not yet sent moves with it.
+                followup.due_at = due_at
+                db.execute(update(OutboxMessage).where(OutboxMessage.followup_id == followup.id,
+                                                       OutboxMessage.status == PENDING).values(due_at=due_at))
+
+
+def _followup_letter(kind: str, lang: str, links: ResponseLinks) -> Letter:
+    if kind == OFFER:
+        return messages.offer(lang, links, peer=f"{links.respond}?{urlencode({'action': 'accept', 'choice': 'peer'})}",
+                              clinician=f"{links.respond}?{urlencode({'action': 'accept', 'choice': 'clinician'})}")
+    if kind == CHECKIN:
+        return messages.checkin(lang, links)
+    return messages.screening(lang, links)
+
+
+def _new_followup(db: DbSession, incident: Incident, personnel_id: int, kind: str, key: str, *,
+                  session_id: uuid.UUID | None, due_at: datetime, expires_at: datetime, now: datetime) -> Followup:
+    followup = Followup(
+        id=new_id(), dedup_key=key, incident_id=incident.id, personnel_id=personnel_id, kind=kind, session_id=session_id,
+        due_at=due_at, expires_at=expires_at, status=OPEN, contact_requested=False, created_at=now,
+    )
+    db.add(followup)
+    return followup
+
+
+def _sync_alerts(out: Outgoing, incident: Incident, now: datetime) -> None:
+    """Tell the coordinators (email) and the agency's systems (webhook) when the plan's problems change."""
+    problems = incident.problems or []
+    if incident.status == "cancelled":
+        state = "cancelled"
+    elif problems:
+        state = hashlib.sha256(repr([(p["group"], p["kind"], p["reasons"]) for p in problems]).encode()).hexdigest()[:32]
+    else:
+        state = OFF
+    previous = incident.alerted_state
+    if previous == state:
+        return
+    incident.alerted_state = state
+    agency = incident.agency
+    if problems and state != "cancelled" and agency.coordinator_email:
+        from service.incidents.service import debriefing_window  # incidents builds on this module
+        from service.sessions.service import policy_for
+
+        window = debriefing_window(incident.occurred_at, policy_for(agency))
+        letter = messages.planning_problem(
+            external_id=incident.external_id, incident_type=incident.type, closes_at=window.closes_at,
+            timezone=agency.timezone,
+            problems=[(p["kind"], p["group"] or "-", p["reasons"]) for p in problems],
+        )
+        out.email(dedup_key=f"problem:{incident.id}:{state}", kind="planning_problem", to=agency.coordinator_email,
+                  letter=letter)
+    if agency.webhook_url:
+        out.webhook(dedup_key=f"status:{incident.id}:{state}:{now.isoformat()}", kind="incident_status", url=agency.webhook_url,
+                    payload={
+                        "type": "incident.status_changed", "timestamp": now.isoformat(),
+                        "data": {"incident_id": str(incident.id), "external_id": incident.external_id,
+                                 "status": incident.status, "problems": problems},
+                    })

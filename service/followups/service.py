@@ -1,0 +1,322 @@
+"""Participants' answers through their signed links, escalations, and the coordinators' follow-up list.
+
+A participant acts with the link of one follow-up: accept or decline an invitation or the
+individual-session offer (accepting the offer books the session), answer a check-in, or opt
+out of all contact. A positive screen or a request for contact escalates to a clinician:
+the clinician of the person's group session, else any active clinician who may serve the
+agency. Nothing of this reaches a supervisor.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Mapping
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session as DbSession
+
+from service.audit.service import record_read
+from service.auth.service import Principal
+from service.errors import Conflict, DomainError, InvalidInput, NotFound
+from service.facilitators.models import Facilitator
+from service.followups import messages, tokens
+from service.followups.models import (
+    ACCEPTED, ANSWERED, CANCELLED, CHECKIN, DECLINED, INVITATION, OFFER, OPEN, SCREENING, Escalation, Followup,
+    answers_count,
+)
+from service.followups.outgoing import GROUP_KINDS, Outgoing, context, response_links, sync_incident
+from service.incidents.models import Incident, Personnel
+from service.outbox.models import SENT, OutboxMessage
+from service.outbox.service import cancel_pending
+from service.pagination import decode_cursor, encode_cursor, row_id
+from service.sessions import service as sessions
+from service.sessions.models import Assignment, Session, SessionParticipant
+
+SCREEN_ITEMS = 5
+POSITIVE_SCREEN = 3  # "yes" answers that make a PC-PTSD-5 screen positive
+ACTIONS = {
+    INVITATION: ("accept", "decline", "opt_out"),
+    OFFER: ("accept", "decline", "opt_out"),
+    CHECKIN: ("answer", "opt_out"),
+    SCREENING: ("answer", "opt_out"),
+}
+
+
+class Gone(DomainError):
+    """The link has expired."""
+
+    status, slug, title = 410, "gone", "Gone"
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseView:
+    """What a participant sees through their link: their own follow-up, nothing about anyone else."""
+
+    kind: str
+    status: str
+    language: str
+    expires_at: datetime
+    actions: list[str]
+    session: dict[str, Any] | None
+    choice: str | None
+    questions: list[str]
+    opted_out: bool
+
+
+def _claim(db: DbSession, token: str, now: datetime) -> tokens.ResponseClaim:
+    key = context(db).signing_key(db, now)
+    try:
+        return tokens.verify(key, token, now=now)
+    except tokens.InvalidToken:
+        raise NotFound("This link is not valid.") from None
+    except tokens.ExpiredToken:
+        raise Gone("This link has expired. A coordinator of the support team can still be reached.") from None
+
+
+def _load(db: DbSession, claim: tokens.ResponseClaim) -> Followup:
+    followup = db.get(Followup, claim.followup_id)
+    if followup is None or followup.kind != claim.kind:
+        raise NotFound("This link is not valid.")
+    return followup
+
+
+def _session_view(db: DbSession, session_id: uuid.UUID | None, zone: ZoneInfo) -> dict[str, Any] | None:
+    session = db.get(Session, session_id) if session_id is not None else None
+    if session is None:
+        return None
+    return {
+        "kind": session.kind, "status": session.status, "starts_at": session.starts_at.astimezone(zone),
+        "ends_at": session.ends_at.astimezone(zone), "location": {"mode": session.mode, "region": session.region},
+    }
+
+
+def _view(db: DbSession, followup: Followup, person: Personnel, incident: Incident) -> ResponseView:
+    lang = messages.language(person.language)
+    zone = ZoneInfo(incident.agency.timezone)
+    opted_out = person.opted_out_at is not None
+    open_ = followup.status == OPEN or (followup.status in (ACCEPTED, DECLINED) and followup.kind == INVITATION) or (
+        followup.status == DECLINED and followup.kind == OFFER)
+    return ResponseView(
+        kind=followup.kind, status=followup.status, language=lang, expires_at=followup.expires_at.astimezone(zone),
+        actions=list(ACTIONS[followup.kind]) if open_ and not opted_out and incident.status != "cancelled" else [],
+        session=_session_view(db, followup.booked_session_id or followup.session_id, zone),
+        choice=followup.choice,
+        questions=list(messages.SCREEN_ITEMS[lang]) if followup.kind == SCREENING else [],
+        opted_out=opted_out,
+    )
+
+
+def view(db: DbSession, *, token: str, now: datetime) -> ResponseView:
+    """The follow-up a link opens, as its participant sees it."""
+    followup = _load(db, _claim(db, token, now))
+    person = db.get(Personnel, followup.personnel_id)
+    incident = db.get(Incident, followup.incident_id)
+    assert person is not None and incident is not None
+    return _view(db, followup, person, incident)
+
+
+def respond(db: DbSession, *, token: str, answer: Mapping[str, Any], now: datetime) -> ResponseView:
+    """Apply a participant's answer (accept, decline, answer, opt_out) and queue what it causes."""
+    claim = _claim(db, token, now)
+    incident_id = _load(db, claim).incident_id
+
+    def attempt() -> ResponseView:
+        incident = sessions.lock_incident(db, incident_id)
+        assert incident is not None
+        followup = _load(db, claim)
+        db.refresh(followup)
+        person = next(p for p in incident.personnel if p.id == followup.personnel_id)
+        action = answer["action"]
+        if action not in ACTIONS[followup.kind]:
+            raise InvalidInput("That action does not apply to this link.",
+                               errors={"action": [f"Must be one of: {', '.join(ACTIONS[followup.kind])}."]})
+        if incident.status == "cancelled":
+            raise Conflict("This follow-up was withdrawn.")
+        if person.opted_out_at is not None:
+            raise Conflict("You opted out of all contact; nothing more will be sent to you.")
+        if action == "opt_out":
+            _opt_out(db, incident, person, now)
+        elif followup.kind == INVITATION:
+            _answer_invitation(db, followup, action, now)
+        elif followup.kind == OFFER:
+            _answer_offer(db, incident, person, followup, action, answer.get("choice"), now)
+        else:
+            _answer_checkin(db, incident, person, followup, answer, now)
+        sync_incident(db, incident, now)
+        sessions.commit(db)
+        return _view(db, followup, person, incident)
+
+    return sessions.retrying(db, attempt)
+
+
+def _opt_out(db: DbSession, incident: Incident, person: Personnel, now: datetime) -> None:
+    person.opted_out_at = now
+    for followup in db.scalars(select(Followup).where(Followup.personnel_id == person.id, Followup.status == OPEN)):
+        followup.status = CANCELLED
+    cancel_pending(db, OutboxMessage.personnel_id == person.id)
+
+
+def _answer_invitation(db: DbSession, followup: Followup, action: str, now: datetime) -> None:
+    if followup.status == CANCELLED:
+        raise Conflict("You are no longer expected at this session.")
+    session = db.get(Session, followup.session_id)
+    if session is None or session.status != "scheduled" or session.starts_at <= now:
+        raise Conflict("This session can no longer be answered.")
+    followup.status = ACCEPTED if action == "accept" else DECLINED
+    followup.responded_at = now
+
+
+def _answer_offer(db: DbSession, incident: Incident, person: Personnel, followup: Followup, action: str,
+                  choice: str | None, now: datetime) -> None:
+    if followup.status in (ACCEPTED, CANCELLED):
+        raise Conflict("This offer was already taken up." if followup.status == ACCEPTED else "This offer was withdrawn.")
+    if action == "decline":
+        if followup.status == DECLINED:
+            raise Conflict("You already declined this offer.")
+        followup.status = DECLINED
+        followup.responded_at = now
+        return
+    if choice not in ("peer", "clinician"):
+        raise InvalidInput("Say whom you would like to meet.", errors={"choice": ["Required: peer or clinician."]})
+    followup.status = ACCEPTED
+    followup.choice = choice
+    followup.responded_at = now
+    booked = sessions.book_individual(db, incident=incident, person=person, facilitator_kind=choice, now=now)
+    if booked is not None:
+        followup.booked_session_id = booked.id
+        return
+    # No one free within the window: the coordinators arrange it, and the person is told so.
+    out = Outgoing(db, incident, now)
+    links = response_links(context(db), db, followup, now)
+    out.email(dedup_key=f"booking_pending:{followup.id}", kind="booking_pending", to=person.email,
+              letter=messages.booking_pending(messages.language(person.language), links),
+              personnel_id=person.id, followup_id=followup.id)
+    if incident.agency.coordinator_email:
+        out.email(dedup_key=f"booking_unassigned:{followup.id}", kind="booking_unassigned",
+                  to=incident.agency.coordinator_email,
+                  letter=messages.unassigned(what="booking", name=person.name, email=person.email, phone=person.phone,
+                                             external_id=incident.external_id),
+                  personnel_id=person.id, followup_id=followup.id)
+    out.flush()
+
+
+def _answer_checkin(db: DbSession, incident: Incident, person: Personnel, followup: Followup,
+                    answer: Mapping[str, Any], now: datetime) -> None:
+    if followup.status != OPEN:
+        raise Conflict("This check-in was already answered." if followup.status == ANSWERED else "This check-in was withdrawn.")
+    if followup.due_at > now:
+        raise Conflict("This check-in is not open yet.")
+    contact = answer.get("contact_requested")
+    answers = answer.get("answers")
+    if followup.kind == SCREENING:
+        if answers is None or len(answers) != SCREEN_ITEMS:
+            raise InvalidInput("Answer the five questions.", errors={"answers": [f"Required: {SCREEN_ITEMS} yes/no answers."]})
+        followup.answers = [bool(a) for a in answers]
+        followup.positive = answers_count(followup.answers) >= POSITIVE_SCREEN
+    elif answers is not None:
+        raise InvalidInput("This check-in has no questions.", errors={"answers": ["Not expected for this check-in."]})
+    elif contact is None:
+        raise InvalidInput("Say whether you would like to be contacted.", errors={"contact_requested": ["Required."]})
+    followup.contact_requested = bool(contact)
+    followup.status = ANSWERED
+    followup.responded_at = now
+    if followup.positive:
+        escalate(db, incident=incident, person=person, followup=followup, reason="positive_screen", now=now)
+    elif followup.contact_requested:
+        escalate(db, incident=incident, person=person, followup=followup, reason="contact_requested", now=now)
+
+
+def clinician_for(db: DbSession, incident: Incident, person: Personnel) -> Facilitator | None:
+    """The clinician of the person's group session, else an active clinician who may serve the agency."""
+    of_group = db.scalars(
+        select(Facilitator)
+        .join(Assignment, Assignment.facilitator_id == Facilitator.id)
+        .join(Session, Session.id == Assignment.session_id)
+        .join(SessionParticipant, SessionParticipant.session_id == Session.id)
+        .where(SessionParticipant.personnel_id == person.id, Session.kind.in_(GROUP_KINDS), Session.status != "cancelled",
+               Assignment.active, Facilitator.kind == "clinician", Facilitator.active)
+        .order_by(Session.starts_at.desc(), Facilitator.id)
+    ).first()
+    if of_group is not None:
+        return of_group
+    candidates = list(db.scalars(
+        select(Facilitator).where(Facilitator.kind == "clinician", Facilitator.active,
+                                  or_(Facilitator.agency_id == incident.agency_id, Facilitator.agency_id.is_(None)))
+        .order_by(Facilitator.id)
+    ))
+    # Someone who speaks the person's language first.
+    return next((c for c in candidates if person.language in c.languages), candidates[0] if candidates else None)
+
+
+def escalate(db: DbSession, *, incident: Incident, person: Personnel, followup: Followup, reason: str, now: datetime) -> None:
+    """Hand a participant to a clinician (or, without one, to the coordinators); the caller commits."""
+    clinician = clinician_for(db, incident, person)
+    db.add(Escalation(incident_id=incident.id, personnel_id=person.id, followup_id=followup.id, reason=reason,
+                      clinician_id=clinician.id if clinician else None, created_at=now))
+    out = Outgoing(db, incident, now)
+    if clinician is not None:
+        letter = messages.escalation(
+            messages.language(clinician.languages), reason=reason, name=person.name, email=person.email,
+            phone=person.phone, participant_language=person.language, incident_type=incident.type,
+            occurred_at=incident.occurred_at, timezone=incident.agency.timezone,
+        )
+        out.email(dedup_key=f"escalation:{followup.id}", kind="escalation", to=clinician.email, letter=letter,
+                  personnel_id=person.id, facilitator_id=clinician.id, followup_id=followup.id)
+    elif incident.agency.coordinator_email:
+        out.email(dedup_key=f"escalation:{followup.id}", kind="escalation_unassigned", to=incident.agency.coordinator_email,
+                  letter=messages.unassigned(what="escalation", name=person.name, email=person.email,
+                                             phone=person.phone, external_id=incident.external_id),
+                  personnel_id=person.id, followup_id=followup.id)
+    out.flush()
+
+
+# -- the coordinators' list -------------------------------------------------------------------------
+
+
+def followups_page(db: DbSession, *, caller: Principal, incident_id: uuid.UUID, limit: int, cursor: str | None,
+                   now: datetime) -> tuple[list[dict[str, Any]], str | None]:
+    """Each participant's follow-ups (a page of participants); the read is written to the audit log."""
+    incident = db.scalar(select(Incident).where(Incident.id == incident_id, Incident.agency_id == caller.agency_id))
+    if incident is None:
+        raise NotFound(f"No incident {incident_id}.")
+    zone = ZoneInfo(incident.agency.timezone)
+    query = select(Personnel).where(Personnel.incident_id == incident.id).order_by(Personnel.id).limit(limit + 1)
+    if cursor is not None:
+        _position, after = decode_cursor(cursor, row_id)
+        query = query.where(Personnel.id > after)
+    people = list(db.scalars(query))
+    more = len(people) > limit
+    people = people[:limit]
+    ids = [p.id for p in people]
+    followups: dict[int, list[Followup]] = {pid: [] for pid in ids}
+    for followup in db.scalars(select(Followup).where(Followup.personnel_id.in_(ids)).order_by(Followup.due_at, Followup.kind)):
+        followups[followup.personnel_id].append(followup)
+    sent = set(db.scalars(select(OutboxMessage.followup_id).where(
+        OutboxMessage.personnel_id.in_(ids), OutboxMessage.status == SENT, OutboxMessage.followup_id.is_not(None))))
+    escalated = set(db.scalars(select(Escalation.followup_id).where(Escalation.personnel_id.in_(ids))))
+    items = [
+        {
+            "external_id": p.external_id, "name": p.name, "email": p.email, "language": p.language,
+            "opted_out_at": p.opted_out_at.astimezone(zone) if p.opted_out_at else None,
+            "followups": [
+                {
+                    "id": f.id, "kind": f.kind, "session_id": f.session_id, "due_at": f.due_at.astimezone(zone),
+                    "status": f.status, "delivered": f.id in sent,
+                    "responded_at": f.responded_at.astimezone(zone) if f.responded_at else None,
+                    "choice": f.choice, "booked_session_id": f.booked_session_id,
+                    "screen_positive": f.positive, "contact_requested": f.contact_requested,
+                    "escalated": f.id in escalated,
+                }
+                for f in followups[p.id]
+            ],
+        }
+        for p in people
+    ]
+    record_read(db, caller=caller, action="followups.read", incident_id=incident.id, now=now)
+    db.commit()
+    next_cursor = encode_cursor(now, people[-1].id) if more else None
+    return items, next_cursor
+

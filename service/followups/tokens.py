@@ -1,0 +1,79 @@
+"""Participants' response links: signed, expiring, and good for one follow-up only.
+
+A token names one follow-up, its kind and an expiry, signed with the service's key
+(HMAC-SHA256 through itsdangerous). Participants have no account and no API key: the
+link in their message is their only credential, so the token is checked for its
+signature, its purpose and its expiry before anything is looked up.
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from itsdangerous import BadSignature, URLSafeSerializer
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session as DbSession
+
+from service.followups.models import ServiceSecret
+
+SALT = "debrief.response.v1"
+GENERATED_KEY = "response_signing_key"
+
+
+class InvalidToken(Exception):
+    """Not a token this service signed (or signed for something else)."""
+
+
+class ExpiredToken(Exception):
+    """A genuine token whose time is over."""
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseClaim:
+    """What a verified token says: which follow-up, of which kind, until when."""
+
+    followup_id: uuid.UUID
+    kind: str
+    expires_at: datetime
+
+
+def signing_key(db: DbSession, configured: str | None, *, now: datetime) -> str:
+    """The configured SECRET_KEY, else the key this database generated on first use."""
+    if configured:
+        return configured
+    key = db.scalar(select(ServiceSecret.value).where(ServiceSecret.name == GENERATED_KEY))
+    if key is not None:
+        return key
+    insert = postgresql.insert if db.get_bind().dialect.name == "postgresql" else sqlite.insert
+    # Two processes may race to create it: the first insert wins and both read the winner.
+    db.execute(insert(ServiceSecret).values(name=GENERATED_KEY, value=secrets.token_hex(32), created_at=now)
+               .on_conflict_do_nothing(index_elements=["name"]))
+    return db.scalars(select(ServiceSecret.value).where(ServiceSecret.name == GENERATED_KEY)).one()
+
+
+def sign(key: str, *, followup_id: uuid.UUID, kind: str, expires_at: datetime) -> str:
+    """A response token for one follow-up."""
+    return URLSafeSerializer(key, salt=SALT).dumps([followup_id.hex, kind, int(expires_at.timestamp())])
+
+
+def verify(key: str, token: str, *, now: datetime) -> ResponseClaim:
+    """The claim of a token; InvalidToken if it is forged or malformed, ExpiredToken once it has expired."""
+    try:
+        value = URLSafeSerializer(key, salt=SALT).loads(token)
+    except (BadSignature, UnicodeError, ValueError):
+        raise InvalidToken() from None
+    if not (isinstance(value, list) and len(value) == 3 and isinstance(value[0], str) and isinstance(value[1], str)
+            and isinstance(value[2], int)):
+        raise InvalidToken()
+    try:
+        followup_id = uuid.UUID(hex=value[0])
+        expires_at = datetime.fromtimestamp(value[2], tz=timezone.utc)
+    except (ValueError, OverflowError, OSError):
+        raise InvalidToken() from None
+    if expires_at <= now:
+        raise ExpiredToken()
+    return ResponseClaim(followup_id, value[1], expires_at)
