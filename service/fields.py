@@ -84,6 +84,15 @@ def in_service_range(instant: datetime) -> bool:
     return EARLIEST_YEAR <= instant.astimezone(timezone.utc).year <= LATEST_YEAR
 
 
+class StrictBoolean(ma.fields.Boolean):
+    """JSON true or false, and nothing else (not 1, 0, "yes")."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
+        if not isinstance(value, bool):
+            raise self.make_error("invalid")
+        return value
+
+
 class Instant(ma.fields.AwareDateTime):
     """An aware date-time, converted to UTC, between 2000 and 2099."""
 

@@ -12,6 +12,7 @@ import html
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Iterable, Sequence
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 from service.calendars.render import CLOCK_FACES, WORDINGS, language_of
@@ -126,12 +127,38 @@ class SessionFacts:
 
 @dataclass(frozen=True, slots=True)
 class ResponseLinks:
-    """A participant's signed links for one follow-up."""
+    """A participant's signed link for one follow-up, and the actions it proposes."""
 
     respond: str
-    accept: str
-    decline: str
-    opt_out: str
+
+    def action(self, action: str, **values: str) -> str:
+        """The link proposing an action (the participant confirms it; a GET changes nothing)."""
+        return f"{self.respond}?{urlencode({'action': action, **values})}"
+
+    @property
+    def accept(self) -> str:
+        """Accept an invitation or the offer."""
+        return self.action("accept")
+
+    @property
+    def decline(self) -> str:
+        """Decline an invitation or the offer."""
+        return self.action("decline")
+
+    @property
+    def opt_out(self) -> str:
+        """Stop all contact about this incident."""
+        return self.action("opt_out")
+
+    @property
+    def contact_me(self) -> str:
+        """Answer a check-in asking for a clinician's call."""
+        return self.action("answer", contact_requested="true")
+
+    @property
+    def all_fine(self) -> str:
+        """Answer a check-in: no contact needed."""
+        return self.action("answer", contact_requested="false")
 
 
 def language(code: str | Iterable[str]) -> str:
@@ -260,7 +287,7 @@ def checkin(lang: str, links: ResponseLinks) -> Letter:
                 "Si vous souhaitez parler à quelqu’un, un clinicien de l’équipe peut vous joindre, en toute "
                 "confidentialité.",
             ),
-            links=(Link("Je voudrais qu’on me contacte", links.accept), Link("Tout va bien, merci", links.decline),
+            links=(Link("Je voudrais qu’on me contacte", links.contact_me), Link("Tout va bien, merci", links.all_fine),
                    Link("Ne plus recevoir de messages", links.opt_out)),
             notice=CONSENT[lang],
         )
@@ -271,7 +298,7 @@ def checkin(lang: str, links: ResponseLinks) -> Letter:
             "sleep poorly; these reactions usually fade on their own.",
             "If you would like to talk to someone, a clinician of the team can contact you, in confidence.",
         ),
-        links=(Link("I would like to be contacted", links.accept), Link("I am fine, thank you", links.decline),
+        links=(Link("I would like to be contacted", links.contact_me), Link("I am fine, thank you", links.all_fine),
                Link("Stop all messages", links.opt_out)),
         notice=CONSENT[lang],
     )
@@ -289,7 +316,7 @@ def screening(lang: str, links: ResponseLinks) -> Letter:
                 SCREEN_INTRO[lang],
             ),
             items=SCREEN_ITEMS[lang],
-            links=(Link("Répondre", links.respond), Link("Je voudrais qu’on me contacte", links.accept),
+            links=(Link("Répondre", links.action("answer")), Link("Je voudrais qu’on me contacte", links.contact_me),
                    Link("Ne plus recevoir de messages", links.opt_out)),
             notice=CONSENT[lang],
         )
@@ -301,7 +328,7 @@ def screening(lang: str, links: ResponseLinks) -> Letter:
             SCREEN_INTRO[lang],
         ),
         items=SCREEN_ITEMS[lang],
-        links=(Link("Answer", links.respond), Link("I would like to be contacted", links.accept),
+        links=(Link("Answer", links.action("answer")), Link("I would like to be contacted", links.contact_me),
                Link("Stop all messages", links.opt_out)),
         notice=CONSENT[lang],
     )

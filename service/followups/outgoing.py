@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.utils import parseaddr
 from typing import TYPE_CHECKING, Any, Iterable
-from urllib.parse import quote, urlencode
+from urllib.parse import quote
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session as DbSession
 from sqlalchemy.orm import selectinload
 
@@ -29,7 +29,7 @@ from service.followups import messages, tokens
 from service.followups.messages import Letter, ResponseLinks, SessionFacts
 from service.followups.models import CANCELLED, CHECKIN, INVITATION, OFFER, OPEN, SCREENING, Followup
 from service.incidents.models import Incident, Personnel
-from service.outbox.models import EMAIL, PENDING, WEBHOOK, OutboxMessage
+from service.outbox.models import EMAIL, WEBHOOK, OutboxMessage
 from service.outbox.service import Attachment, cancel_pending, email_payload, queue_messages
 from service.sessions.models import Assignment, Session
 
@@ -46,6 +46,7 @@ OFFER_OPEN = timedelta(days=30)
 CHECKIN_OPEN = timedelta(days=14)
 SCREENING_OPEN = timedelta(days=30)
 RESPONSES_PATH = "/v1/responses/"
+ESCALATIONS = ("escalation", "escalation_unassigned")
 ICS = "text/calendar; method={method}; charset=utf-8"
 
 
@@ -68,9 +69,16 @@ class MessageContext:
         return Party(name=name or "Debrief", email=address or "debrief@localhost")
 
     def signing_key(self, db: DbSession, now: datetime) -> str:
-        """The key that signs response links (read once per process)."""
+        """The key that signs response links: SECRET_KEY, else the database's own key."""
+        configured = self.services.config.secret_key
+        if configured:
+            return configured
         if self._key is None:
-            self._key = tokens.signing_key(db, self.services.config.secret_key, now=now)
+            stored = tokens.stored_key(db)
+            if stored is None:
+                # Not cached: the transaction that creates it may still roll back.
+                return tokens.ensure_key(db, now=now)
+            self._key = stored
         return self._key
 
 
@@ -131,11 +139,7 @@ class Outgoing:
 def response_links(ctx: MessageContext, db: DbSession, followup: Followup, now: datetime) -> ResponseLinks:
     """The participant's signed links for one follow-up."""
     token = tokens.sign(ctx.signing_key(db, now), followup_id=followup.id, kind=followup.kind, expires_at=followup.expires_at)
-    url = ctx.base_url + RESPONSES_PATH + quote(token)
-    return ResponseLinks(
-        respond=url, accept=f"{url}?{urlencode({'action': 'accept'})}",
-        decline=f"{url}?{urlencode({'action': 'decline'})}", opt_out=f"{url}?{urlencode({'action': 'opt_out'})}",
-    )
+    return ResponseLinks(respond=ctx.base_url + RESPONSES_PATH + quote(token))
 
 
 def _invitation_ics(ctx: MessageContext, session: Session, *, uid_owner: int, state: str, attendee: Party,
@@ -172,9 +176,10 @@ def sync_incident(db: DbSession, incident: Incident, now: datetime) -> None:
     people = {p.id: p for p in incident.personnel}
     followups = {f.dedup_key: f for f in db.scalars(select(Followup).where(Followup.incident_id == incident.id))}
     cancelled = incident.status == "cancelled"
-    if cancelled:
-        # Everything not yet sent is void; the cancellation notices below are queued after this.
-        cancel_pending(db, OutboxMessage.incident_id == incident.id)
+    if cancelled and incident.alerted_state != "cancelled":
+        # Everything not yet sent is void, but for escalations (someone still needs a clinician);
+        # the cancellation notices below are queued after this.
+        cancel_pending(db, OutboxMessage.incident_id == incident.id, OutboxMessage.kind.not_in(ESCALATIONS))
         for f in followups.values():
             if f.status == OPEN and f.kind != INVITATION:
                 f.status = CANCELLED
@@ -223,7 +228,7 @@ def _sync_facilitator(db: DbSession, ctx: MessageContext, out: Outgoing, session
 def _sync_invitations(db: DbSession, ctx: MessageContext, out: Outgoing, session: Session, people: dict[int, Personnel],
                       followups: dict[str, Followup], zone: str, now: datetime, *, cancelled: bool) -> None:
     members = {sp.personnel_id for sp in session.participants}
-    if not cancelled and session.status == "scheduled" and session.starts_at > now:
+    if not cancelled and session.status == "scheduled" and session.starts_at >= now:
         for pid in sorted(members):
             key = f"invitation:{session.id}:{pid}"
             if key not in followups and people[pid].opted_out_at is None:
@@ -288,16 +293,18 @@ def _sync_followups(db: DbSession, ctx: MessageContext, out: Outgoing, incident:
                           letter=_followup_letter(kind, lang, response_links(ctx, db, followup, now)), due_at=due_at,
                           personnel_id=pid, followup_id=followup.id)
             elif kind == CHECKIN and followup.status == OPEN and followup.due_at != due_at and followup.due_at > now:
-                # The group session moved: the check-in not yet sent moves with it.
-                followup.due_at = due_at
-                db.execute(update(OutboxMessage).where(OutboxMessage.followup_id == followup.id,
-                                                       OutboxMessage.status == PENDING).values(due_at=due_at))
+                # The group session moved: the check-in not yet sent moves with it, with a link that lasts as long.
+                followup.due_at, followup.expires_at = due_at, due_at + open_for
+                cancel_pending(db, OutboxMessage.followup_id == followup.id)
+                out.email(dedup_key=f"{key}:{followup.id}:{due_at.isoformat()}:{now.isoformat()}", kind=kind, to=person.email,
+                          letter=_followup_letter(kind, lang, response_links(ctx, db, followup, now)), due_at=due_at,
+                          personnel_id=pid, followup_id=followup.id)
 
 
 def _followup_letter(kind: str, lang: str, links: ResponseLinks) -> Letter:
     if kind == OFFER:
-        return messages.offer(lang, links, peer=f"{links.respond}?{urlencode({'action': 'accept', 'choice': 'peer'})}",
-                              clinician=f"{links.respond}?{urlencode({'action': 'accept', 'choice': 'clinician'})}")
+        return messages.offer(lang, links, peer=links.action("accept", choice="peer"),
+                              clinician=links.action("accept", choice="clinician"))
     if kind == CHECKIN:
         return messages.checkin(lang, links)
     return messages.screening(lang, links)
@@ -346,3 +353,28 @@ def _sync_alerts(out: Outgoing, incident: Incident, now: datetime) -> None:
                         "data": {"incident_id": str(incident.id), "external_id": incident.external_id,
                                  "status": incident.status, "problems": problems},
                     })
+
+
+def booking_failed(db: DbSession, *, incident: Incident, person: Personnel, followup: Followup, now: datetime) -> None:
+    """An accepted individual session has no facilitator: tell the person, and the coordinators who arrange it."""
+    followup.booked_session_id = None
+    out = Outgoing(db, incident, now)
+    if person.opted_out_at is None:
+        out.email(dedup_key=f"booking_pending:{followup.id}:{now.isoformat()}", kind="booking_pending", to=person.email,
+                  letter=messages.booking_pending(messages.language(person.language), response_links(context(db), db, followup, now)),
+                  personnel_id=person.id, followup_id=followup.id)
+        if incident.agency.coordinator_email:
+            out.email(dedup_key=f"booking_unassigned:{followup.id}:{now.isoformat()}", kind="booking_unassigned",
+                      to=incident.agency.coordinator_email,
+                      letter=messages.unassigned(what="booking", name=person.name, email=person.email, phone=person.phone,
+                                                 external_id=incident.external_id),
+                      personnel_id=person.id, followup_id=followup.id)
+    out.flush()
+
+
+def individual_unstaffed(db: DbSession, *, incident: Incident, session: Session, now: datetime) -> None:
+    """An individual session lost its facilitator and no one can replace them (the session is cancelled)."""
+    offer = db.scalar(select(Followup).where(Followup.booked_session_id == session.id))
+    person = next((p for p in incident.personnel if offer is not None and p.id == offer.personnel_id), None)
+    if offer is not None and person is not None:
+        booking_failed(db, incident=incident, person=person, followup=offer, now=now)

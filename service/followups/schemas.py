@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import marshmallow as ma
 
-from service.fields import choice
+from service.fields import StrictBoolean, choice
 from service.sessions.schemas import LocationRead
 from service.followups.models import KINDS, STATUSES
 
@@ -41,6 +41,7 @@ class ResponsePreviewArgs(ma.Schema):
     """The action a message's link proposes; a GET only shows it, the participant confirms with a POST."""
 
     action = choice(ACTIONS)
+    contact_requested = choice(("true", "false"))
     choice = choice(("peer", "clinician"))
 
 
@@ -49,9 +50,9 @@ class ResponseCreate(ma.Schema):
 
     action = choice(ACTIONS, required=True)
     choice = choice(("peer", "clinician"), metadata={"description": "Whom to meet, when accepting the individual offer"})
-    answers = ma.fields.List(ma.fields.Boolean(truthy={True}, falsy={False}), validate=ma.validate.Length(equal=5),
+    answers = ma.fields.List(StrictBoolean(), validate=ma.validate.Length(equal=5),
                              metadata={"description": "The five PC-PTSD-5 answers (true = yes), screening check-in only"})
-    contact_requested = ma.fields.Boolean(truthy={True}, falsy={False}, metadata={"description": "Ask a clinician to contact you"})
+    contact_requested = StrictBoolean(metadata={"description": "Ask a clinician to contact you"})
 
 
 class FollowupRead(ma.Schema):

@@ -27,7 +27,7 @@ from service.followups.models import (
     ACCEPTED, ANSWERED, CANCELLED, CHECKIN, DECLINED, INVITATION, OFFER, OPEN, SCREENING, Escalation, Followup,
     answers_count,
 )
-from service.followups.outgoing import GROUP_KINDS, Outgoing, context, response_links, sync_incident
+from service.followups.outgoing import GROUP_KINDS, Outgoing, booking_failed, context, sync_incident
 from service.incidents.models import Incident, Personnel
 from service.outbox.models import SENT, OutboxMessage
 from service.outbox.service import cancel_pending
@@ -76,10 +76,13 @@ def _claim(db: DbSession, token: str, now: datetime) -> tokens.ResponseClaim:
         raise Gone("This link has expired. A coordinator of the support team can still be reached.") from None
 
 
-def _load(db: DbSession, claim: tokens.ResponseClaim) -> Followup:
+def _load(db: DbSession, claim: tokens.ResponseClaim, now: datetime) -> Followup:
     followup = db.get(Followup, claim.followup_id)
     if followup is None or followup.kind != claim.kind:
         raise NotFound("This link is not valid.")
+    # The follow-up's own end counts too: an invitation ends with its session, which may have moved earlier.
+    if followup.expires_at <= now:
+        raise Gone("This link has expired. A coordinator of the support team can still be reached.")
     return followup
 
 
@@ -99,9 +102,13 @@ def _view(db: DbSession, followup: Followup, person: Personnel, incident: Incide
     opted_out = person.opted_out_at is not None
     open_ = followup.status == OPEN or (followup.status in (ACCEPTED, DECLINED) and followup.kind == INVITATION) or (
         followup.status == DECLINED and followup.kind == OFFER)
+    if opted_out or incident.status == "cancelled":
+        actions: list[str] = []
+    else:
+        actions = list(ACTIONS[followup.kind]) if open_ else ["opt_out"]
     return ResponseView(
         kind=followup.kind, status=followup.status, language=lang, expires_at=followup.expires_at.astimezone(zone),
-        actions=list(ACTIONS[followup.kind]) if open_ and not opted_out and incident.status != "cancelled" else [],
+        actions=actions,
         session=_session_view(db, followup.booked_session_id or followup.session_id, zone),
         choice=followup.choice,
         questions=list(messages.SCREEN_ITEMS[lang]) if followup.kind == SCREENING else [],
@@ -111,7 +118,7 @@ def _view(db: DbSession, followup: Followup, person: Personnel, incident: Incide
 
 def view(db: DbSession, *, token: str, now: datetime) -> ResponseView:
     """The follow-up a link opens, as its participant sees it."""
-    followup = _load(db, _claim(db, token, now))
+    followup = _load(db, _claim(db, token, now), now)
     person = db.get(Personnel, followup.personnel_id)
     incident = db.get(Incident, followup.incident_id)
     assert person is not None and incident is not None
@@ -121,12 +128,12 @@ def view(db: DbSession, *, token: str, now: datetime) -> ResponseView:
 def respond(db: DbSession, *, token: str, answer: Mapping[str, Any], now: datetime) -> ResponseView:
     """Apply a participant's answer (accept, decline, answer, opt_out) and queue what it causes."""
     claim = _claim(db, token, now)
-    incident_id = _load(db, claim).incident_id
+    incident_id = _load(db, claim, now).incident_id
 
     def attempt() -> ResponseView:
         incident = sessions.lock_incident(db, incident_id)
         assert incident is not None
-        followup = _load(db, claim)
+        followup = _load(db, claim, now)
         db.refresh(followup)
         person = next(p for p in incident.personnel if p.id == followup.personnel_id)
         action = answer["action"]
@@ -156,7 +163,10 @@ def _opt_out(db: DbSession, incident: Incident, person: Personnel, now: datetime
     person.opted_out_at = now
     for followup in db.scalars(select(Followup).where(Followup.personnel_id == person.id, Followup.status == OPEN)):
         followup.status = CANCELLED
+    # Everything owed to them, escalations included: they asked for no contact at all.
     cancel_pending(db, OutboxMessage.personnel_id == person.id)
+    # A facilitator must not wait for someone who will not come.
+    sessions.cancel_individual_sessions(db, incident=incident, personnel_id=person.id, now=now)
 
 
 def _answer_invitation(db: DbSession, followup: Followup, action: str, now: datetime) -> None:
@@ -189,18 +199,7 @@ def _answer_offer(db: DbSession, incident: Incident, person: Personnel, followup
         followup.booked_session_id = booked.id
         return
     # No one free within the window: the coordinators arrange it, and the person is told so.
-    out = Outgoing(db, incident, now)
-    links = response_links(context(db), db, followup, now)
-    out.email(dedup_key=f"booking_pending:{followup.id}", kind="booking_pending", to=person.email,
-              letter=messages.booking_pending(messages.language(person.language), links),
-              personnel_id=person.id, followup_id=followup.id)
-    if incident.agency.coordinator_email:
-        out.email(dedup_key=f"booking_unassigned:{followup.id}", kind="booking_unassigned",
-                  to=incident.agency.coordinator_email,
-                  letter=messages.unassigned(what="booking", name=person.name, email=person.email, phone=person.phone,
-                                             external_id=incident.external_id),
-                  personnel_id=person.id, followup_id=followup.id)
-    out.flush()
+    booking_failed(db, incident=incident, person=person, followup=followup, now=now)
 
 
 def _answer_checkin(db: DbSession, incident: Incident, person: Personnel, followup: Followup,
@@ -212,10 +211,13 @@ def _answer_checkin(db: DbSession, incident: Incident, person: Personnel, follow
     contact = answer.get("contact_requested")
     answers = answer.get("answers")
     if followup.kind == SCREENING:
-        if answers is None or len(answers) != SCREEN_ITEMS:
-            raise InvalidInput("Answer the five questions.", errors={"answers": [f"Required: {SCREEN_ITEMS} yes/no answers."]})
-        followup.answers = [bool(a) for a in answers]
-        followup.positive = answers_count(followup.answers) >= POSITIVE_SCREEN
+        if answers is not None:
+            followup.answers = [bool(a) for a in answers]
+            followup.positive = answers_count(followup.answers) >= POSITIVE_SCREEN
+        elif contact is not True:
+            # Asking for a call without answering is fine; saying nothing at all is not an answer.
+            raise InvalidInput("Answer the five questions, or ask to be contacted.",
+                               errors={"answers": [f"Required: {SCREEN_ITEMS} yes/no answers, unless contact_requested is true."]})
     elif answers is not None:
         raise InvalidInput("This check-in has no questions.", errors={"answers": ["Not expected for this check-in."]})
     elif contact is None:

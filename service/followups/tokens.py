@@ -41,18 +41,26 @@ class ResponseClaim:
     expires_at: datetime
 
 
-def signing_key(db: DbSession, configured: str | None, *, now: datetime) -> str:
-    """The configured SECRET_KEY, else the key this database generated on first use."""
-    if configured:
-        return configured
-    key = db.scalar(select(ServiceSecret.value).where(ServiceSecret.name == GENERATED_KEY))
+def stored_key(db: DbSession) -> str | None:
+    """The key this database generated (at `db upgrade`), if any."""
+    return db.scalar(select(ServiceSecret.value).where(ServiceSecret.name == GENERATED_KEY))
+
+
+def ensure_key(db: DbSession, *, now: datetime) -> str:
+    """The stored key, generated in the caller's transaction when missing (e.g. a wiped table)."""
+    key = stored_key(db)
     if key is not None:
         return key
     insert = postgresql.insert if db.get_bind().dialect.name == "postgresql" else sqlite.insert
     # Two processes may race to create it: the first insert wins and both read the winner.
-    db.execute(insert(ServiceSecret).values(name=GENERATED_KEY, value=secrets.token_hex(32), created_at=now)
+    db.execute(insert(ServiceSecret).values(name=GENERATED_KEY, value=new_key(), created_at=now)
                .on_conflict_do_nothing(index_elements=["name"]))
     return db.scalars(select(ServiceSecret.value).where(ServiceSecret.name == GENERATED_KEY)).one()
+
+
+def new_key() -> str:
+    """A fresh signing key: 256 random bits."""
+    return secrets.token_hex(32)
 
 
 def sign(key: str, *, followup_id: uuid.UUID, kind: str, expires_at: datetime) -> str:

@@ -26,7 +26,7 @@ from service.auth.service import Principal
 from service.errors import Conflict, InvalidInput, NotFound
 from service.facilitators.models import Facilitator
 from service.facilitators.service import to_profile
-from service.followups.outgoing import sync_incident
+from service.followups.outgoing import individual_unstaffed, sync_incident
 from service.incidents.models import Incident, Personnel
 from service.planning import (
     AgendaItem, Booking, FacilitatorPool, Group, IncidentFacts, Participant, PlannedSession, PlanningPolicy,
@@ -38,6 +38,7 @@ from service.sessions.models import Assignment, Session, SessionParticipant
 
 GROUP_KINDS = ("defusing", "debriefing")
 PLANNING_ATTEMPTS = 4
+INDIVIDUAL_NOTICE = timedelta(hours=4)
 
 
 class LostRace(Exception):
@@ -582,6 +583,11 @@ def replace_facilitator(db: DbSession, *, session: Session, incident: Incident, 
         found = find_replacement(planned, leaving_facilitator_id=facilitator_id, incident=facts,
                                  group=_group_of(session, incident, policy), pool=state.pool,
                                  schedule=state.schedule, policy=policy, now=now)
+    if found is None and session.kind == "individual":
+        # Not an incident problem: it would tell dispatch that someone accepted an individual session.
+        _cancel(session, now=now, reason=reason)
+        individual_unstaffed(db, incident=incident, session=session, now=now)
+        return
     if found is None:
         for assignment in session.assignments:
             if assignment.active and assignment.facilitator_id == facilitator_id:
@@ -643,9 +649,10 @@ def book_individual(db: DbSession, *, incident: Incident, person: Personnel, fac
     policy = policy_for(incident.agency)
     facts = incident_facts(incident)
     state = load_state(db, now=now, policy=policy)
+    # Not in the next few hours: the person and the facilitator need time to get there.
     outcome = plan_individual(_participant(person), facilitator_kind=facilitator_kind,  # type: ignore[arg-type]
                               accepted_at=now, incident=facts, pool=state.pool, schedule=state.schedule,
-                              policy=policy, now=now)
+                              policy=policy, now=now + INDIVIDUAL_NOTICE)
     if not isinstance(outcome, PlannedSession):
         return None
     _recheck(db, [(outcome, person.language)], incident=facts, policy=policy, now=now)
@@ -659,3 +666,11 @@ def book_individual(db: DbSession, *, incident: Incident, person: Personnel, fac
     db.add(session)
     db.flush()
     return session
+
+
+def cancel_individual_sessions(db: DbSession, *, incident: Incident, personnel_id: int, now: datetime) -> None:
+    """Cancel the person's individual sessions still to come (they opted out); the caller syncs and commits."""
+    for session in _lock_sessions(db, select(Session).join(SessionParticipant).where(
+            Session.incident_id == incident.id, Session.kind == "individual", Session.status == "scheduled",
+            Session.starts_at > now, SessionParticipant.personnel_id == personnel_id)):
+        _cancel(session, now=now, reason="participant_opted_out")

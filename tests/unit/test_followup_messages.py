@@ -12,8 +12,7 @@ from service.followups.messages import ResponseLinks, SessionFacts
 from service.planning.types import GROUP_REASONS
 
 UTC = timezone.utc
-LINKS = ResponseLinks(respond="https://d.example/r/T", accept="https://d.example/r/T?action=accept",
-                      decline="https://d.example/r/T?action=decline", opt_out="https://d.example/r/T?action=opt_out")
+LINKS = ResponseLinks(respond="https://d.example/r/T")
 # 2026-11-23 08:00 in Toronto (EST, UTC-5).
 SESSION = SessionFacts(kind="debriefing", starts_at=datetime(2026, 11, 23, 13, 0, tzinfo=UTC),
                        ends_at=datetime(2026, 11, 23, 15, 30, tzinfo=UTC), mode="in_person", region="north-east",

@@ -5,6 +5,9 @@ Revises: 0004
 Create Date: 2026-11-22 16:27:03.609656
 """
 
+import secrets
+from datetime import datetime, timezone
+
 from alembic import op
 import sqlalchemy as sa
 import service.db
@@ -17,12 +20,16 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.create_table('service_secrets',
+    secrets_table = op.create_table('service_secrets',
     sa.Column('name', sa.String(length=40), nullable=False),
     sa.Column('value', sa.String(length=128), nullable=False),
     sa.Column('created_at', service.db.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('name', name=op.f('pk_service_secrets'))
     )
+    # The key of participants' response links when SECRET_KEY is unset: made once, here.
+    op.bulk_insert(secrets_table, [
+        {"name": "response_signing_key", "value": secrets.token_hex(32), "created_at": datetime.now(timezone.utc)},
+    ])
     op.create_table('audit_log',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('at', service.db.UTCDateTime(timezone=True), nullable=False),
