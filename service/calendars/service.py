@@ -15,6 +15,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
+from email.utils import parseaddr
 from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo
 
@@ -94,10 +95,10 @@ def issue_token(facilitator: Facilitator) -> str:
     return secret
 
 
-def organizer_for(base_url: str) -> Party:
-    """The ORGANIZER of every event: the service itself, never a person."""
-    host = urlsplit(base_url).hostname or "localhost"
-    return Party(name=ORGANIZER_NAME, email=f"noreply@{host}")
+def organizer_for(mail_from: str) -> Party:
+    """The ORGANIZER of every event: the service's own sender (MAIL_FROM), never a person."""
+    name, address = parseaddr(mail_from)
+    return Party(name=name or ORGANIZER_NAME, email=address or "debrief@localhost")
 
 
 def _in_feed(facilitator_id: int, now: datetime) -> tuple[Any, ...]:
@@ -239,7 +240,7 @@ def _event_blocks(db: DbSession, facilitator: Any, where: tuple[Any, ...], organ
     return blocks  # type: ignore[return-value]
 
 
-def feed(*, db: DbSession, token: str, now: datetime, base_url: str, client_etags: Collection[str] = ()) -> Feed:
+def feed(*, db: DbSession, token: str, now: datetime, mail_from: str, client_etags: Collection[str] = ()) -> Feed:
     """The feed behind a secret; unknown or rotated secrets are 404, a current client copy is not rendered."""
     facilitator = db.execute(
         select(Facilitator.id, Facilitator.name, Facilitator.languages, Facilitator.updated_at)
@@ -247,7 +248,7 @@ def feed(*, db: DbSession, token: str, now: datetime, base_url: str, client_etag
     ).one_or_none()
     if facilitator is None:
         raise NotFound("No calendar at this address.")
-    organizer = organizer_for(base_url)
+    organizer = organizer_for(mail_from)
     where = _in_feed(facilitator.id, now)
     # The fingerprint is taken before the rows: a change committed in between yields new bytes
     # under the old ETag, which the next request corrects, never old bytes under a new ETag.

@@ -41,7 +41,7 @@ class CalendarFeed(MethodView):
         """The facilitator's sessions as an iCalendar feed; an unknown or rotated token is 404."""
         etags = request.if_none_match
         feed = service.feed(
-            db=db_session(), token=token, now=now(), base_url=services().config.public_base_url,
+            db=db_session(), token=token, now=now(), mail_from=services().config.mail_from,
             client_etags=frozenset(["*"] if etags.star_tag else etags.as_set(include_weak=True)),
         )
         if feed.body is None:

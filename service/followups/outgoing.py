@@ -13,7 +13,6 @@ import hashlib
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from email.utils import parseaddr
 from typing import TYPE_CHECKING, Any, Iterable
 from urllib.parse import quote
 
@@ -23,6 +22,7 @@ from sqlalchemy.orm import selectinload
 
 from service.calendars.ics import Party
 from service.calendars.render import CalendarEntry, agenda_from_rows, render_invitation
+from service.calendars.service import organizer_for
 from service.db import new_id
 from service.facilitators.models import Facilitator
 from service.followups import messages, tokens
@@ -64,9 +64,8 @@ class MessageContext:
 
     @property
     def organizer(self) -> Party:
-        """The ORGANIZER of invitations: the service's own sender address (MAIL_FROM)."""
-        name, address = parseaddr(self.services.config.mail_from)
-        return Party(name=name or "Debrief", email=address or "debrief@localhost")
+        """The ORGANIZER of invitations, the same as in the feeds."""
+        return organizer_for(self.services.config.mail_from)
 
     def signing_key(self, db: DbSession, now: datetime) -> str:
         """The key that signs response links: SECRET_KEY, else the database's own key."""
@@ -164,7 +163,12 @@ def participant_uid_owner(personnel_id: int) -> int:
 
 
 def sync_incident(db: DbSession, incident: Incident, now: datetime) -> None:
-    """Queue what the incident's current plan owes anyone and has not been queued yet; the caller commits."""
+    """Queue what the incident's current plan owes anyone and has not been queued yet; the caller commits.
+
+    What was told is recorded on the rows the incident's lock covers (notified_state, alerted_state):
+    that, not the outbox's dedup key, keeps a notice from going twice, so the keys of notices that
+    may legitimately repeat (moved back, a problem that returns) end in a fresh id.
+    """
     ctx = context(db)
     zone = incident.agency.timezone
     out = Outgoing(db, incident, now)
@@ -216,7 +220,7 @@ def _sync_facilitator(db: DbSession, ctx: MessageContext, out: Outgoing, session
         languages=facilitator.languages, zone=zone, starts_at=assignment.starts_at, ends_at=assignment.ends_at, now=now,
     )
     about = dict(session_id=session.id, facilitator_id=fid)
-    out.email(dedup_key=f"facilitator:{assignment.id}:{session.sequence}:{state}", kind=f"assignment_{change}",
+    out.email(dedup_key=f"facilitator:{assignment.id}:{session.sequence}:{state}:{new_id().hex}", kind=f"assignment_{change}",
               to=facilitator.email, letter=messages.assignment(lang, facts, change=change, reference=str(session.id)),
               attachments=[attachment], **about)
     if state != OFF and session.starts_at - REMINDER_BEFORE > now:
@@ -260,7 +264,7 @@ def _sync_invitations(db: DbSession, ctx: MessageContext, out: Outgoing, session
             ctx, session, uid_owner=participant_uid_owner(person.id), state=state, attendee=Party(person.name, person.email),
             languages=[lang], zone=zone, starts_at=session.starts_at, ends_at=session.ends_at, now=now,
         )
-        out.email(dedup_key=f"participant:{followup.id}:{session.sequence}:{state}", kind=f"invitation_{change}",
+        out.email(dedup_key=f"participant:{followup.id}:{session.sequence}:{state}:{new_id().hex}", kind=f"invitation_{change}",
                   to=person.email, letter=messages.invitation(lang, session_facts(session, zone),
                                                               response_links(ctx, db, followup, now), change=change),
                   attachments=[attachment], session_id=session.id, personnel_id=person.id, followup_id=followup.id)
@@ -279,6 +283,11 @@ def _sync_followups(db: DbSession, ctx: MessageContext, out: Outgoing, incident:
     for pid, person in people.items():
         if person.opted_out_at is not None:
             continue
+        checkin = followups.get(f"{CHECKIN}:{pid}")
+        if pid not in group_end and checkin is not None and checkin.status == OPEN and checkin.due_at > now:
+            # "Since the group session" about a session that never took place: not sent.
+            checkin.status = CANCELLED
+            cancel_pending(db, OutboxMessage.followup_id == checkin.id)
         lang = messages.language(person.language)
         wanted = [(SCREENING, screening_due, SCREENING_OPEN)]
         if pid in group_end:
@@ -292,11 +301,17 @@ def _sync_followups(db: DbSession, ctx: MessageContext, out: Outgoing, incident:
                 out.email(dedup_key=f"{key}:{followup.id}", kind=kind, to=person.email,
                           letter=_followup_letter(kind, lang, response_links(ctx, db, followup, now)), due_at=due_at,
                           personnel_id=pid, followup_id=followup.id)
+            elif kind == CHECKIN and followup.status == CANCELLED and followup.responded_at is None:
+                # A group session again after theirs was called off: the check-in is owed again.
+                followup.status, followup.due_at, followup.expires_at = OPEN, due_at, due_at + open_for
+                out.email(dedup_key=f"{key}:{followup.id}:{due_at.isoformat()}:{new_id().hex}", kind=kind, to=person.email,
+                          letter=_followup_letter(kind, lang, response_links(ctx, db, followup, now)), due_at=due_at,
+                          personnel_id=pid, followup_id=followup.id)
             elif kind == CHECKIN and followup.status == OPEN and followup.due_at != due_at and followup.due_at > now:
                 # The group session moved: the check-in not yet sent moves with it, with a link that lasts as long.
                 followup.due_at, followup.expires_at = due_at, due_at + open_for
                 cancel_pending(db, OutboxMessage.followup_id == followup.id)
-                out.email(dedup_key=f"{key}:{followup.id}:{due_at.isoformat()}:{now.isoformat()}", kind=kind, to=person.email,
+                out.email(dedup_key=f"{key}:{followup.id}:{due_at.isoformat()}:{new_id().hex}", kind=kind, to=person.email,
                           letter=_followup_letter(kind, lang, response_links(ctx, db, followup, now)), due_at=due_at,
                           personnel_id=pid, followup_id=followup.id)
 
@@ -344,10 +359,10 @@ def _sync_alerts(out: Outgoing, incident: Incident, now: datetime) -> None:
             timezone=agency.timezone,
             problems=[(p["kind"], p["group"] or "-", p["reasons"]) for p in problems],
         )
-        out.email(dedup_key=f"problem:{incident.id}:{state}", kind="planning_problem", to=agency.coordinator_email,
+        out.email(dedup_key=f"problem:{incident.id}:{state}:{new_id().hex}", kind="planning_problem", to=agency.coordinator_email,
                   letter=letter)
     if agency.webhook_url:
-        out.webhook(dedup_key=f"status:{incident.id}:{state}:{now.isoformat()}", kind="incident_status", url=agency.webhook_url,
+        out.webhook(dedup_key=f"status:{incident.id}:{state}:{new_id().hex}", kind="incident_status", url=agency.webhook_url,
                     payload={
                         "type": "incident.status_changed", "timestamp": now.isoformat(),
                         "data": {"incident_id": str(incident.id), "external_id": incident.external_id,
@@ -360,11 +375,11 @@ def booking_failed(db: DbSession, *, incident: Incident, person: Personnel, foll
     followup.booked_session_id = None
     out = Outgoing(db, incident, now)
     if person.opted_out_at is None:
-        out.email(dedup_key=f"booking_pending:{followup.id}:{now.isoformat()}", kind="booking_pending", to=person.email,
+        out.email(dedup_key=f"booking_pending:{followup.id}:{new_id().hex}", kind="booking_pending", to=person.email,
                   letter=messages.booking_pending(messages.language(person.language), response_links(context(db), db, followup, now)),
                   personnel_id=person.id, followup_id=followup.id)
         if incident.agency.coordinator_email:
-            out.email(dedup_key=f"booking_unassigned:{followup.id}:{now.isoformat()}", kind="booking_unassigned",
+            out.email(dedup_key=f"booking_unassigned:{followup.id}:{new_id().hex}", kind="booking_unassigned",
                       to=incident.agency.coordinator_email,
                       letter=messages.unassigned(what="booking", name=person.name, email=person.email, phone=person.phone,
                                                  external_id=incident.external_id),

@@ -9,6 +9,7 @@ agency. Nothing of this reaches a supervisor.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,6 +23,7 @@ from service.audit.service import record_read
 from service.auth.service import Principal
 from service.errors import Conflict, DomainError, InvalidInput, NotFound
 from service.facilitators.models import Facilitator
+from service.facilitators.service import to_profile
 from service.followups import messages, tokens
 from service.followups.models import (
     ACCEPTED, ANSWERED, CANCELLED, CHECKIN, DECLINED, INVITATION, OFFER, OPEN, SCREENING, Escalation, Followup,
@@ -32,8 +34,12 @@ from service.incidents.models import Incident, Personnel
 from service.outbox.models import SENT, OutboxMessage
 from service.outbox.service import cancel_pending
 from service.pagination import decode_cursor, encode_cursor, row_id
+from service.planning import FacilitatorPool
+from service.planning.eligibility import Involvement, certification_reasons, conflict_reasons
 from service.sessions import service as sessions
 from service.sessions.models import Assignment, Session, SessionParticipant
+
+log = logging.getLogger("service.followups")
 
 SCREEN_ITEMS = 5
 POSITIVE_SCREEN = 3  # "yes" answers that make a PC-PTSD-5 screen positive
@@ -66,22 +72,22 @@ class ResponseView:
     opted_out: bool
 
 
-def _claim(db: DbSession, token: str, now: datetime) -> tokens.ResponseClaim:
+def _claim(db: DbSession, token: str, now: datetime, *, expired_ok: bool = False) -> tokens.ResponseClaim:
     key = context(db).signing_key(db, now)
     try:
-        return tokens.verify(key, token, now=now)
+        return tokens.verify(key, token, now=now, expired_ok=expired_ok)
     except tokens.InvalidToken:
         raise NotFound("This link is not valid.") from None
     except tokens.ExpiredToken:
         raise Gone("This link has expired. A coordinator of the support team can still be reached.") from None
 
 
-def _load(db: DbSession, claim: tokens.ResponseClaim, now: datetime) -> Followup:
+def _load(db: DbSession, claim: tokens.ResponseClaim, now: datetime, *, expired_ok: bool = False) -> Followup:
     followup = db.get(Followup, claim.followup_id)
     if followup is None or followup.kind != claim.kind:
         raise NotFound("This link is not valid.")
     # The follow-up's own end counts too: an invitation ends with its session, which may have moved earlier.
-    if followup.expires_at <= now:
+    if followup.expires_at <= now and not expired_ok:
         raise Gone("This link has expired. A coordinator of the support team can still be reached.")
     return followup
 
@@ -127,13 +133,15 @@ def view(db: DbSession, *, token: str, now: datetime) -> ResponseView:
 
 def respond(db: DbSession, *, token: str, answer: Mapping[str, Any], now: datetime) -> ResponseView:
     """Apply a participant's answer (accept, decline, answer, opt_out) and queue what it causes."""
-    claim = _claim(db, token, now)
-    incident_id = _load(db, claim, now).incident_id
+    # Opting out works from every message ever sent, however old: "stop all contact" never expires.
+    expired_ok = answer.get("action") == "opt_out"
+    claim = _claim(db, token, now, expired_ok=expired_ok)
+    incident_id = _load(db, claim, now, expired_ok=expired_ok).incident_id
 
     def attempt() -> ResponseView:
         incident = sessions.lock_incident(db, incident_id)
         assert incident is not None
-        followup = _load(db, claim, now)
+        followup = _load(db, claim, now, expired_ok=expired_ok)
         db.refresh(followup)
         person = next(p for p in incident.personnel if p.id == followup.personnel_id)
         action = answer["action"]
@@ -147,7 +155,7 @@ def respond(db: DbSession, *, token: str, answer: Mapping[str, Any], now: dateti
         if action == "opt_out":
             _opt_out(db, incident, person, now)
         elif followup.kind == INVITATION:
-            _answer_invitation(db, followup, action, now)
+            _answer_invitation(db, incident, followup, action, now)
         elif followup.kind == OFFER:
             _answer_offer(db, incident, person, followup, action, answer.get("choice"), now)
         else:
@@ -169,7 +177,7 @@ def _opt_out(db: DbSession, incident: Incident, person: Personnel, now: datetime
     sessions.cancel_individual_sessions(db, incident=incident, personnel_id=person.id, now=now)
 
 
-def _answer_invitation(db: DbSession, followup: Followup, action: str, now: datetime) -> None:
+def _answer_invitation(db: DbSession, incident: Incident, followup: Followup, action: str, now: datetime) -> None:
     if followup.status == CANCELLED:
         raise Conflict("You are no longer expected at this session.")
     session = db.get(Session, followup.session_id)
@@ -177,6 +185,10 @@ def _answer_invitation(db: DbSession, followup: Followup, action: str, now: date
         raise Conflict("This session can no longer be answered.")
     followup.status = ACCEPTED if action == "accept" else DECLINED
     followup.responded_at = now
+    if session.kind == "individual" and action == "decline":
+        # One person's session: without them it is off, and its facilitator is freed and told.
+        sessions.cancel_individual_sessions(db, incident=incident, personnel_id=followup.personnel_id, now=now,
+                                            session_id=session.id)
 
 
 def _answer_offer(db: DbSession, incident: Incident, person: Personnel, followup: Followup, action: str,
@@ -231,9 +243,13 @@ def _answer_checkin(db: DbSession, incident: Incident, person: Personnel, follow
         escalate(db, incident=incident, person=person, followup=followup, reason="contact_requested", now=now)
 
 
-def clinician_for(db: DbSession, incident: Incident, person: Personnel) -> Facilitator | None:
-    """The clinician of the person's group session, else an active clinician who may serve the agency."""
-    of_group = db.scalars(
+def clinician_for(db: DbSession, incident: Incident, person: Personnel, now: datetime) -> Facilitator | None:
+    """The clinician of the person's group session, else an active clinician who may serve the agency.
+
+    Never one with a conflict of interest (involved in the incident, or in an involved unit) or
+    without a valid licence: the same rules as for planning.
+    """
+    of_group = list(db.scalars(
         select(Facilitator)
         .join(Assignment, Assignment.facilitator_id == Facilitator.id)
         .join(Session, Session.id == Assignment.session_id)
@@ -241,21 +257,33 @@ def clinician_for(db: DbSession, incident: Incident, person: Personnel) -> Facil
         .where(SessionParticipant.personnel_id == person.id, Session.kind.in_(GROUP_KINDS), Session.status != "cancelled",
                Assignment.active, Facilitator.kind == "clinician", Facilitator.active)
         .order_by(Session.starts_at.desc(), Facilitator.id)
-    ).first()
-    if of_group is not None:
-        return of_group
-    candidates = list(db.scalars(
+    ))
+    pool = list(db.scalars(
         select(Facilitator).where(Facilitator.kind == "clinician", Facilitator.active,
                                   or_(Facilitator.agency_id == incident.agency_id, Facilitator.agency_id.is_(None)))
         .order_by(Facilitator.id)
     ))
-    # Someone who speaks the person's language first.
-    return next((c for c in candidates if person.language in c.languages), candidates[0] if candidates else None)
+    allowed = _may_counsel(incident, of_group + pool, now)
+    # The group's clinician first, then someone who speaks the person's language.
+    ranked = [f for f in of_group if f.id in allowed] + sorted(
+        (f for f in pool if f.id in allowed), key=lambda f: person.language not in f.languages)
+    return ranked[0] if ranked else None
+
+
+def _may_counsel(incident: Incident, clinicians: list[Facilitator], now: datetime) -> set[int]:
+    """The ids of the clinicians with no conflict of interest and a licence valid today."""
+    involvement = Involvement.of(sessions.incident_facts(incident))
+    pool = FacilitatorPool(to_profile(f) for f in {f.id: f for f in clinicians}.values())
+    today = now.astimezone(ZoneInfo(incident.agency.timezone)).date()
+    return {
+        f.id for f in clinicians
+        if not conflict_reasons(pool.entry(f.id), involvement) and not certification_reasons(pool.entry(f.id), "individual", today)
+    }
 
 
 def escalate(db: DbSession, *, incident: Incident, person: Personnel, followup: Followup, reason: str, now: datetime) -> None:
     """Hand a participant to a clinician (or, without one, to the coordinators); the caller commits."""
-    clinician = clinician_for(db, incident, person)
+    clinician = clinician_for(db, incident, person, now)
     db.add(Escalation(incident_id=incident.id, personnel_id=person.id, followup_id=followup.id, reason=reason,
                       clinician_id=clinician.id if clinician else None, created_at=now))
     out = Outgoing(db, incident, now)
@@ -272,6 +300,10 @@ def escalate(db: DbSession, *, incident: Incident, person: Personnel, followup: 
                   letter=messages.unassigned(what="escalation", name=person.name, email=person.email,
                                              phone=person.phone, external_id=incident.external_id),
                   personnel_id=person.id, followup_id=followup.id)
+    else:
+        # Recorded all the same (the escalation row, for the follow-up list); ids only in the log.
+        log.warning("escalation %s of incident %s: no clinician and no coordinator_email to send it to",
+                    followup.id, incident.id)
     out.flush()
 
 

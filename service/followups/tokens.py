@@ -68,8 +68,8 @@ def sign(key: str, *, followup_id: uuid.UUID, kind: str, expires_at: datetime) -
     return URLSafeSerializer(key, salt=SALT).dumps([followup_id.hex, kind, int(expires_at.timestamp())])
 
 
-def verify(key: str, token: str, *, now: datetime) -> ResponseClaim:
-    """The claim of a token; InvalidToken if it is forged or malformed, ExpiredToken once it has expired."""
+def verify(key: str, token: str, *, now: datetime, expired_ok: bool = False) -> ResponseClaim:
+    """The claim of a token; InvalidToken if it is forged or malformed, ExpiredToken once it has expired (unless expired_ok)."""
     try:
         value = URLSafeSerializer(key, salt=SALT).loads(token)
     except (BadSignature, UnicodeError, ValueError):
@@ -82,6 +82,6 @@ def verify(key: str, token: str, *, now: datetime) -> ResponseClaim:
         expires_at = datetime.fromtimestamp(value[2], tz=timezone.utc)
     except (ValueError, OverflowError, OSError):
         raise InvalidToken() from None
-    if expires_at <= now:
+    if expires_at <= now and not expired_ok:
         raise ExpiredToken()
     return ResponseClaim(followup_id, value[1], expires_at)

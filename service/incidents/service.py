@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from service.errors import Conflict, InvalidInput, NotFound
+from service.followups.outgoing import sync_incident
 from service.incidents.models import IdempotencyRecord, Incident, Personnel
 from service.incidents.schemas import MAX_PERSONNEL
 from service.pagination import decode_cursor, encode_cursor
@@ -178,15 +179,16 @@ def report(
         try:
             sessions.plan(db, incident_id=incident_id, now=now)
         except Conflict:
-            _flag_contention(db, incident_id=incident_id)
+            _flag_contention(db, incident_id=incident_id, now=now)
     return present(db, _load(db, agency_id=agency_id, incident_id=incident_id)), intake.created
 
 
-def _flag_contention(db: Session, *, incident_id: uuid.UUID) -> None:
+def _flag_contention(db: Session, *, incident_id: uuid.UUID, now: datetime) -> None:
     """The report is stored but could not be planned for contention: say so rather than stay silent."""
     incident = sessions.lock_incident(db, incident_id)
     if incident is not None and incident.status == "received":
         sessions.set_problem(incident, None, "debriefing", ["planning_contention"])
+        sync_incident(db, incident, now)  # the coordinators' alert, and everyone's 30-day check-in
         db.commit()
 
 

@@ -491,7 +491,11 @@ def cancel(db: DbSession, *, caller: Principal, session_id: uuid.UUID, now: date
 
     def change(session: Session, incident: Incident) -> None:
         _cancel(session, now=now, reason="session_cancelled")
-        set_problem(incident, session.group_key, session.kind, ["cancelled_by_coordinator"])
+        if session.kind == "individual":
+            # Not an incident problem (that would tell dispatch someone accepted an offer): the person is told.
+            individual_unstaffed(db, incident=incident, session=session, now=now)
+        else:
+            set_problem(incident, session.group_key, session.kind, ["cancelled_by_coordinator"])
 
     return _change_session(db, caller=caller, session_id=session_id, now=now, change=change)
 
@@ -668,9 +672,13 @@ def book_individual(db: DbSession, *, incident: Incident, person: Personnel, fac
     return session
 
 
-def cancel_individual_sessions(db: DbSession, *, incident: Incident, personnel_id: int, now: datetime) -> None:
-    """Cancel the person's individual sessions still to come (they opted out); the caller syncs and commits."""
-    for session in _lock_sessions(db, select(Session).join(SessionParticipant).where(
-            Session.incident_id == incident.id, Session.kind == "individual", Session.status == "scheduled",
-            Session.starts_at > now, SessionParticipant.personnel_id == personnel_id)):
-        _cancel(session, now=now, reason="participant_opted_out")
+def cancel_individual_sessions(db: DbSession, *, incident: Incident, personnel_id: int, now: datetime,
+                               session_id: uuid.UUID | None = None) -> None:
+    """Cancel the person's individual sessions still to come (or just one); the caller syncs and commits."""
+    query = select(Session).join(SessionParticipant).where(
+        Session.incident_id == incident.id, Session.kind == "individual", Session.status == "scheduled",
+        Session.starts_at > now, SessionParticipant.personnel_id == personnel_id)
+    if session_id is not None:
+        query = query.where(Session.id == session_id)
+    for session in _lock_sessions(db, query):
+        _cancel(session, now=now, reason="participant_cancelled")

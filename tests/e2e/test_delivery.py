@@ -114,3 +114,78 @@ def test_a_worker_killed_mid_delivery_is_retried_with_the_same_message_id(tmp_pa
     finally:
         services.close()
         receiver.stop()
+
+
+def test_an_incident_reported_to_a_deployment_reaches_everyone_once_despite_a_killed_worker(postgres_url, redis_url, tmp_path):
+    """serve (gunicorn) + relay + 2 RQ workers on PostgreSQL and Redis; one worker is SIGKILLed mid-run."""
+    import re
+    from collections import Counter
+    from datetime import datetime, timezone
+
+    from sqlalchemy import text
+
+    from tests.conftest import wipe
+    from tests.e2e.conftest import Server
+    from tests.factories import facilitator_body, incident_body, person
+
+    sink = SmtpSink()
+    sink.controller.start()
+    engine = create_engine(postgres_url)
+    env = base_env(DATABASE_URL=postgres_url, REDIS_URL=redis_url, SMTP_URL=sink.url, DELIVERY_VISIBILITY_SECONDS="5")
+    cli = [sys.executable, "-m", "service"]
+    processes: list[subprocess.Popen] = []
+    log = (tmp_path / "workers.log").open("wb")
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("INSERT INTO agencies (code, name, timezone, policy, created_at) "
+                              "VALUES ('north', 'North Police', 'America/Toronto', '{}', now())"))
+        dispatch, coordinator = (
+            subprocess.run([*cli, "keys", "create", "--role", role, "--agency", "north"],
+                           env=env, check=True, capture_output=True, text=True).stdout.strip()
+            for role in ("dispatch", "coordinator")
+        )
+        process, output, port = start_server(["--workers", "2"], env, tmp_path)
+        processes.append(process)
+        server = Server(f"http://127.0.0.1:{port}", process, output)
+        for n, kind in enumerate(("clinician", "peer", "peer")):
+            assert server.request("POST", "/v1/facilitators", body=facilitator_body(n, kind=kind), key=coordinator).status == 201
+        occurred = datetime.now(timezone.utc) - timedelta(hours=1)
+        body = incident_body(occurred_at=occurred.isoformat(), personnel=[person(n) for n in range(1, 7)])
+        answer = server.request("POST", "/v1/incidents", body=body, key=dispatch)
+        assert answer.status == 201 and answer.json()["sessions"], answer.body
+
+        for command in (["relay", "--interval", "0.2"], ["worker"], ["worker"]):
+            processes.append(subprocess.Popen([*cli, *command], env=env, cwd=tmp_path, stdout=log, stderr=log))
+        assert wait_for(lambda: len(sink.messages) >= 3, timeout=60), (tmp_path / "workers.log").read_text()
+        victim = processes[2]
+        horses = Path(f"/proc/{victim.pid}/task/{victim.pid}/children").read_text().split()
+        victim.kill()
+        for horse in horses:
+            os.kill(int(horse), signal.SIGKILL)
+
+        with engine.connect() as conn:
+            due = {str(id) for (id,) in conn.execute(text("SELECT id FROM outbox WHERE due_at <= now()"))}
+        assert len(due) == 6 * 2 + 2  # an invitation and an offer each, and the team's assignments
+        expected = {f"<{id}@debrief>" for id in due}
+        assert wait_for(lambda: expected <= set(sink.message_ids()), timeout=90), (tmp_path / "workers.log").read_text()
+        time.sleep(1)  # anything delivered twice would arrive now
+        counts = Counter(sink.message_ids())
+        assert set(counts) == expected and set(counts.values()) == {1}
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM outbox WHERE due_at <= now() AND status <> 'sent'")).scalar() == 0
+
+        # The link in a real invitation opens, without any key, on the server that sent it.
+        invitation = next(m for m in sink.messages if m["Subject"] == "Invitation to a support session")
+        [link] = re.findall(r"(/v1/responses/[^?\s]+)", invitation.get_body(("plain",)).get_content())[:1]
+        shown = server.request("GET", link)
+        assert shown.status == 200 and shown.json()["kind"] == "invitation"
+    finally:
+        log.close()
+        for process in processes[1:]:
+            process.kill()
+            process.wait()
+        if processes:
+            stop(processes[0])
+        wipe(engine)
+        engine.dispose()
+        sink.controller.stop()

@@ -175,7 +175,7 @@ def test_the_served_feed_is_the_pure_rendering_of_the_sessions(app, client, keys
     assert [e.state for e in entries].count("cancelled") == 1
     name = client.get(f"/v1/facilitators/{busiest.id}", headers=keys.auth("coordinator")).get_json()["name"]
     expected = render_feed(facilitator_name=name, languages=["en"], entries=entries,
-                           organizer=calendars.organizer_for(app.extensions["debrief"].config.public_base_url))
+                           organizer=calendars.organizer_for(app.extensions["debrief"].config.mail_from))
     assert fetch(client, busiest).get_data() == expected
     calendars._BLOCKS.clear()
     assert fetch(client, busiest).get_data() == expected

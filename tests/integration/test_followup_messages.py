@@ -236,3 +236,39 @@ def test_a_participants_messages_name_no_other_participant(client, keys, app):
         if message.personnel_id is not None:
             others = {f"officer{n}@north.example.org" for n in (1, 2, 3)} - {message.recipient}
             assert not any(other in json.dumps(message.payload) for other in others)
+
+
+def test_a_participant_moved_out_of_a_session_and_back_is_invited_again(client, keys, app, clock):
+    add_roster(client, keys, clinicians=3, peers=6)
+    assert client.patch("/v1/agencies/north", json={"policy": {"max_group_size": 4}}, headers=keys.auth("admin")).status_code == 200
+    incident = report(client, keys, incident_body(personnel=[person(n) for n in range(2, 7)]))
+    for n in (1, 7):  # the groups are split anew each time; B0004 leaves its group, then comes back
+        clock.advance(minutes=1)  # so that messages sort in the order they were queued
+        response = client.patch(f"/v1/incidents/{incident['id']}", json={"add_personnel": [person(n)]},
+                                headers=keys.auth("dispatch"))
+        assert response.status_code == 200, response.get_json()
+    with app.extensions["debrief"].session_factory() as db:
+        invitations = list(db.scalars(select(Followup).where(Followup.kind == "invitation")))
+    for followup in invitations:
+        told = [m.kind for m in outbox(app, followup_id=followup.id)]
+        # What the person was last told matches what the plan says now.
+        expected_on = followup.notified_state not in (None, "off")
+        assert (told[-1] != "invitation_cancelled") == expected_on, (followup.dedup_key, told)
+
+
+def test_a_planning_problem_that_comes_back_is_reported_again(client, keys, app):
+    add_roster(client, keys, clinicians=1, peers=1)
+    client.patch("/v1/agencies/north", json={"coordinator_email": "cism@north.example.org"}, headers=keys.auth("admin"))
+    incident = report(client, keys, incident_body())
+    [session] = incident["sessions"]
+    first_peer = next(f["id"] for f in session["facilitators"] if f["kind"] == "peer")
+    assert client.post(f"/v1/sessions/{session['id']}/decline", headers=facilitator_key(app, first_peer)).status_code == 200
+    assert len(outbox(app, kind="planning_problem")) == 1
+    [second_peer] = add_roster(client, keys, clinicians=0, peers=1, start=10)
+    replanned = client.post(f"/v1/incidents/{incident['id']}/replan", headers=keys.auth("coordinator")).get_json()
+    assert replanned["status"] == "planned"
+    [on_team] = [f["id"] for f in replanned["sessions"][0]["facilitators"] if f["kind"] == "peer"]
+    other = second_peer if on_team != second_peer else first_peer
+    client.patch(f"/v1/facilitators/{other}", json={"active": False}, headers=keys.auth("coordinator"))
+    assert client.post(f"/v1/sessions/{session['id']}/decline", headers=facilitator_key(app, on_team)).status_code == 200
+    assert len(outbox(app, kind="planning_problem")) == 2
