@@ -26,6 +26,7 @@ from service.auth.service import Principal
 from service.errors import Conflict, InvalidInput, NotFound
 from service.facilitators.models import Facilitator
 from service.facilitators.service import to_profile
+from service.followups.models import Followup
 from service.followups.outgoing import individual_unstaffed, sync_incident
 from service.incidents.models import Incident, Personnel
 from service.planning import (
@@ -531,6 +532,15 @@ def _group_of(session: Session, incident: Incident, policy: PlanningPolicy) -> G
                  command=False, language=session.language, participants=people)
 
 
+def _window_anchor(db: DbSession, session: Session, incident: Incident) -> datetime:
+    """Where a session's window starts from: the incident, or for an individual session the acceptance of the offer."""
+    if session.kind == "individual":
+        accepted = db.scalar(select(Followup.responded_at).where(Followup.booked_session_id == session.id))
+        if accepted is not None:
+            return accepted
+    return incident.occurred_at
+
+
 def reschedule(db: DbSession, *, caller: Principal, session_id: uuid.UUID, starts_at: datetime, now: datetime) -> SessionView:
     """Move a session to a given start, checked by the same rules as planning."""
 
@@ -538,7 +548,7 @@ def reschedule(db: DbSession, *, caller: Principal, session_id: uuid.UUID, start
         policy = policy_for(incident.agency)
         facts = incident_facts(incident)
         length = session.ends_at - session.starts_at
-        window = session_window(session.kind, incident.occurred_at, policy)  # type: ignore[arg-type]
+        window = session_window(session.kind, _window_anchor(db, session, incident), policy)  # type: ignore[arg-type]
         allowed = grid_starts(window, not_before=now, minutes=int(length.total_seconds() // 60), zone=facts.timezone, policy=policy)
         if starts_at not in allowed:
             raise InvalidInput(
@@ -585,6 +595,7 @@ def replace_facilitator(db: DbSession, *, session: Session, incident: Incident, 
     found = None
     if state.pool.get(facilitator_id) is not None and facilitator_id in planned.facilitator_ids:
         found = find_replacement(planned, leaving_facilitator_id=facilitator_id, incident=facts,
+                                 accepted_at=_window_anchor(db, session, incident) if session.kind == "individual" else None,
                                  group=_group_of(session, incident, policy), pool=state.pool,
                                  schedule=state.schedule, policy=policy, now=now)
     if found is None and session.kind == "individual":

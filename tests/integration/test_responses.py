@@ -861,3 +861,17 @@ def test_the_opt_out_link_works_after_the_link_expired(app, client, incident, cl
     response = respond(client, link, action="opt_out")
     assert response.status_code == 200 and response.get_json()["opted_out"] is True
     assert {m.status for m in outbox(app, personnel_id=personnel_id(app, 1)) if m.kind in ("checkin", "screening")} == {"cancelled"}
+
+
+def test_an_individual_session_booked_late_can_be_moved_within_7_days_of_the_acceptance(app, client, keys, incident, clock):
+    clock.advance(days=10, minutes=10)  # well past the incident's own windows
+    assert respond(client, token(app, "offer"), action="accept", choice="peer").status_code == 200
+    [session] = individual_sessions(app)
+    later = session.starts_at + timedelta(hours=1)
+    moved = client.post(f"/v1/sessions/{session.id}/reschedule", json={"starts_at": later.isoformat()},
+                        headers=keys.auth("coordinator"))
+    assert moved.status_code == 200, moved.get_json()
+    too_late = clock() + timedelta(days=8)
+    refused = client.post(f"/v1/sessions/{session.id}/reschedule", json={"starts_at": too_late.replace(minute=0).isoformat()},
+                          headers=keys.auth("coordinator"))
+    assert refused.status_code == 422
