@@ -119,6 +119,7 @@ def create_app(config: Mapping[str, Any] | Config | None = None, *, clock: Calla
     services.session_factory.configure(info={"messages": MessageContext(services)})
 
     from service.agencies.views import blp as agencies_blp
+    from service.audit.views import blp as audit_blp
     from service.calendars.views import blp as calendars_blp
     from service.facilitators.views import blp as facilitators_blp
     from service.followups.views import blp as followups_blp
@@ -126,7 +127,8 @@ def create_app(config: Mapping[str, Any] | Config | None = None, *, clock: Calla
     from service.incidents.views import blp as incidents_blp
     from service.sessions.views import blp as sessions_blp
 
-    for blueprint in (health_blp, agencies_blp, facilitators_blp, incidents_blp, sessions_blp, calendars_blp, followups_blp):
+    blueprints = (health_blp, agencies_blp, facilitators_blp, incidents_blp, sessions_blp, calendars_blp, followups_blp, audit_blp)
+    for blueprint in blueprints:
         api.register_blueprint(blueprint)
 
     metrics.install(app)

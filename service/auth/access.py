@@ -42,10 +42,12 @@ MATRIX: dict[tuple[str, str], Access] = {
     ("agencies.AgencyByCode", "PATCH"): roles("admin"),
     ("agencies.AgencyWebhookSecret", "POST"): roles("admin"),
     ("incidents.Incidents", "POST"): roles("dispatch", "coordinator"),
-    ("incidents.Incidents", "GET"): roles("dispatch", "coordinator"),
+    ("incidents.Incidents", "GET"): roles("dispatch", "coordinator", "supervisor"),
     ("incidents.IncidentById", "GET"): roles("dispatch", "coordinator"),
     ("incidents.IncidentById", "PATCH"): roles("dispatch", "coordinator"),
     ("incidents.IncidentReplan", "POST"): roles("coordinator"),
+    # Counts only, small ones masked: what supervisors may know.
+    ("incidents.IncidentStatus", "GET"): roles("supervisor", "coordinator", "dispatch"),
     ("facilitators.Facilitators", "POST"): roles("coordinator", "admin"),
     ("facilitators.Facilitators", "GET"): roles("coordinator", "admin"),
     ("facilitators.FacilitatorById", "GET"): roles("coordinator", "admin", "facilitator"),
@@ -61,6 +63,7 @@ MATRIX: dict[tuple[str, str], Access] = {
     ("sessions.SessionDecline", "POST"): roles("facilitator"),
     # Participant-level data: the CISM coordinators only, and every read is audited.
     ("followups.IncidentFollowups", "GET"): roles("coordinator"),
+    ("audit.AuditLog", "GET"): roles("admin"),
     # The signed link is the participant's credential: they have no API key.
     ("followups.Response", "GET"): PUBLIC,
     ("followups.Response", "POST"): PUBLIC,

@@ -224,7 +224,7 @@ def _sync_facilitator(db: DbSession, ctx: MessageContext, out: Outgoing, session
               to=facilitator.email, letter=messages.assignment(lang, facts, change=change, reference=str(session.id)),
               attachments=[attachment], **about)
     if state != OFF and session.starts_at - REMINDER_BEFORE > now:
-        out.email(dedup_key=f"reminder:{assignment.id}:{session.sequence}:{state}", kind="reminder", to=facilitator.email,
+        out.email(dedup_key=f"reminder:{assignment.id}:{session.sequence}:{state}:{new_id().hex}", kind="reminder", to=facilitator.email,
                   letter=messages.assignment(lang, facts, change="reminder", reference=str(session.id)),
                   due_at=session.starts_at - REMINDER_BEFORE, **about)
 

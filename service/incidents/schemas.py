@@ -87,6 +87,9 @@ class IncidentListArgs(ma.Schema):
     """Filters and cursor of the incident list."""
 
     status = choice(INCIDENT_STATUSES)
+    at_risk = ma.fields.Boolean(metadata={
+        "description": "Only incidents at risk (needs_attention, or not planned with the window closing within 12 h), "
+                       "sorted by window close"})
     limit = ma.fields.Integer(load_default=50, validate=ma.validate.Range(min=1, max=100))
     cursor = ma.fields.String(validate=ma.validate.Length(max=200))
 
@@ -130,3 +133,52 @@ class IncidentPage(ma.Schema):
 
     items = ma.fields.List(ma.fields.Nested(IncidentRead), required=True)
     next_cursor = ma.fields.String(allow_none=True, required=True)
+
+
+def count_of_people(description: str) -> ma.fields.Raw:
+    """A count of people: a number, or "<3" when it would single out one or two of them."""
+    return ma.fields.Raw(required=True, metadata={
+        "description": description, "oneOf": [{"type": "integer", "minimum": 0}, {"type": "string", "enum": ["<3"]}],
+    })
+
+
+class OfferCounts(ma.Schema):
+    """Individual-session offers of the incident, as counts."""
+
+    sent = count_of_people("Offers that reached the mail server")
+    accepted = count_of_people("Offers taken up")
+    declined = count_of_people("Offers declined")
+    pending = count_of_people("Offers not answered yet")
+
+
+class CheckinCounts(ma.Schema):
+    """Check-ins of the incident (2 days after the group session, and at 30 days), as counts."""
+
+    scheduled = count_of_people("Check-ins not sent yet")
+    sent = count_of_people("Check-ins sent, not answered yet")
+    completed = count_of_people("Check-ins answered")
+    escalated = count_of_people("Answers that were handed to a clinician")
+
+
+class SessionStatusRead(ma.Schema):
+    """A group session, as counts."""
+
+    id = ma.fields.UUID(required=True)
+    kind = ma.fields.String(required=True)
+    starts_at = ma.fields.AwareDateTime(required=True)
+    ends_at = ma.fields.AwareDateTime(required=True)
+    status = ma.fields.String(required=True)
+    participant_count = ma.fields.Integer(required=True)
+    facilitator_count = ma.fields.Integer(required=True)
+
+
+class IncidentStatusRead(ma.Schema):
+    """The plan's state of an incident for supervisors: counts only, never people."""
+
+    id = ma.fields.UUID(required=True)
+    status = ma.fields.String(required=True)
+    window = ma.fields.Nested(WindowRead, required=True)
+    at_risk = ma.fields.Boolean(required=True)
+    sessions = ma.fields.List(ma.fields.Nested(SessionStatusRead), required=True)
+    offers = ma.fields.Nested(OfferCounts, required=True)
+    checkins = ma.fields.Nested(CheckinCounts, required=True)

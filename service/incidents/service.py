@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from service.errors import Conflict, InvalidInput, NotFound
 from service.followups.outgoing import sync_incident
+from service.incidents import status as incident_status
 from service.incidents.models import IdempotencyRecord, Incident, Personnel
 from service.incidents.schemas import MAX_PERSONNEL
 from service.pagination import decode_cursor, encode_cursor
@@ -245,22 +246,52 @@ def get(*, db: Session, agency_id: int, incident_id: uuid.UUID) -> IncidentView:
 
 
 def list_page(
-    *, db: Session, agency_id: int, status: str | None, limit: int, cursor: str | None,
+    *, db: Session, agency_id: int, status: str | None, limit: int, cursor: str | None, at_risk: bool = False,
+    now: datetime | None = None,
 ) -> tuple[list[IncidentView], str | None]:
-    """Incidents of the agency, newest first, one page at a time."""
+    """Incidents of the agency, newest first (at risk: the window closing first), one page at a time."""
     query = select(Incident).where(Incident.agency_id == agency_id)
     if status is not None:
         query = query.where(Incident.status == status)
+    if at_risk:
+        return _at_risk_page(db, query, limit=limit, cursor=cursor, now=now)
     if cursor:
         created, after = decode_cursor(cursor, uuid.UUID)
         query = query.where(or_(Incident.created_at < created, and_(Incident.created_at == created, Incident.id < after)))
     rows = list(db.scalars(query.order_by(Incident.created_at.desc(), Incident.id.desc()).limit(limit + 1)))
     more = len(rows) > limit
     rows = rows[:limit]
+    return _views(db, rows), (encode_cursor(rows[-1].created_at, rows[-1].id) if more else None)
+
+
+def _at_risk_page(db: Session, query: Any, *, limit: int, cursor: str | None, now: datetime | None) -> tuple[list[IncidentView], str | None]:
+    """Incidents needing attention, or unplanned with the window closing within 12 h, the earliest close first.
+
+    One agency has one policy, so its windows close in the order its incidents occurred: the
+    cursor is on (occurred_at, id).
+    """
+    assert now is not None
+    query = query.where(Incident.status.in_(("needs_attention", "received")))
+    if cursor:
+        occurred, after = decode_cursor(cursor, uuid.UUID)
+        query = query.where(or_(Incident.occurred_at > occurred, and_(Incident.occurred_at == occurred, Incident.id > after)))
+    rows: list[Incident] = []
+    more = False
+    for incident in db.scalars(query.order_by(Incident.occurred_at, Incident.id)):
+        closes_at = debriefing_window(incident.occurred_at, sessions.policy_for(incident.agency)).closes_at
+        if not incident_status.is_at_risk(incident, closes_at, now):
+            continue
+        if len(rows) == limit:
+            more = True
+            break
+        rows.append(incident)
+    return _views(db, rows), (encode_cursor(rows[-1].occurred_at, rows[-1].id) if more else None)
+
+
+def _views(db: Session, rows: list[Incident]) -> list[IncidentView]:
     counts = _personnel_counts(db, [r.id for r in rows])
     page_sessions = sessions.incident_sessions(db, rows)
-    views = [present(db, r, personnel_count=counts.get(r.id, 0), session_views=page_sessions[r.id]) for r in rows]
-    return views, (encode_cursor(rows[-1].created_at, rows[-1].id) if more else None)
+    return [present(db, r, personnel_count=counts.get(r.id, 0), session_views=page_sessions[r.id]) for r in rows]
 
 
 def _personnel_counts(db: Session, ids: list[uuid.UUID]) -> dict[uuid.UUID, int]:

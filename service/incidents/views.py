@@ -6,8 +6,9 @@ from flask.views import MethodView
 from service.api import Blueprint
 
 from service.incidents import service
+from service.incidents import status as incident_status
 from service.incidents.schemas import (
-    IdempotencyHeaders, IncidentCreate, IncidentListArgs, IncidentPage, IncidentPatch, IncidentRead,
+    IdempotencyHeaders, IncidentCreate, IncidentListArgs, IncidentPage, IncidentPatch, IncidentRead, IncidentStatusRead,
 )
 from service.web import db_session, now, principal, services
 
@@ -37,10 +38,10 @@ class Incidents(MethodView):
     @blp.response(200, IncidentPage)
     @blp.alt_response(422, response="UNPROCESSABLE_ENTITY")
     def get(self, args):
-        """List incidents, newest first."""
+        """List incidents, newest first (at risk: the window closing first)."""
         items, next_cursor = service.list_page(
             db=db_session(), agency_id=principal().agency_id, status=args.get("status"),
-            limit=args["limit"], cursor=args.get("cursor"),
+            limit=args["limit"], cursor=args.get("cursor"), at_risk=args.get("at_risk", False), now=now(),
         )
         return {"items": items, "next_cursor": next_cursor}
 
@@ -77,3 +78,14 @@ class IncidentReplan(MethodView):
     def post(self, incident_id):
         """Plan every group that has no scheduled or held session, including those cancelled by a coordinator."""
         return service.replan(db=db_session(), agency_id=principal().agency_id, incident_id=incident_id, now=now())
+
+
+@blp.route("/<uuid:incident_id>/status")
+class IncidentStatus(MethodView):
+    """The plan's state for supervisors."""
+
+    @blp.response(200, IncidentStatusRead)
+    @blp.alt_response(404, response="NOT_FOUND")
+    def get(self, incident_id):
+        """Sessions, offers and check-ins of an incident, as counts (small counts as "<3")."""
+        return incident_status.status_of(db_session(), agency_id=principal().agency_id, incident_id=incident_id, now=now())

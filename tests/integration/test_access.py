@@ -42,7 +42,8 @@ def test_revoked_key_is_401(app, client, keys):
     ("role", "method", "path", "expected"),
     [
         ("supervisor", "post", "/v1/incidents", 403),
-        ("supervisor", "get", "/v1/incidents", 403),
+        ("supervisor", "get", "/v1/incidents/00000000-0000-0000-0000-000000000000", 403),
+        ("supervisor", "get", "/v1/incidents/00000000-0000-0000-0000-000000000000/followups", 403),
         ("admin", "post", "/v1/incidents", 403),
         ("dispatch", "post", "/v1/agencies", 403),
         ("coordinator", "post", "/v1/agencies", 403),
