@@ -119,6 +119,15 @@ def relay(interval: float, once: bool) -> None:
             pass
 
 
+@main.command()
+def retention() -> None:
+    """Erase the personal data of incidents closed more than RETENTION_DAYS ago (the relay also does it hourly)."""
+    from service.retention import erase_due
+
+    with _services() as services:
+        click.echo(f"{len(erase_due(services))} incidents erased", err=True)
+
+
 @main.group()
 def db() -> None:
     """Database schema."""

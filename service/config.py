@@ -11,6 +11,7 @@ DEFAULT_PUBLIC_BASE_URL = "http://127.0.0.1:8000"
 DEFAULT_MAIL_FROM = "Debrief <debrief@localhost>"
 DEFAULT_DELIVERY_MAX_ATTEMPTS = 6
 DEFAULT_DELIVERY_VISIBILITY_SECONDS = 300
+DEFAULT_RETENTION_DAYS = 90
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +37,8 @@ class Config:
     webhook_secret: str | None = None
     delivery_max_attempts: int = DEFAULT_DELIVERY_MAX_ATTEMPTS
     delivery_visibility_seconds: int = DEFAULT_DELIVERY_VISIBILITY_SECONDS
+    # Days after an incident is closed before its participants' personal data is erased.
+    retention_days: int = DEFAULT_RETENTION_DAYS
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -52,6 +55,7 @@ class Config:
             webhook_secret=env.get("WEBHOOK_SECRET") or None,
             delivery_max_attempts=int(env.get("DELIVERY_MAX_ATTEMPTS") or DEFAULT_DELIVERY_MAX_ATTEMPTS),
             delivery_visibility_seconds=int(env.get("DELIVERY_VISIBILITY_SECONDS") or DEFAULT_DELIVERY_VISIBILITY_SECONDS),
+            retention_days=int(env.get("RETENTION_DAYS") or DEFAULT_RETENTION_DAYS),
         )
 
     def updated(self, overrides: Mapping[str, Any]) -> "Config":

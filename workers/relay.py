@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 from datetime import timedelta
 from typing import TYPE_CHECKING, Callable, Sequence
@@ -22,6 +23,7 @@ from rq.job import Job
 from sqlalchemy import and_, or_, select, update
 
 from service.outbox.models import PENDING, QUEUED, SENDING, OutboxMessage
+from service.retention import erase_due
 from workers import queues
 
 if TYPE_CHECKING:
@@ -32,6 +34,7 @@ log = logging.getLogger("workers.relay")
 BATCH = 500
 JOB_TIMEOUT = 120  # seconds; above the channels' network timeout
 FAILED_JOB_TTL = 24 * 3600  # the outbox row keeps the history; RQ's failed registry need not
+RETENTION_INTERVAL = 3600.0  # seconds between retention passes of a running relay
 
 Dispatch = Callable[[Sequence[uuid.UUID]], None]
 
@@ -108,13 +111,20 @@ def in_process_dispatch(services: Services) -> Dispatch:
 
 
 def run_relay(services: Services, dispatch: Dispatch, *, interval: float, stop: threading.Event, batch: int = BATCH) -> None:
-    """Relay until `stop` is set, pausing `interval` seconds whenever nothing more is due."""
+    """Relay until `stop` is set, pausing `interval` seconds whenever nothing more is due; erase on schedule too."""
+    next_retention = 0.0
     while not stop.is_set():
         try:
             moved = relay_once(services, dispatch, batch=batch)
         except Exception as exc:  # noqa: BLE001 - an outage of the DB or Redis must not end the loop
             log.warning("relay pass failed (%s); retrying in %.1fs", type(exc).__name__, interval)
             moved = 0
+        if time.monotonic() >= next_retention:
+            next_retention = time.monotonic() + RETENTION_INTERVAL
+            try:
+                erase_due(services)
+            except Exception as exc:  # noqa: BLE001 - retried at the next interval
+                log.warning("retention pass failed (%s)", type(exc).__name__)
         if moved < batch:
             stop.wait(interval)
 

@@ -33,6 +33,8 @@ class Incident(Base):
     fingerprint: Mapped[str] = mapped_column(String(64))
     # What the coordinators were last told about the plan's problems (a digest; None: nothing yet).
     alerted_state: Mapped[str | None] = mapped_column(String(40))
+    # When retention erased its participants' personal data (see service.retention).
+    erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

@@ -1,0 +1,71 @@
+"""Retention: the personal data of incidents closed long ago is erased, leaving only counts.
+
+An incident is closed when nothing more can happen to it: its last session has ended and the
+last link of its follow-ups has expired (or it was cancelled). `RETENTION_DAYS` (90) after
+that, its participants' names, emails, phones and agency ids, their check-in answers, and the
+recipients and bodies of its messages are erased. Sessions, follow-up statuses, escalation
+reasons and screen outcomes stay, with no one to attach them to: the supervisor's counts and
+the programme's statistics survive, the people do not.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from sqlalchemy import String, cast, func, literal, select, update
+from sqlalchemy.orm import Session as DbSession
+
+from service.followups.models import Followup
+from service.incidents.models import Incident, Personnel
+from service.outbox.models import CANCELLED, PENDING, QUEUED, OutboxMessage
+from service.sessions.models import Session
+
+if TYPE_CHECKING:
+    from service.app import Services
+
+log = logging.getLogger("service.retention")
+
+ERASED = "(erased)"
+
+
+def closed_at(db: DbSession, incident: Incident) -> datetime:
+    """When nothing more could happen to the incident: its last session end or link expiry."""
+    last_session = db.scalar(select(func.max(Session.ends_at)).where(Session.incident_id == incident.id))
+    last_link = db.scalar(select(func.max(Followup.expires_at)).where(Followup.incident_id == incident.id))
+    return max(moment for moment in (incident.occurred_at, incident.updated_at, last_session, last_link) if moment is not None)
+
+
+def erase_incident(db: DbSession, incident: Incident, now: datetime) -> None:
+    """Erase the personal data of one incident (the caller commits)."""
+    db.execute(update(Personnel).where(Personnel.incident_id == incident.id).values(
+        name=ERASED, email="", phone=None, external_id=literal("erased-", String) + cast(Personnel.id, String)))
+    db.execute(update(Followup).where(Followup.incident_id == incident.id).values(answers=None))
+    # Nothing is owed any more (see closed_at); what still says so would go to an erased address.
+    db.execute(update(OutboxMessage).where(OutboxMessage.incident_id == incident.id,
+                                           OutboxMessage.status.in_((PENDING, QUEUED))).values(status=CANCELLED))
+    db.execute(update(OutboxMessage).where(OutboxMessage.incident_id == incident.id).values(recipient="", payload={}))
+    incident.erased_at = now
+
+
+def erase_due(services: Services, *, retention: timedelta | None = None) -> list[uuid.UUID]:
+    """Erase every incident closed more than the retention period ago; returns their ids."""
+    now = services.clock()
+    keep = retention if retention is not None else timedelta(days=services.config.retention_days)
+    erased: list[uuid.UUID] = []
+    with services.session_factory() as db:
+        # Closing comes after occurring: only incidents that occurred before the cutoff can be due.
+        candidates = list(db.scalars(
+            select(Incident).where(Incident.erased_at.is_(None), Incident.occurred_at < now - keep)
+            .order_by(Incident.occurred_at)
+        ))
+        for incident in candidates:
+            if closed_at(db, incident) < now - keep:
+                erase_incident(db, incident, now)
+                erased.append(incident.id)
+        db.commit()
+    if erased:
+        log.info("retention: erased the personal data of %d incidents", len(erased))
+    return erased

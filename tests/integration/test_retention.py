@@ -1,0 +1,59 @@
+"""Retention: personal data of incidents closed long ago is erased, the counts stay."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+from sqlalchemy import select, text
+
+from service.incidents.models import Incident
+from service.models import metadata
+from service.retention import closed_at, erase_due
+from tests.factories import incident_body
+from tests.integration.planning_helpers import add_roster
+
+
+def every_row_as_text(app) -> str:
+    with app.extensions["debrief"].engine.connect() as conn:
+        return json.dumps([
+            [str(value) for value in row]
+            for table in metadata.sorted_tables for row in conn.execute(text(f"SELECT * FROM {table.name}"))
+        ])
+
+
+def test_an_incident_closed_90_days_ago_keeps_its_counts_and_loses_its_people(client, keys, app, clock):
+    add_roster(client, keys)
+    incident = client.post("/v1/incidents", json=incident_body(people=4), headers=keys.auth("dispatch")).get_json()
+    services = app.extensions["debrief"]
+    with services.session_factory() as db:
+        closes = closed_at(db, db.get(Incident, __import__("uuid").UUID(incident["id"])))
+    before = client.get(f"/v1/incidents/{incident['id']}/status", headers=keys.auth("supervisor")).get_json()
+    assert "officer1@north.example.org" in every_row_as_text(app)
+
+    clock.now = closes + timedelta(days=90) - timedelta(minutes=1)
+    assert erase_due(services) == []
+    clock.now = closes + timedelta(days=90, minutes=1)
+    assert [str(id) for id in erase_due(services)] == [incident["id"]]
+    assert erase_due(services) == []  # once
+
+    rows = every_row_as_text(app)
+    for n in range(1, 5):
+        assert f"officer{n}@north.example.org" not in rows and f"Officer Number{n}" not in rows and f"B000{n}" not in rows
+    assert "555 0100" not in rows
+    after = client.get(f"/v1/incidents/{incident['id']}/status", headers=keys.auth("supervisor")).get_json()
+    assert after["sessions"] == before["sessions"] and after["offers"] == before["offers"]
+    assert client.get(f"/v1/incidents/{incident['id']}", headers=keys.auth("dispatch")).get_json()["personnel_count"] == 4
+    with services.session_factory() as db:
+        assert db.scalar(select(Incident.erased_at)) == clock.now
+
+
+def test_the_retention_period_is_configurable(client, keys, app, clock):
+    add_roster(client, keys)
+    client.post("/v1/incidents", json=incident_body(), headers=keys.auth("dispatch"))
+    services = app.extensions["debrief"]
+    services.config = services.config.updated({"retention_days": 400})
+    clock.advance(days=300)
+    assert erase_due(services) == []
+    clock.advance(days=200)
+    assert len(erase_due(services)) == 1
