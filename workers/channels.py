@@ -12,11 +12,13 @@ exception's type): receivers' error texts often quote the address, so they are n
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import json
 import logging
 import smtplib
+import socket
 import urllib.error
 import urllib.request
 import uuid
@@ -63,6 +65,12 @@ class Channel(Protocol):
     def send(self, delivery: Delivery) -> None: ...
 
 
+@functools.cache
+def local_hostname() -> str:
+    """This host's name for SMTP's EHLO, looked up once (smtplib would look it up per connection)."""
+    return socket.getfqdn()
+
+
 def message_id_header(message_id: uuid.UUID) -> str:
     """The email Message-ID of an outbox message: stable across re-deliveries."""
     return f"<{message_id}@debrief>"
@@ -100,7 +108,7 @@ class SmtpChannel:
         """Hand the message to the SMTP server; any refusal is a DeliveryFailed."""
         message = self.compose(delivery)
         try:
-            with smtplib.SMTP(self.host, self.port, timeout=self.timeout) as smtp:
+            with smtplib.SMTP(self.host, self.port, timeout=self.timeout, local_hostname=local_hostname()) as smtp:
                 smtp.send_message(message)
         except smtplib.SMTPRecipientsRefused as exc:
             codes = sorted({code for code, _text in exc.recipients.values()})

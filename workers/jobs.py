@@ -13,7 +13,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Mapping
 
 from flask import current_app
-from sqlalchemy import select, update
+from sqlalchemy import Connection, select, update
 
 from service.agencies.models import Agency
 from service.outbox.models import DEAD, PENDING, QUEUED, SENDING, SENT, WEBHOOK, OutboxMessage
@@ -42,55 +42,59 @@ def deliver(message_id: str) -> str:
 
 
 def deliver_message(services: Services, message_id: uuid.UUID, channels: Mapping[str, Channel] | None = None) -> str:
-    """Claim the message, send it through its channel, and record the outcome; returns the new status."""
+    """Claim the message, send it through its channel, and record the outcome; returns the new status.
+
+    One connection for the whole job, and the claim in one statement: a job runs in a fresh
+    work horse, where every extra checkout or round trip is paid again for each message.
+    """
     channels = channels if channels is not None else channels_for(services.config, services.clock)
     max_attempts = services.config.delivery_max_attempts
-    with services.session_factory() as db:
+    with services.engine.connect() as conn:
         # Only a queued row is claimed: a duplicate job, or one for a row already sent,
-        # cancelled or dead, finds nothing to do (the row lock makes concurrent claims queue up).
-        message = db.scalars(
-            select(OutboxMessage).where(OutboxMessage.id == message_id, OutboxMessage.status == QUEUED).with_for_update()
+        # cancelled or dead, updates nothing (the row lock makes concurrent claims queue up).
+        claimed = conn.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == message_id, OutboxMessage.status == QUEUED)
+            .values(status=SENDING, attempts=OutboxMessage.attempts + 1, claimed_at=services.clock())
+            .returning(OutboxMessage.kind, OutboxMessage.channel, OutboxMessage.recipient, OutboxMessage.payload,
+                       OutboxMessage.attempts, OutboxMessage.agency_id)
         ).one_or_none()
-        if message is None:
-            db.rollback()
+        if claimed is None:
+            conn.rollback()
             log.info("message %s: nothing to deliver", message_id)
             return SKIPPED
-        message.status = SENDING
-        message.attempts += 1
-        message.claimed_at = services.clock()
-        attempt = message.attempts
+        attempt = claimed.attempts
         if attempt > max_attempts:
             # Only workers dying mid-delivery get here (failures stop at max_attempts below).
-            message.status = DEAD
-            message.last_error = "worker lost the message on every attempt"
-            db.commit()
-            log.warning("message %s (%s) dead after %d attempts", message_id, message.kind, attempt - 1)
+            conn.execute(update(OutboxMessage).where(OutboxMessage.id == message_id)
+                         .values(status=DEAD, last_error="worker lost the message on every attempt"))
+            conn.commit()
+            log.warning("message %s (%s) dead after %d attempts", message_id, claimed.kind, attempt - 1)
             return DEAD
         secret = None
-        if message.channel == WEBHOOK and message.agency_id is not None:
-            secret = db.scalar(select(Agency.webhook_secret).where(Agency.id == message.agency_id))
-        delivery = Delivery(message.id, message.kind, message.recipient, dict(message.payload), secret)
-        channel = channels[message.channel]
-        db.commit()  # the claim is short; no transaction stays open while we talk to the receiver
+        if claimed.channel == WEBHOOK and claimed.agency_id is not None:
+            secret = conn.scalar(select(Agency.webhook_secret).where(Agency.id == claimed.agency_id))
+        conn.commit()  # the claim is short; no transaction stays open while we talk to the receiver
+        delivery = Delivery(message_id, claimed.kind, claimed.recipient, dict(claimed.payload), secret)
 
-    try:
-        channel.send(delivery)
-    except Exception as exc:  # noqa: BLE001 - any failure is retried; its text may hold personal data
-        reason = exc.reason if isinstance(exc, DeliveryFailed) else f"error {type(exc).__name__}"
-        return _record_failure(services, message_id, attempt, reason, max_attempts, delivery.kind)
+        try:
+            channels[claimed.channel].send(delivery)
+        except Exception as exc:  # noqa: BLE001 - any failure is retried; its text may hold personal data
+            reason = exc.reason if isinstance(exc, DeliveryFailed) else f"error {type(exc).__name__}"
+            return _record_failure(conn, services, message_id, attempt, reason, max_attempts, delivery.kind)
 
-    with services.session_factory() as db:
-        db.execute(
+        conn.execute(
             update(OutboxMessage)
             .where(OutboxMessage.id == message_id, OutboxMessage.status == SENDING, OutboxMessage.attempts == attempt)
             .values(status=SENT, sent_at=services.clock(), last_error=None)
         )
-        db.commit()
+        conn.commit()
     log.info("message %s (%s) sent, attempt %d", message_id, delivery.kind, attempt)
     return SENT
 
 
-def _record_failure(services: Services, message_id: uuid.UUID, attempt: int, reason: str, max_attempts: int, kind: str) -> str:
+def _record_failure(conn: Connection, services: Services, message_id: uuid.UUID, attempt: int, reason: str,
+                    max_attempts: int, kind: str) -> str:
     now = services.clock()
     if attempt >= max_attempts:
         values: dict = {"status": DEAD, "last_error": reason}
@@ -98,12 +102,11 @@ def _record_failure(services: Services, message_id: uuid.UUID, attempt: int, rea
     else:
         values = {"status": PENDING, "due_at": now + backoff(attempt), "last_error": reason}
         outcome = RETRYING
-    with services.session_factory() as db:
-        db.execute(
-            update(OutboxMessage)
-            .where(OutboxMessage.id == message_id, OutboxMessage.status == SENDING, OutboxMessage.attempts == attempt)
-            .values(**values)
-        )
-        db.commit()
+    conn.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id == message_id, OutboxMessage.status == SENDING, OutboxMessage.attempts == attempt)
+        .values(**values)
+    )
+    conn.commit()
     log.warning("message %s (%s) attempt %d failed (%s): %s", message_id, kind, attempt, reason, outcome)
     return outcome
