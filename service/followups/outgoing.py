@@ -31,12 +31,12 @@ from service.followups.models import CANCELLED, CHECKIN, INVITATION, OFFER, OPEN
 from service.incidents.models import Incident, Personnel
 from service.outbox.models import EMAIL, WEBHOOK, OutboxMessage
 from service.outbox.service import Attachment, cancel_pending, email_payload, queue_messages
+from service.planning.types import GROUP_KINDS
 from service.sessions.models import Assignment, Session
 
 if TYPE_CHECKING:
     from service.app import Services
 
-GROUP_KINDS = ("defusing", "debriefing")
 OFF = "off"
 REMINDER_BEFORE = timedelta(hours=24)
 CHECKIN_AFTER = timedelta(days=2)

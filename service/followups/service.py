@@ -29,7 +29,7 @@ from service.followups.models import (
     ACCEPTED, ANSWERED, CANCELLED, CHECKIN, DECLINED, INVITATION, OFFER, OPEN, SCREENING, Escalation, Followup,
     answers_count,
 )
-from service.followups.outgoing import GROUP_KINDS, Outgoing, booking_failed, context, sync_incident
+from service.followups.outgoing import Outgoing, booking_failed, context, sync_incident
 from service.incidents.models import Incident, Personnel
 from service.outbox.models import SENT, OutboxMessage
 from service.outbox.service import cancel_pending
@@ -254,7 +254,7 @@ def clinician_for(db: DbSession, incident: Incident, person: Personnel, now: dat
         .join(Assignment, Assignment.facilitator_id == Facilitator.id)
         .join(Session, Session.id == Assignment.session_id)
         .join(SessionParticipant, SessionParticipant.session_id == Session.id)
-        .where(SessionParticipant.personnel_id == person.id, Session.kind.in_(GROUP_KINDS), Session.status != "cancelled",
+        .where(SessionParticipant.personnel_id == person.id, Session.kind.in_(sessions.GROUP_KINDS), Session.status != "cancelled",
                Assignment.active, Facilitator.kind == "clinician", Facilitator.active)
         .order_by(Session.starts_at.desc(), Facilitator.id)
     ))
