@@ -64,6 +64,8 @@ class FollowupRead(ma.Schema):
     due_at = ma.fields.AwareDateTime(required=True)
     status = ma.fields.String(required=True, metadata={"enum": list(STATUSES)})
     delivered = ma.fields.Boolean(required=True, metadata={"description": "Its message reached the mail server"})
+    delivery_failed = ma.fields.Boolean(required=True, metadata={
+        "description": "Every attempt to send its message failed (dead letter): reach the person another way"})
     responded_at = ma.fields.AwareDateTime(allow_none=True, required=True)
     choice = ma.fields.String(allow_none=True, required=True)
     booked_session_id = ma.fields.UUID(allow_none=True, required=True)

@@ -31,7 +31,7 @@ from service.followups.models import (
 )
 from service.followups.outgoing import Outgoing, booking_failed, context, sync_incident
 from service.incidents.models import Incident, Personnel
-from service.outbox.models import SENT, OutboxMessage
+from service.outbox.models import DEAD, SENT, OutboxMessage
 from service.outbox.service import cancel_pending
 from service.pagination import decode_cursor, encode_cursor, row_id
 from service.planning import FacilitatorPool
@@ -328,8 +328,10 @@ def followups_page(db: DbSession, *, caller: Principal, incident_id: uuid.UUID, 
     followups: dict[int, list[Followup]] = {pid: [] for pid in ids}
     for followup in db.scalars(select(Followup).where(Followup.personnel_id.in_(ids)).order_by(Followup.due_at, Followup.kind)):
         followups[followup.personnel_id].append(followup)
-    sent = set(db.scalars(select(OutboxMessage.followup_id).where(
-        OutboxMessage.personnel_id.in_(ids), OutboxMessage.status == SENT, OutboxMessage.followup_id.is_not(None))))
+    outcomes: dict[uuid.UUID, set[str]] = {}
+    for followup_id, status in db.execute(select(OutboxMessage.followup_id, OutboxMessage.status).where(
+            OutboxMessage.personnel_id.in_(ids), OutboxMessage.followup_id.is_not(None))):
+        outcomes.setdefault(followup_id, set()).add(status)
     escalated = set(db.scalars(select(Escalation.followup_id).where(Escalation.personnel_id.in_(ids))))
     items = [
         {
@@ -338,7 +340,9 @@ def followups_page(db: DbSession, *, caller: Principal, incident_id: uuid.UUID, 
             "followups": [
                 {
                     "id": f.id, "kind": f.kind, "session_id": f.session_id, "due_at": f.due_at.astimezone(zone),
-                    "status": f.status, "delivered": f.id in sent,
+                    "status": f.status, "delivered": SENT in outcomes.get(f.id, ()),
+                    # Every attempt failed and nothing else reached the person: someone must call them.
+                    "delivery_failed": DEAD in outcomes.get(f.id, ()) and SENT not in outcomes.get(f.id, ()),
                     "responded_at": f.responded_at.astimezone(zone) if f.responded_at else None,
                     "choice": f.choice, "booked_session_id": f.booked_session_id,
                     "screen_positive": f.positive, "contact_requested": f.contact_requested,

@@ -10,7 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import icalendar
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import selectinload
 
 from service.audit.models import AuditEntry
@@ -875,3 +875,14 @@ def test_an_individual_session_booked_late_can_be_moved_within_7_days_of_the_acc
     refused = client.post(f"/v1/sessions/{session.id}/reschedule", json={"starts_at": too_late.replace(minute=0).isoformat()},
                           headers=keys.auth("coordinator"))
     assert refused.status_code == 422
+
+
+def test_a_message_that_could_not_be_delivered_shows_in_the_coordinators_list(app, client, keys, incident):
+    with db(app) as s:
+        offer = s.scalars(select(Followup).where(Followup.kind == "offer")).first()
+        s.execute(update(OutboxMessage).where(OutboxMessage.followup_id == offer.id).values(status="dead", attempts=6))
+        s.commit()
+    items = followups_list(client, keys, incident).get_json()["items"]
+    shown = {f["id"]: f for person in items for f in person["followups"]}
+    assert shown[str(offer.id)]["delivery_failed"] is True and shown[str(offer.id)]["delivered"] is False
+    assert not any(f["delivery_failed"] for id, f in shown.items() if id != str(offer.id))
