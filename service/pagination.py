@@ -6,7 +6,10 @@ import base64
 import binascii
 import json
 from datetime import datetime, timezone
-from typing import Callable, TypeVar
+from typing import Any, Callable, TypeVar
+
+from sqlalchemy import Select, and_, or_
+from sqlalchemy.orm import Session
 
 from service.errors import InvalidInput
 from service.fields import in_service_range
@@ -38,3 +41,18 @@ def row_id(ident: str) -> int:
     if not (ident.isascii() and ident.isdigit()) or int(ident) > 2**31 - 1:
         raise ValueError("not a row id")
     return int(ident)
+
+
+def newest_first(db: Session, query: Select[tuple[T]], *, at: Any, id: Any, limit: int, cursor: str | None,
+                 parse_id: Callable[[str], Any]) -> tuple[list[T], str | None]:
+    """One page of `query`'s rows ordered by (at, id) descending, and the cursor of the next page (None at the end)."""
+    if cursor:
+        position, after = decode_cursor(cursor, parse_id)
+        query = query.where(or_(at < position, and_(at == position, id < after)))
+    rows = list(db.scalars(query.order_by(at.desc(), id.desc()).limit(limit + 1)))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    if not more:
+        return rows, None
+    last = rows[-1]
+    return rows, encode_cursor(getattr(last, at.key), getattr(last, id.key))

@@ -5,12 +5,12 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session as DbSession
 
 from service.audit.models import AuditEntry
 from service.auth.service import Principal
-from service.pagination import decode_cursor, encode_cursor, row_id
+from service.pagination import newest_first, row_id
 
 
 def record_read(db: DbSession, *, caller: Principal, action: str, incident_id: uuid.UUID | None, now: datetime) -> None:
@@ -24,10 +24,4 @@ def page(db: DbSession, *, limit: int, cursor: str | None, incident_id: uuid.UUI
     query = select(AuditEntry)
     if incident_id is not None:
         query = query.where(AuditEntry.incident_id == incident_id)
-    if cursor:
-        at, after = decode_cursor(cursor, row_id)
-        query = query.where(or_(AuditEntry.at < at, and_(AuditEntry.at == at, AuditEntry.id < after)))
-    rows = list(db.scalars(query.order_by(AuditEntry.at.desc(), AuditEntry.id.desc()).limit(limit + 1)))
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return rows, (encode_cursor(rows[-1].at, rows[-1].id) if more else None)
+    return newest_first(db, query, at=AuditEntry.at, id=AuditEntry.id, limit=limit, cursor=cursor, parse_id=row_id)

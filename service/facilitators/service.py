@@ -6,7 +6,7 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime, time
 from typing import Any, Mapping
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service.agencies.models import Agency
@@ -15,7 +15,7 @@ from service.calendars.service import CalendarToken, CalendarUrls, calendar_urls
 from service.errors import Forbidden, InvalidInput, NotFound
 from service.facilitators.models import Facilitator
 from service.facilitators.schemas import DAYS
-from service.pagination import decode_cursor, encode_cursor, row_id
+from service.pagination import newest_first, row_id
 from service.planning import Certification, FacilitatorProfile, Interval, WeeklyWindow
 
 
@@ -158,13 +158,9 @@ def list_page(*, db: Session, caller: Principal, limit: int, cursor: str | None)
     query = select(Facilitator)
     if caller.role != "admin":
         query = query.where(Facilitator.agency_id == caller.agency_id)
-    if cursor:
-        created, after = decode_cursor(cursor, row_id)
-        query = query.where(or_(Facilitator.created_at < created, and_(Facilitator.created_at == created, Facilitator.id < after)))
-    rows = list(db.scalars(query.order_by(Facilitator.created_at.desc(), Facilitator.id.desc()).limit(limit + 1)))
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return [present(r) for r in rows], (encode_cursor(rows[-1].created_at, rows[-1].id) if more else None)
+    rows, next_cursor = newest_first(db, query, at=Facilitator.created_at, id=Facilitator.id, limit=limit, cursor=cursor,
+                                     parse_id=row_id)
+    return [present(r) for r in rows], next_cursor
 
 
 def apply_changes(facilitator: Facilitator, changes: Mapping[str, Any]) -> None:

@@ -19,7 +19,7 @@ from service.followups.outgoing import sync_incident
 from service.incidents import status as incident_status
 from service.incidents.models import IdempotencyRecord, Incident, Personnel
 from service.incidents.schemas import MAX_PERSONNEL
-from service.pagination import decode_cursor, encode_cursor
+from service.pagination import decode_cursor, encode_cursor, newest_first
 from service.planning import PlanningPolicy
 from service.planning.agenda import session_window
 from service.sessions import service as sessions
@@ -255,13 +255,9 @@ def list_page(
         query = query.where(Incident.status == status)
     if at_risk:
         return _at_risk_page(db, query, limit=limit, cursor=cursor, now=now)
-    if cursor:
-        created, after = decode_cursor(cursor, uuid.UUID)
-        query = query.where(or_(Incident.created_at < created, and_(Incident.created_at == created, Incident.id < after)))
-    rows = list(db.scalars(query.order_by(Incident.created_at.desc(), Incident.id.desc()).limit(limit + 1)))
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return _views(db, rows), (encode_cursor(rows[-1].created_at, rows[-1].id) if more else None)
+    rows, next_cursor = newest_first(db, query, at=Incident.created_at, id=Incident.id, limit=limit, cursor=cursor,
+                                     parse_id=uuid.UUID)
+    return _views(db, rows), next_cursor
 
 
 def _at_risk_page(db: Session, query: Any, *, limit: int, cursor: str | None, now: datetime | None) -> tuple[list[IncidentView], str | None]:
