@@ -3,6 +3,7 @@
 from service.agencies.models import Agency
 from service.audit.models import AuditEntry
 from service.auth.models import ApiKey
+from service.calendars.models import FeedEvent
 from service.db import Base
 from service.facilitators.models import Facilitator
 from service.followups.models import Escalation, Followup, ServiceSecret
@@ -13,6 +14,6 @@ from service.sessions.models import Assignment, Session, SessionParticipant
 metadata = Base.metadata
 
 __all__ = [
-    "Agency", "ApiKey", "Assignment", "AuditEntry", "Escalation", "Facilitator", "Followup", "IdempotencyRecord", "Incident",
+    "Agency", "ApiKey", "Assignment", "AuditEntry", "Escalation", "Facilitator", "FeedEvent", "Followup", "IdempotencyRecord", "Incident",
     "OutboxMessage", "Personnel", "ServiceSecret", "Session", "SessionParticipant", "metadata",
 ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import secrets
 import uuid
 from collections.abc import Collection
@@ -20,11 +21,14 @@ from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, or_, select, type_coerce
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session as DbSession
 from sqlalchemy.types import NullType
 
 from service.agencies.models import Agency
-from service.calendars.ics import Party, event_block, feed_from_blocks, party_line
+from service.calendars.ics import RENDERER, Party, event_block, feed_from_blocks
+from service.calendars.models import FeedEvent
 from service.calendars.render import WORDINGS, CalendarEntry, agenda_from_rows, calendar_name, language_of, session_event
 from service.errors import NotFound
 from service.facilitators.models import Facilitator
@@ -38,14 +42,17 @@ FEED_LOOKBACK = timedelta(days=30)
 # ...and a cancelled or released session for this long after its cancellation or release.
 CANCELLED_KEPT = timedelta(days=14)
 # Part of every ETag: change it with the rendering so that calendar servers fetch the new bytes.
-FEED_FORMAT = "1"
+FEED_FORMAT = "2"
 ORGANIZER_NAME = "Debrief"
 AGENDA_BATCH = 500
-# Rendered VEVENT blocks by everything they depend on: a feed re-renders only what changed.
-# About 1 KB each; per process (gunicorn worker).
+# Rendered VEVENT blocks by everything they depend on, in front of the feed_events table: a
+# feed re-renders only what changed. About 1 KB each; per process (gunicorn worker).
 BLOCK_CACHE_SIZE = 20_000
 _BLOCKS: dict[tuple[Any, ...], str] = {}
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+# Positions in a raw feed row: the assignment's id, then the digest of its stored event.
+ASSIGNMENT_ID, STORED_DIGEST = 14, 15
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +131,7 @@ def _fingerprint(db: DbSession, facilitator: Any, where: tuple[Any, ...], organi
     ).one()
     zones = db.execute(select(Agency.id, Agency.timezone).order_by(Agency.id)).all()
     material = [
-        FEED_FORMAT, organizer.email, facilitator.id, facilitator.name, language_of(facilitator.languages),
+        FEED_FORMAT, RENDERER, organizer.name, organizer.email, facilitator.id, facilitator.name, language_of(facilitator.languages),
         count, updated.isoformat() if updated else None, released.isoformat() if released else None, int(sequences),
         [list(zone) for zone in zones],
     ]
@@ -156,18 +163,23 @@ def _json(value: Any) -> Any:
 
 
 def _feed_rows(db: DbSession, where: tuple[Any, ...]) -> list[tuple[Any, ...]]:
-    """One raw row per session of the feed, in start order; an active assignment wins over a released one."""
+    """One raw row per session of the feed, in start order; an active assignment wins over a released one.
+
+    The last value of a row is the digest its stored event was rendered from (None when none is stored).
+    """
     rows = db.execute(
         select(
             _raw(Assignment.session_id), _raw(Assignment.active), _raw(Assignment.released_at),
             _raw(Assignment.starts_at), _raw(Assignment.ends_at), _raw(Session.status), _raw(Session.kind),
             _raw(Session.starts_at), _raw(Session.ends_at), _raw(Session.mode), _raw(Session.region),
-            _raw(Session.sequence), _raw(Session.updated_at), _raw(Agency.timezone),
+            _raw(Session.sequence), _raw(Session.updated_at), _raw(Agency.timezone), _raw(Assignment.id),
+            _raw(FeedEvent.rendered_from),
         )
         .select_from(Assignment)
         .join(Session, Session.id == Assignment.session_id)
         .join(Incident, Incident.id == Session.incident_id)
         .join(Agency, Agency.id == Incident.agency_id)
+        .outerjoin(FeedEvent, FeedEvent.assignment_id == Assignment.id)
         .where(*where)
         .order_by(Assignment.starts_at, Assignment.session_id, Assignment.id)
     ).all()
@@ -175,7 +187,7 @@ def _feed_rows(db: DbSession, where: tuple[Any, ...]) -> list[tuple[Any, ...]]:
     for position, row in enumerate(rows):
         previous = chosen.get(row[0])
         if previous is None or _preferred(row, previous[1]):
-            chosen[row[0]] = (position, row)
+            chosen[row[0]] = (position, tuple(row))
     return [row for _, row in sorted(chosen.values(), key=lambda kept: kept[0])]
 
 
@@ -189,7 +201,7 @@ def _preferred(row: tuple[Any, ...], other: tuple[Any, ...]) -> bool:
 def _entry(row: tuple[Any, ...], facilitator_id: int, agenda: Any) -> CalendarEntry:
     """The calendar entry of a raw feed row."""
     (session_id, active, released_at, a_starts, a_ends, status, kind, s_starts, s_ends, mode, region, sequence,
-     updated_at, zone) = row
+     updated_at, zone, _assignment_id, _stored) = row
     state = "cancelled" if status == "cancelled" else "confirmed" if active else "released"
     modified_at = _utc(updated_at)
     if released_at is not None:
@@ -214,29 +226,77 @@ def _agendas(db: DbSession, session_ids: list[Any]) -> dict[Any, Any]:
     return found
 
 
+def _rendered_from(context_key: bytes, row: tuple[Any, ...]) -> str:
+    """A digest of everything a block is rendered from (its row, keyed by its context), to tell a stored block current."""
+    return hashlib.blake2b(repr(row[:STORED_DIGEST]).encode("utf-8"), digest_size=16, key=context_key).hexdigest()
+
+
+def _stored_blocks(db: DbSession, where: tuple[Any, ...], assignment_ids: list[Any]) -> dict[Any, str]:
+    """The stored blocks of some assignments of a feed, by assignment id."""
+    query = select(_raw(FeedEvent.assignment_id), FeedEvent.body)
+    if len(assignment_ids) > AGENDA_BATCH:
+        # Most of the feed (a new process): one pass over the feed's rows beats long IN lists.
+        query = query.join(Assignment, Assignment.id == FeedEvent.assignment_id).where(*where)
+        wanted = set(assignment_ids)
+        return {assignment_id: body for assignment_id, body in db.execute(query) if assignment_id in wanted}
+    return dict(db.execute(query.where(FeedEvent.assignment_id.in_(assignment_ids))).all())
+
+
+def _store_blocks(db: DbSession, rendered: list[dict[str, Any]]) -> None:
+    """Keep freshly rendered blocks for the next request of any process; a failure costs only a re-render."""
+    dialect = db.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    try:
+        for start in range(0, len(rendered), AGENDA_BATCH):
+            statement = insert(FeedEvent).values(rendered[start:start + AGENDA_BATCH])
+            db.execute(statement.on_conflict_do_update(
+                index_elements=[FeedEvent.assignment_id],
+                set_={"rendered_from": statement.excluded.rendered_from, "body": statement.excluded.body},
+            ))
+        db.commit()
+    except (IntegrityError, OperationalError) as error:
+        # An assignment deleted meanwhile, or a busy database: the answer is already complete.
+        db.rollback()
+        log.warning("feed events not stored (%d rendered): %s", len(rendered), type(error).__name__)
+
+
 def _event_blocks(db: DbSession, facilitator: Any, where: tuple[Any, ...], organizer: Party) -> list[str]:
-    """The VEVENT blocks of a feed, rendered only for rows not rendered before in this process."""
+    """The VEVENT blocks of a feed: from this process's memory, else as stored, else rendered and stored."""
     language = language_of(facilitator.languages)
     wording = WORDINGS[language]
     # Everything a block depends on beyond its raw row (which carries the session's sequence and
-    # updated_at, bumped on every change of time, place, team or status).
-    context = (FEED_FORMAT, facilitator.id, language, organizer.email)
+    # updated_at, bumped on every change of time, place, team or status). A string: hashed once.
+    context = json.dumps([FEED_FORMAT, RENDERER, facilitator.id, language, organizer.name, organizer.email])
     rows = _feed_rows(db, where)
-    keys = [(context, row) for row in rows]
+    keys = [(context, row[:STORED_DIGEST]) for row in rows]
     blocks = [_BLOCKS.get(key) for key in keys]
     missing = [n for n, block in enumerate(blocks) if block is None]
     if not missing:
         return blocks  # type: ignore[return-value]
-    agendas = _agendas(db, [rows[n][0] for n in missing if rows[n][1] and rows[n][5] != "cancelled"])
-    parties = (party_line("ORGANIZER", organizer),)
-    zones: dict[str, ZoneInfo] = {}
     if len(_BLOCKS) + len(missing) > BLOCK_CACHE_SIZE:
         _BLOCKS.clear()  # crude but bounded and lock-free; it refills on demand
-    for n in missing:
+    context_key = hashlib.blake2b(context.encode("utf-8"), digest_size=32).digest()
+    digests = {n: _rendered_from(context_key, rows[n]) for n in missing}
+    current = [n for n in missing if rows[n][STORED_DIGEST] == digests[n]]
+    if current:
+        stored = _stored_blocks(db, where, [rows[n][ASSIGNMENT_ID] for n in current])
+        for n in current:
+            body = stored.get(rows[n][ASSIGNMENT_ID])
+            if body is not None:  # else replaced since the first query: render it
+                blocks[n] = _BLOCKS[keys[n]] = body
+    stale = [n for n in missing if blocks[n] is None]
+    if not stale:
+        return blocks  # type: ignore[return-value]
+    agendas = _agendas(db, [rows[n][0] for n in stale if rows[n][1] and rows[n][5] != "cancelled"])
+    zones: dict[str, ZoneInfo] = {}
+    for n in stale:
         row = rows[n]
         zone = zones.get(row[13]) or zones.setdefault(row[13], ZoneInfo(row[13]))
         entry = _entry(row, facilitator.id, agendas.get(row[0]))
-        blocks[n] = _BLOCKS[keys[n]] = event_block(session_event(entry, wording, zone), parties)
+        blocks[n] = _BLOCKS[keys[n]] = event_block(session_event(entry, wording, zone), organizer)
+    _store_blocks(db, [
+        {"assignment_id": rows[n][ASSIGNMENT_ID], "rendered_from": digests[n], "body": blocks[n]} for n in stale
+    ])
     return blocks  # type: ignore[return-value]
 
 

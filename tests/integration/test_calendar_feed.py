@@ -10,9 +10,10 @@ from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from service.calendars import service as calendars
+from service.calendars.models import FeedEvent
 from service.calendars.render import AgendaPhase, CalendarEntry, render_feed
 from service.facilitators.models import Facilitator
 from service.sessions.models import Assignment, Session
@@ -399,3 +400,54 @@ def test_no_personal_data_in_any_feed(client, keys, ics_parsers):
             for text in (unfolded, values, parsed["name"]):
                 assert secret.lower() not in text.lower(), f"{secret!r} appears in the feed of facilitator {member.id}"
     assert seen == sum(len(s["facilitators"]) for s in incident["sessions"])
+
+
+def stored_events(app, member: Member) -> dict[int, str]:
+    """The feed_events rows of a facilitator's assignments: rendered_from by assignment id."""
+    with app.extensions["debrief"].session_factory() as db:
+        return dict(db.execute(
+            select(FeedEvent.assignment_id, FeedEvent.rendered_from)
+            .join(Assignment, Assignment.id == FeedEvent.assignment_id)
+            .where(Assignment.facilitator_id == member.id)
+        ).all())
+
+
+def test_rendered_events_are_stored_for_other_processes(app, client, keys, monkeypatch):
+    members = roster(client, keys)
+    incident = report(client, keys, severity=4, personnel=[person(1), person(2, exposure="witness")])
+    member = team(incident["sessions"][0], members)[0]
+    first = fetch(client, member).get_data()
+    shown = stored_events(app, member)
+    assert len(shown) == first.count(b"BEGIN:VEVENT") >= 1
+
+    def no_rendering(*_args, **_kwargs):
+        raise AssertionError("a stored event must not be rendered again")
+
+    # Another gunicorn worker starts with an empty memory: it assembles the stored events.
+    calendars._BLOCKS.clear()
+    monkeypatch.setattr(calendars, "event_block", no_rendering)
+    assert fetch(client, member).get_data() == first
+
+
+def test_a_stale_stored_event_is_rendered_again(app, client, keys, clock, ics_parsers):
+    members = roster(client, keys)
+    session = report(client, keys)["sessions"][0]
+    member = team(session, members)[0]
+    fetch(client, member)
+    before = stored_events(app, member)
+    clock.advance(hours=1)
+    client.post(f"/v1/sessions/{session['id']}/reschedule", json={"starts_at": "2026-11-24T13:30:00-05:00"},
+                headers=keys.auth("coordinator"))
+    calendars._BLOCKS.clear()
+    [event] = events(ics_parsers, client, member)
+    assert event["start"] == "2026-11-24T18:30:00Z" and event["sequence"] == 1
+    after = stored_events(app, member)
+    assert after.keys() == before.keys() and after != before
+    # A row whose digest does not match what it says is never served as it is.
+    with app.extensions["debrief"].session_factory() as db:
+        db.execute(update(FeedEvent).values(body="BEGIN:VEVENT\r\nSUMMARY:stale\r\nEND:VEVENT\r\n", rendered_from="0" * 32))
+        db.commit()
+    calendars._BLOCKS.clear()
+    [event] = events(ics_parsers, client, member)
+    assert event["start"] == "2026-11-24T18:30:00Z" and event["summary"] != "stale"
+    assert stored_events(app, member) == after
