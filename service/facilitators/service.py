@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, replace
 from datetime import date, datetime, time
-from typing import Any, Mapping
+from typing import Any, Mapping, NamedTuple
 
-from sqlalchemy import select
+from sqlalchemy import Text, cast, select
 from sqlalchemy.orm import Session
 
 from service.agencies.models import Agency
@@ -58,7 +59,59 @@ def present(f: Facilitator) -> FacilitatorView:
     )
 
 
-def to_profile(f: Facilitator) -> FacilitatorProfile:
+class RosterRow(NamedTuple):
+    """A facilitator's planning columns as fetched, JSON decoded: what `to_profile` reads."""
+
+    id: int
+    kind: str
+    agency_id: int | None
+    unit: str | None
+    email: str
+    external_id: str | None
+    active: bool
+    languages: list[str]
+    regions: list[str]
+    virtual_ok: bool
+    timezone: str
+    certifications: list[dict[str, str]]
+    weekly: list[dict[str, str]]
+    exceptions: list[dict[str, str]]
+
+
+# JSON columns as their text: hashable, so a fetched row can key the profile it converts to.
+_ROSTER_COLUMNS = (
+    Facilitator.id, Facilitator.kind, Facilitator.agency_id, Facilitator.unit, Facilitator.email,
+    Facilitator.external_id, Facilitator.active, cast(Facilitator.languages, Text), cast(Facilitator.regions, Text),
+    Facilitator.virtual_ok, Facilitator.timezone, cast(Facilitator.certifications, Text), cast(Facilitator.weekly, Text),
+    cast(Facilitator.exceptions, Text),
+)
+_JSON_FIELDS = frozenset({7, 8, 11, 12, 13})
+# Profiles by the exact row they were converted from: a changed facilitator is a new key, so an
+# entry is never stale. Per process, bounded by clearing.
+_PROFILES: dict[tuple[Any, ...], FacilitatorProfile] = {}
+PROFILE_CACHE_SIZE = 50_000
+
+
+def _profile(row: tuple[Any, ...]) -> FacilitatorProfile:
+    """The planner's profile of a fetched roster row, converted once per distinct row."""
+    profile = _PROFILES.get(row)
+    if profile is None:
+        if len(_PROFILES) >= PROFILE_CACHE_SIZE:
+            _PROFILES.clear()
+        values = [json.loads(v) if n in _JSON_FIELDS else v for n, v in enumerate(row)]
+        profile = _PROFILES[row] = to_profile(RosterRow(*values))
+    return profile
+
+
+def planning_profiles(db: Session, ids: list[int] | None = None) -> list[FacilitatorProfile]:
+    """The planner's profiles of every facilitator (or of some), by id; unchanged rows are not converted again."""
+    query = select(*_ROSTER_COLUMNS).order_by(Facilitator.id)
+    if ids is not None:
+        query = query.where(Facilitator.id.in_(ids))
+    return [_profile(tuple(row)) for row in db.execute(query)]
+
+
+def to_profile(f: Facilitator | RosterRow) -> FacilitatorProfile:
     """The facilitator as the pure planner sees it."""
     return FacilitatorProfile(
         id=f.id, kind=f.kind, agency_id=f.agency_id, unit=f.unit, email=f.email.lower(), personnel_id=f.external_id,  # type: ignore[arg-type]

@@ -6,7 +6,7 @@ from bisect import bisect_left, bisect_right
 from itertools import count
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, Mapping
 
 from service.planning.policy import PlanningPolicy
 from service.planning.types import Booking
@@ -36,10 +36,17 @@ def _order(b: Booking) -> tuple[datetime, str]:
 class Schedule:
     """Mutable index of every facilitator's commitments (bookings), grouped by session_ref."""
 
-    def __init__(self, bookings: Iterable[Booking] = ()) -> None:
+    def __init__(self, bookings: Iterable[Booking] = (), *, earlier_loads: Mapping[int, int] | None = None,
+                 earlier: tuple[datetime, datetime] | None = None) -> None:
+        """`earlier_loads` counts, per facilitator, the sessions started in the `earlier` span [since, until)
+        that are not given as bookings: they count towards `load` but need no index."""
         self.token = next(_TOKENS)  # tells schedules apart in memos that outlive one planning call
         self._tracks: dict[int, _Track] = {}
         self._by_ref: dict[str, list[Booking]] = {}
+        if (earlier_loads is None) != (earlier is None):
+            raise ValueError("earlier_loads and earlier go together")
+        self._earlier_loads = dict(earlier_loads or {})
+        self._earlier = earlier
         for booking in bookings:
             self.add(booking)
 
@@ -96,11 +103,16 @@ class Schedule:
 
     def load(self, facilitator_id: int, now: datetime, policy: PlanningPolicy) -> int:
         """How many sessions the facilitator started in the lookback period before `now`."""
+        since = now - timedelta(days=policy.load_lookback_days)
+        earlier = 0
+        if self._earlier is not None:
+            if self._earlier[0] != since:
+                raise ValueError("the earlier loads were counted for another lookback period")
+            earlier, since = self._earlier_loads.get(facilitator_id, 0), self._earlier[1]
         track = self._tracks.get(facilitator_id)
         if track is None:
-            return 0
-        since = now - timedelta(days=policy.load_lookback_days)
-        return bisect_left(track.starts, now) - bisect_left(track.starts, since)
+            return earlier
+        return earlier + bisect_left(track.starts, now) - bisect_left(track.starts, since)
 
     def overlaps(self, facilitator_id: int, start: datetime, end: datetime, *,
                  ignore_session_ref: str | None = None) -> bool:

@@ -9,13 +9,14 @@ transaction holds the database lock from its first statement.
 
 from __future__ import annotations
 
+import threading
 import uuid
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterable, Sequence, TypeVar
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session as DbSession
 from sqlalchemy.orm import selectinload
@@ -25,12 +26,12 @@ from service.agencies.policy import policy_from_overrides
 from service.auth.service import Principal
 from service.errors import Conflict, InvalidInput, NotFound
 from service.facilitators.models import Facilitator
-from service.facilitators.service import to_profile
+from service.facilitators.service import planning_profiles, to_profile
 from service.followups.models import Followup
 from service.followups.outgoing import individual_unstaffed, sync_incident
 from service.incidents.models import Incident, Personnel
 from service.planning import (
-    AgendaItem, Booking, FacilitatorPool, Group, IncidentFacts, Participant, PlannedSession, PlanningPolicy,
+    AgendaItem, Booking, FacilitatorPool, FacilitatorProfile, Group, IncidentFacts, Participant, PlannedSession, PlanningPolicy,
     Schedule, build_agenda, find_replacement, ineligibility_reasons, plan_incident, plan_individual, split_into_groups,
 )
 from service.planning.agenda import session_window
@@ -40,6 +41,9 @@ from service.sessions.models import Assignment, Session, SessionParticipant
 GROUP_KINDS = ("defusing", "debriefing")
 PLANNING_ATTEMPTS = 4
 INDIVIDUAL_NOTICE = timedelta(hours=4)
+UTC = timezone.utc
+# Bookings loaded one by one: those that started at most this long ago (no session lasts longer).
+BOOKINGS_KEPT = timedelta(days=8)
 
 
 class LostRace(Exception):
@@ -127,21 +131,48 @@ class PlanningState:
     profiles: dict[int, Any] = field(default_factory=dict)
 
 
+# The pool built from the last roster, per thread: its entries carry the planner's memos, which
+# are safe to share between planning calls but not between threads planning at once.
+_POOLS = threading.local()
+
+
+def _pool(profiles: list[FacilitatorProfile]) -> FacilitatorPool:
+    """The pool of these profiles: this thread's last one when the roster is unchanged."""
+    key = tuple(map(id, profiles))  # cached profiles: the same content is the same object
+    last = getattr(_POOLS, "last", None)
+    if last is not None and last[0] == key:
+        return last[1]
+    pool = FacilitatorPool(profiles)
+    # The pool holds the profiles, so their ids cannot be reused while the key is kept.
+    _POOLS.last = (key, pool)
+    return pool
+
+
 def load_state(db: DbSession, *, now: datetime, policy: PlanningPolicy, facilitator_ids: Iterable[int] | None = None) -> PlanningState:
-    """Load facilitators and every active booking that can still matter for caps, load or overlaps."""
-    query = select(Facilitator)
-    booking_query = select(
-        Assignment.facilitator_id, Assignment.session_id, Assignment.starts_at, Assignment.ends_at, Assignment.group_session,
-    ).where(Assignment.active, Assignment.ends_at > now - timedelta(days=max(policy.load_lookback_days, 7) + 1))
-    if facilitator_ids is not None:
-        ids = sorted(set(facilitator_ids))
-        query = query.where(Facilitator.id.in_(ids))
-        booking_query = booking_query.where(Assignment.facilitator_id.in_(ids))
-    profiles = {f.id: to_profile(f) for f in db.scalars(query)}
-    schedule = Schedule()
-    for fid, session_id, starts_at, ends_at, group in db.execute(booking_query):
-        schedule.add(Booking(fid, str(session_id), starts_at, ends_at, group))
-    return PlanningState(FacilitatorPool(profiles.values()), schedule, profiles)
+    """Load facilitators, the bookings that overlaps and caps can meet, and counts of older ones for load."""
+    ids = None if facilitator_ids is None else sorted(set(facilitator_ids))
+    roster = planning_profiles(db, ids)
+    # Overlaps and the rolling-week cap look at most a week back from today: older sessions
+    # only count towards a facilitator's load, which the database counts.
+    recent = now - BOOKINGS_KEPT
+    since = now - timedelta(days=policy.load_lookback_days)
+    mine = () if ids is None else (Assignment.facilitator_id.in_(ids),)
+    earlier: dict[str, Any] = {}
+    if since < recent:
+        earlier = {"earlier": (since, recent), "earlier_loads": dict(db.execute(
+            select(Assignment.facilitator_id, func.count())
+            .where(Assignment.active, Assignment.starts_at >= since, Assignment.starts_at < recent, *mine)
+            .group_by(Assignment.facilitator_id)
+        ).all())}
+    schedule = Schedule(**earlier)
+    for fid, session_id, starts_at, ends_at, group in db.execute(
+        select(Assignment.facilitator_id, Assignment.session_id, Assignment.starts_at, Assignment.ends_at,
+               Assignment.group_session).where(Assignment.active, Assignment.starts_at >= recent, *mine)
+    ):
+        # Already in UTC: the schedule would otherwise copy each booking to convert it.
+        schedule.add(Booking(fid, str(session_id), starts_at.astimezone(UTC), ends_at.astimezone(UTC), group))
+    pool = _pool(roster) if ids is None else FacilitatorPool(roster)
+    return PlanningState(pool, schedule, {p.id: p for p in roster})
 
 
 # -- transactions, locks and retries ---------------------------------------------------------------

@@ -1,11 +1,17 @@
 """Planning through the API: intake plans, changes re-plan, facilitators are replaced."""
 
 import threading
+from dataclasses import replace
+from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
-from service.sessions.models import Assignment
+from service.agencies.models import Agency
+from service.incidents.models import Incident
+from service.planning import PlanningPolicy
+from service.sessions.models import Assignment, Session
+from service.sessions.service import load_state
 
 from tests.factories import incident_body, person
 from tests.integration.planning_helpers import add_roster, facilitator_key, overlapping_assignments
@@ -291,3 +297,34 @@ def test_the_list_shows_each_incident_with_its_own_sessions(client, keys):
     assert listed[first["id"]]["sessions"] == first["sessions"]
     assert listed[second["id"]]["sessions"] == second["sessions"]
     assert len(second["sessions"]) == 2 and len(first["sessions"]) == 1
+
+
+def test_older_sessions_count_towards_load_without_being_loaded_one_by_one(app, client, keys, clock):
+    ids = add_roster(client, keys, clinicians=1, peers=2)
+    peer = ids[1]
+    now = clock.now
+    with app.extensions["debrief"].session_factory() as db:
+        agency_id = db.scalar(select(Agency.id).where(Agency.code == "north"))
+        incident = Incident(agency_id=agency_id, external_id="EARLIER", type="other", severity=3,
+                            occurred_at=now - timedelta(days=40), region="north-east", status="planned", problems=[],
+                            fingerprint="-")
+        db.add(incident)
+        db.flush()
+        # 40 days ago is outside the 30-day lookback; 25 and 9 days count without an index; 3 days is indexed.
+        for days in (40, 25, 9, 3):
+            starts_at = now - timedelta(days=days)
+            session = Session(incident_id=incident.id, kind="debriefing", group_key="g", language="en", status="completed",
+                              starts_at=starts_at, ends_at=starts_at + timedelta(hours=2), mode="in_person",
+                              region="north-east", agenda=[])
+            session.assignments.append(Assignment(facilitator_id=peer, starts_at=session.starts_at, ends_at=session.ends_at))
+            db.add(session)
+        db.commit()
+        policy = PlanningPolicy()
+        everyone = load_state(db, now=now, policy=policy)
+        team = load_state(db, now=now, policy=policy, facilitator_ids=[peer, ids[0]])
+        for state in (everyone, team):
+            assert state.schedule.load(peer, now, policy) == 3
+            assert state.schedule.load(ids[0], now, policy) == 0
+            assert [b.start for b in state.schedule.bookings_of(peer)] == [now - timedelta(days=3)]
+        short = replace(policy, load_lookback_days=5)
+        assert load_state(db, now=now, policy=short).schedule.load(peer, now, short) == 1

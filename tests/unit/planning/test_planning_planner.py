@@ -376,3 +376,23 @@ def test_individual_session_problem_and_window():
                               policy=POLICY, now=NOW)
     assert isinstance(outcome, PlannedSession)
     assert local(outcome.starts_at) == datetime(2026, 6, 22, 9, 0)   # a week later, within the 7 days
+
+
+def test_earlier_loads_count_like_the_bookings_they_stand_for():
+    since, until = NOW - timedelta(days=30), NOW - timedelta(days=8)
+    bookings = [Booking(fid, f"s{fid}-{day}", NOW - timedelta(days=day), NOW - timedelta(days=day, hours=-2), True)
+                for fid in (1, 2, 3) for day in range(1, 40, fid + 1)]
+    whole = Schedule(bookings)
+    recent = [b for b in bookings if b.start >= until]
+    counts: dict[int, int] = {}
+    for b in bookings:
+        if since <= b.start < until:
+            counts[b.facilitator_id] = counts.get(b.facilitator_id, 0) + 1
+    split = Schedule(recent, earlier_loads=counts, earlier=(since, until))
+    for fid in (1, 2, 3, 4):
+        assert split.load(fid, NOW, POLICY) == whole.load(fid, NOW, POLICY)
+    assert split.load(1, NOW, POLICY) > 0
+    with pytest.raises(ValueError, match="another lookback"):
+        split.load(1, NOW + timedelta(days=1), POLICY)
+    with pytest.raises(ValueError, match="together"):
+        Schedule(recent, earlier_loads=counts)
