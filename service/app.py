@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any, Callable, Mapping
 
 import yaml
+from apispec import BasePlugin
 from flask import Flask, request
 from flask_smorest import Api
 from flask_smorest.utils import prepare_response
@@ -46,6 +47,22 @@ class DebriefApi(Api):
         default = {"description": "Problem details (RFC 9457)", "schema": self.ERROR_SCHEMA}
         prepare_response(default, self.spec, errors.PROBLEM_CONTENT_TYPE)
         self.spec.components.response("DEFAULT_ERROR", default, lazy=True)
+
+
+class JsonBodyDocPlugin(BasePlugin):
+    """Documents the answers of the app-wide body checks on every operation that can carry a body."""
+
+    def operation_helper(self, path: str | None = None, operations: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        for method, operation in (operations or {}).items():
+            if method.upper() not in JSON_BODY_METHODS:
+                continue
+            responses = operation.setdefault("responses", {})
+            # _require_json_body refuses any body that is not JSON, even on operations that take none.
+            responses.setdefault("415", http.HTTPStatus(415).name)
+            if "requestBody" in operation:
+                # Only an operation that reads its body can find it malformed or over MAX_CONTENT_LENGTH.
+                responses.setdefault("400", http.HTTPStatus(400).name)
+                responses.setdefault("413", http.HTTPStatus(413).name)
 
 
 @dataclass
@@ -103,7 +120,7 @@ def create_app(config: Mapping[str, Any] | Config | None = None, *, clock: Calla
         },
     )
     engine = make_engine(settings.database_url)
-    api = DebriefApi(app, spec_kwargs={"extra_plugins": [access.AccessDocPlugin()]})
+    api = DebriefApi(app, spec_kwargs={"extra_plugins": [access.AccessDocPlugin(), JsonBodyDocPlugin()]})
     metrics = HttpMetrics()
     services = Services(
         config=settings,

@@ -32,7 +32,10 @@ class AgencyPatch(PatchSchema):
     )
     webhook_url = ma.fields.Url(
         allow_none=True, schemes={"http", "https"}, require_tld=False, validate=ma.validate.Length(max=2048),
-        metadata={"description": "Receives incident status events, signed per Standard Webhooks"},
+        # apispec's own `format: url` is not a JSON Schema format (clients and validators would take any
+        # string); `iri`, as the field takes international host names such as https://café.example.
+        metadata={"description": "Receives incident status events, signed per Standard Webhooks",
+                  "format": "iri", "pattern": "^https?://"},
     )
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import marshmallow as ma
 
 from service.calendars.schemas import ONLY_ONCE, CalendarUrlRead
-from service.fields import AGENCY_CODE, Instant, PatchSchema, TimeZoneName, choice, identifier, text
+from service.fields import AGENCY_CODE, Instant, PatchSchema, StrictBoolean, TimeZoneName, choice, identifier, text
 from service.vocabulary import LANGUAGES
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -36,9 +36,9 @@ class WeeklyWindowSchema(ma.Schema):
     """A recurring availability window, in the facilitator's time zone."""
 
     day = choice(DAYS, required=True)
-    start = ClockTime(required=True, metadata={"type": "string", "example": "08:00"})
+    start = ClockTime(required=True, metadata={"type": "string", "pattern": _CLOCK.pattern, "example": "08:00"})
     end = ClockTime(required=True, metadata={
-        "type": "string", "example": "18:00",
+        "type": "string", "pattern": _CLOCK.pattern, "example": "18:00",
         "description": "An end before the start runs past midnight; an end equal to the start means 24 hours",
     })
 
@@ -86,11 +86,13 @@ def _roster_fields(required: bool) -> dict[str, ma.fields.Field]:
         "email": ma.fields.Email(validate=ma.validate.Length(max=254), **r),
         "unit": text(max_length=64, allow_none=True),
         "external_id": identifier(allow_none=True, metadata={"description": "Personnel id in their agency (conflict checks)"}),
-        "languages": ma.fields.List(choice(LANGUAGES), validate=[ma.validate.Length(min=1, max=2), _unique], **r),
-        "regions": ma.fields.List(text(max_length=64), validate=[ma.validate.Length(max=50), _unique], **r),
-        "virtual_ok": ma.fields.Boolean(**r),
+        "languages": ma.fields.List(choice(LANGUAGES), validate=[ma.validate.Length(min=1, max=2), _unique],
+                                    metadata={"uniqueItems": True}, **r),
+        "regions": ma.fields.List(text(max_length=64), validate=[ma.validate.Length(max=50), _unique],
+                                  metadata={"uniqueItems": True}, **r),
+        "virtual_ok": StrictBoolean(**r),
         "timezone": TimeZoneName(metadata={"example": "America/Toronto"}, **r),
-        "active": ma.fields.Boolean(),
+        "active": StrictBoolean(),
         "certifications": ma.fields.List(ma.fields.Nested(CertificationSchema), validate=ma.validate.Length(max=20), **r),
     }
 

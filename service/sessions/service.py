@@ -694,11 +694,13 @@ def book_individual(db: DbSession, *, incident: Incident, person: Personnel, fac
     """
     policy = policy_for(incident.agency)
     facts = incident_facts(incident)
-    state = load_state(db, now=now, policy=policy)
-    # Not in the next few hours: the person and the facilitator need time to get there.
+    # Not in the next few hours: the person and the facilitator need time to get there. The planner
+    # counts each facilitator's load up to that instant, so the state counts older sessions up to it too.
+    earliest = now + INDIVIDUAL_NOTICE
+    state = load_state(db, now=earliest, policy=policy)
     outcome = plan_individual(_participant(person), facilitator_kind=facilitator_kind,  # type: ignore[arg-type]
                               accepted_at=now, incident=facts, pool=state.pool, schedule=state.schedule,
-                              policy=policy, now=now + INDIVIDUAL_NOTICE)
+                              policy=policy, now=earliest)
     if not isinstance(outcome, PlannedSession):
         return None
     _recheck(db, [(outcome, person.language)], incident=facts, policy=policy, now=now)
