@@ -1,6 +1,6 @@
 """Outbox delivery through RQ: 10,000 due email rows on 2 workers, next to 10,000 no-op jobs on the same workers.
 
-Run from the repository root: `python -m bench.jobs` (`--count 2000` for a quick run). It needs
+Run from the repository root: `python -m bench jobs` (`--count 2000` for a quick run). It needs
 PostgreSQL (127.0.0.1:5432, database `test`, user `root`) and Redis (127.0.0.1:6379); it works in
 a PostgreSQL schema of its own, dropped at the end, and in Redis database 14, flushed.
 
@@ -22,9 +22,7 @@ from __future__ import annotations
 
 import os
 import resource
-import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -35,14 +33,14 @@ from email.parser import BytesHeaderParser
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-# Only the standard library up here: every work horse of the baseline imports this module to
-# find `noop`, and a heavy import (alembic, aiosmtpd) would be charged to each no-op job.
-# The project's modules are imported where they are used.
+# Only the standard library up here (bench._harness keeps to it too): every work horse of the
+# baseline imports this module to find `noop`, and a heavy import (alembic, aiosmtpd) would be
+# charged to each no-op job. The project's modules are imported where they are used.
+from bench._harness import ROOT, create_schema, drop_schema, free_port, load_average
+
 if TYPE_CHECKING:
     from service.app import Services
 
-ROOT = Path(__file__).resolve().parent.parent
-PG_URL = "postgresql+psycopg://root@127.0.0.1:5432/test"
 REDIS_URL = "redis://127.0.0.1:6379/14"
 COUNT = 10_000
 WORKERS = 2
@@ -53,18 +51,6 @@ UTC = timezone.utc
 
 def noop() -> None:
     """The baseline job: does nothing, so that only RQ's own cost per job remains."""
-
-
-def load_average() -> str:
-    """The 1, 5 and 15 minute load averages."""
-    return ", ".join(f"{x:.2f}" for x in os.getloadavg())
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Sink:
@@ -98,35 +84,6 @@ class Sink:
         parser = BytesHeaderParser()
         with self.lock:
             return [str(parser.parsebytes(raw)["Message-ID"]) for raw in self.received]
-
-
-def create_schema() -> tuple[str, str]:
-    """A fresh, migrated schema of this run's own; returns its name and a URL that resolves names in it only."""
-    from sqlalchemy import create_engine, text
-
-    from service import migrate
-
-    schema = f"bench_jobs_{os.getpid()}_{secrets.token_hex(4)}"
-    admin = create_engine(PG_URL)
-    with admin.begin() as conn:
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
-    admin.dispose()
-    # libpq's options reach every connection, the workers' included (as in tests/conftest.py).
-    url = f"{PG_URL}?options=-csearch_path%3D{schema}"
-    engine = create_engine(url)
-    migrate.upgrade(engine)
-    engine.dispose()
-    return schema, url
-
-
-def drop_schema(schema: str) -> None:
-    """Drop the run's schema and everything in it."""
-    from sqlalchemy import create_engine, text
-
-    admin = create_engine(PG_URL)
-    with admin.begin() as conn:
-        conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
-    admin.dispose()
 
 
 def children_cpu() -> float:
@@ -267,17 +224,17 @@ def outbox(count: int, database_url: str, workdir: Path) -> tuple[tuple[float, f
     return timing, relay_seconds, checks
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     """Run the baseline and the outbox delivery, print the table, the checks and the ratio."""
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m bench.jobs", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m bench jobs", description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=COUNT, help=f"jobs and outbox rows (default {COUNT:,})")
-    count = parser.parse_args().count
+    count = parser.parse_args(argv).count
     workdir = Path(tempfile.mkdtemp(prefix="debrief-bench-jobs-"))
     print(f"{count:,} jobs, {WORKERS} `debrief worker --burst` processes (rq Worker, fork per job), "
           f"{os.cpu_count()} CPUs; load average before: {load_average()}", flush=True)
-    schema, database_url = create_schema()
+    schema, database_url = create_schema("bench_jobs")
     try:
         (base_seconds, base_cpu), base_checks = baseline(count, database_url, workdir)
         print(f"baseline done in {base_seconds:.1f} s", flush=True)
@@ -300,9 +257,11 @@ def main() -> None:
     ratio = (count / out_seconds) / (count / base_seconds)
     print(f"ratio (outbox / no-op): {ratio:.2f} (target >= 0.50)")
     if failed:
-        raise SystemExit(f"checks failed; worker logs in {workdir}")
+        print(f"checks failed; worker logs in {workdir}")
+        return 1
     shutil.rmtree(workdir, ignore_errors=True)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
