@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 from flask import current_app, g
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 if TYPE_CHECKING:
     from service.app import Services
     from service.auth.service import Principal
+
+log = logging.getLogger(__name__)
 
 
 def services() -> "Services":
@@ -28,8 +32,15 @@ def db_session() -> Session:
 def close_db_session(_exc: BaseException | None = None) -> None:
     """Close the request's session, rolling back anything left uncommitted."""
     session = g.pop("db", None)
-    if session is not None:
+    if session is None:
+        return
+    try:
         session.close()
+    except DBAPIError as exc:
+        # The connection broke after the request's work was over (committed, or discarded anyway):
+        # SQLAlchemy has already invalidated it and returned it to the pool, and a failed rollback
+        # must not turn the answer already made (a 201, or a 503) into a 500.
+        log.warning("database connection lost while closing a request's session (%s)", type(exc).__name__)
 
 
 def principal() -> "Principal":

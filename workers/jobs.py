@@ -8,12 +8,14 @@ services explicitly, which the in-process mode of `debrief serve` calls directly
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from datetime import timedelta
 from typing import TYPE_CHECKING, Mapping
 
 from flask import current_app
 from sqlalchemy import Connection, select, update
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from service.agencies.models import Agency
 from service.outbox.models import DEAD, PENDING, QUEUED, SENDING, SENT, WEBHOOK, OutboxMessage
@@ -29,6 +31,11 @@ BACKOFF = (timedelta(minutes=1), timedelta(minutes=5), timedelta(minutes=30), ti
 
 SKIPPED = "skipped"
 RETRYING = "retrying"
+
+# How long a worker keeps trying to record a delivery the receiver took, through a database outage
+# (at most half the visibility timeout, so that the relay cannot have handed the message out again).
+RECORD_PATIENCE = 60.0
+RECORD_RETRY_PAUSE = 0.5
 
 
 def backoff(attempt: int) -> timedelta:
@@ -75,6 +82,7 @@ def deliver_message(services: Services, message_id: uuid.UUID, channels: Mapping
         if claimed.channel == WEBHOOK and claimed.agency_id is not None:
             secret = conn.scalar(select(Agency.webhook_secret).where(Agency.id == claimed.agency_id))
         conn.commit()  # the claim is short; no transaction stays open while we talk to the receiver
+        record_by = time.monotonic() + min(RECORD_PATIENCE, services.config.delivery_visibility_seconds / 2)
         delivery = Delivery(message_id, claimed.kind, claimed.recipient, dict(claimed.payload), secret)
 
         try:
@@ -83,14 +91,33 @@ def deliver_message(services: Services, message_id: uuid.UUID, channels: Mapping
             reason = exc.reason if isinstance(exc, DeliveryFailed) else f"error {type(exc).__name__}"
             return _record_failure(conn, services, message_id, attempt, reason, max_attempts, delivery.kind)
 
-        conn.execute(
-            update(OutboxMessage)
-            .where(OutboxMessage.id == message_id, OutboxMessage.status == SENDING, OutboxMessage.attempts == attempt)
-            .values(status=SENT, sent_at=services.clock(), last_error=None)
-        )
-        conn.commit()
+        _record_sent(conn, services, message_id, attempt, record_by)
     log.info("message %s (%s) sent, attempt %d", message_id, delivery.kind, attempt)
     return SENT
+
+
+def _record_sent(conn: Connection, services: Services, message_id: uuid.UUID, attempt: int, give_up_at: float) -> None:
+    """Mark a message the receiver took as sent, riding out a short database outage.
+
+    Giving up at the first error would leave the row `sending`: the relay hands it out again
+    after the visibility timeout and the receiver gets it twice.
+    """
+    while True:
+        try:
+            conn.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id == message_id, OutboxMessage.status == SENDING, OutboxMessage.attempts == attempt)
+                .values(status=SENT, sent_at=services.clock(), last_error=None)
+            )
+            conn.commit()
+            return
+        except DBAPIError as exc:
+            if not (isinstance(exc, OperationalError) or exc.connection_invalidated) or time.monotonic() >= give_up_at:
+                raise
+            # A commit that reached the server before the connection broke is found sent: the retry updates nothing.
+            log.warning("message %s sent but not yet recorded (%s); retrying", message_id, type(exc).__name__)
+            conn.rollback()
+            time.sleep(RECORD_RETRY_PAUSE)
 
 
 def _record_failure(conn: Connection, services: Services, message_id: uuid.UUID, attempt: int, reason: str,

@@ -124,3 +124,27 @@ def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     server = Server(f"http://127.0.0.1:{port}", process, output, keys, feed_url)
     yield server
     stop(process)
+
+
+def issue_key(env: dict[str, str], role: str, *, agency: str | None = None, facilitator: int | None = None) -> str:
+    """A new API key from `debrief keys create`, as an operator issues one."""
+    command = [sys.executable, "-m", "service", "keys", "create", "--role", role]
+    if agency is not None:
+        command += ["--agency", agency]
+    if facilitator is not None:
+        command += ["--facilitator", str(facilitator)]
+    return subprocess.run(command, env=env, check=True, capture_output=True, text=True).stdout.strip()
+
+
+def create_keys(database_url: str, grants: list[tuple[str, str | None, int | None]]) -> list[str]:
+    """Several API keys at once, each (role, agency, facilitator), written as `debrief keys create` writes them."""
+    from service.app import create_app
+    from service.auth.service import create_key
+
+    services = create_app({"database_url": database_url}).extensions["debrief"]
+    try:
+        with services.session_factory() as db:
+            return [create_key(db=db, role=role, agency_code=agency, facilitator_id=facilitator)
+                    for role, agency, facilitator in grants]
+    finally:
+        services.close()
