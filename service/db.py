@@ -58,6 +58,9 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+POSTGRES_CONNECT_TIMEOUT = 5  # seconds
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """Create an engine with the settings each backend needs for concurrent use."""
     if url.startswith("sqlite"):
@@ -80,6 +83,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             # Take the write lock at BEGIN so two writers queue instead of failing on upgrade.
             conn.exec_driver_sql("BEGIN IMMEDIATE")
         return engine
+    # A database host that stops answering (rather than refusing) must cost a request seconds and
+    # a 503, not the operating system's minutes-long connect timeout.
+    kwargs.setdefault("connect_args", {}).setdefault("connect_timeout", POSTGRES_CONNECT_TIMEOUT)
     return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10, hide_parameters=True, **kwargs)
 
 
