@@ -15,12 +15,12 @@ import uuid
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, NamedTuple
 from email.utils import parseaddr
 from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, or_, select, type_coerce
+from sqlalchemy import and_, func, or_, select, type_coerce
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session as DbSession
@@ -108,7 +108,7 @@ def organizer_for(mail_from: str) -> Party:
     return Party(name=name or ORGANIZER_NAME, email=address or "debrief@localhost")
 
 
-def _in_feed(facilitator_id: int, now: datetime) -> tuple[Any, ...]:
+def _in_feed(facilitator_id: Any, now: datetime) -> tuple[Any, ...]:
     """The assignments a feed shows: recent or future, and active or released lately."""
     return (
         Assignment.facilitator_id == facilitator_id,
@@ -117,27 +117,44 @@ def _in_feed(facilitator_id: int, now: datetime) -> tuple[Any, ...]:
     )
 
 
-def _fingerprint(db: DbSession, facilitator: Any, where: tuple[Any, ...], organizer: Party) -> tuple[str, datetime]:
-    """The ETag and Last-Modified of a feed, from aggregates instead of the rows (the 304 path renders nothing).
+class FeedOwner(NamedTuple):
+    """The facilitator of a feed, as far as the feed shows them."""
+
+    id: int
+    name: str
+    languages: list[str]
+    updated_at: datetime
+
+
+def _facilitator_and_fingerprint(db: DbSession, token: str, now: datetime, organizer: Party) -> tuple[FeedOwner, str, datetime]:
+    """The facilitator behind a secret with the ETag and Last-Modified of their feed, in one query (the 304 path renders nothing).
 
     Every change that shows in a feed bumps its session's sequence and updated_at or releases an
     assignment; rows entering or leaving the window change the count. Agenda times are shown in
     the agencies' zones: the (small) agencies table is fingerprinted whole.
     """
-    count, updated, released, sequences = db.execute(
-        select(func.count(), func.max(Session.updated_at), func.max(Assignment.released_at),
-               func.coalesce(func.sum(Session.sequence), 0))
-        .select_from(Assignment).join(Session, Session.id == Assignment.session_id).where(*where)
-    ).one()
+    shown = _in_feed(Facilitator.id, now)
+    found = db.execute(
+        select(Facilitator.id, Facilitator.name, Facilitator.languages, Facilitator.updated_at, func.count(Assignment.id),
+               func.max(Session.updated_at), func.max(Assignment.released_at), func.coalesce(func.sum(Session.sequence), 0))
+        .select_from(Facilitator)
+        .outerjoin(Assignment, and_(*shown))
+        .outerjoin(Session, Session.id == Assignment.session_id)
+        .where(Facilitator.calendar_token_hash == hash_token(token))
+        .group_by(Facilitator.id)  # the other columns depend on it
+    ).one_or_none()
+    if found is None:
+        raise NotFound("No calendar at this address.")
+    facilitator, (count, updated, released, sequences) = FeedOwner(*found[:4]), found[4:]
     zones = db.execute(select(Agency.id, Agency.timezone).order_by(Agency.id)).all()
     material = [
-        FEED_FORMAT, RENDERER, organizer.name, organizer.email, facilitator.id, facilitator.name, language_of(facilitator.languages),
-        count, updated.isoformat() if updated else None, released.isoformat() if released else None, int(sequences),
-        [list(zone) for zone in zones],
+        FEED_FORMAT, RENDERER, organizer.name, organizer.email, facilitator.id, facilitator.name,
+        language_of(facilitator.languages), count, updated.isoformat() if updated else None,
+        released.isoformat() if released else None, int(sequences), [list(zone) for zone in zones],
     ]
     digest = hashlib.sha256(json.dumps(material, ensure_ascii=False).encode("utf-8")).hexdigest()
     latest = max(facilitator.updated_at, updated or _EPOCH, released or _EPOCH)
-    return digest[:40], latest.replace(microsecond=0)
+    return facilitator, digest[:40], latest.replace(microsecond=0)
 
 
 def _raw(column: Any) -> Any:
@@ -260,7 +277,7 @@ def _store_blocks(db: DbSession, rendered: list[dict[str, Any]]) -> None:
         log.warning("feed events not stored (%d rendered): %s", len(rendered), type(error).__name__)
 
 
-def _event_blocks(db: DbSession, facilitator: Any, where: tuple[Any, ...], organizer: Party) -> list[str]:
+def _event_blocks(db: DbSession, facilitator: FeedOwner, where: tuple[Any, ...], organizer: Party) -> list[str]:
     """The VEVENT blocks of a feed: from this process's memory, else as stored, else rendered and stored."""
     language = language_of(facilitator.languages)
     wording = WORDINGS[language]
@@ -302,19 +319,12 @@ def _event_blocks(db: DbSession, facilitator: Any, where: tuple[Any, ...], organ
 
 def feed(*, db: DbSession, token: str, now: datetime, mail_from: str, client_etags: Collection[str] = ()) -> Feed:
     """The feed behind a secret; unknown or rotated secrets are 404, a current client copy is not rendered."""
-    facilitator = db.execute(
-        select(Facilitator.id, Facilitator.name, Facilitator.languages, Facilitator.updated_at)
-        .where(Facilitator.calendar_token_hash == hash_token(token))
-    ).one_or_none()
-    if facilitator is None:
-        raise NotFound("No calendar at this address.")
     organizer = organizer_for(mail_from)
-    where = _in_feed(facilitator.id, now)
     # The fingerprint is taken before the rows: a change committed in between yields new bytes
     # under the old ETag, which the next request corrects, never old bytes under a new ETag.
-    etag, last_modified = _fingerprint(db, facilitator, where, organizer)
+    facilitator, etag, last_modified = _facilitator_and_fingerprint(db, token, now, organizer)
     if etag in client_etags or "*" in client_etags:
         return Feed(etag, last_modified, None)
-    blocks = _event_blocks(db, facilitator, where, organizer)
+    blocks = _event_blocks(db, facilitator, _in_feed(facilitator.id, now), organizer)
     name = calendar_name(WORDINGS[language_of(facilitator.languages)], facilitator.name)
     return Feed(etag, last_modified, feed_from_blocks(name=name, blocks=blocks))
