@@ -16,9 +16,10 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Iterable
 from urllib.parse import quote
 
-from sqlalchemy import select
+from sqlalchemy import inspect, select
 from sqlalchemy.orm import Session as DbSession
 from sqlalchemy.orm import selectinload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from service.calendars.ics import Party
 from service.calendars.render import CalendarEntry, agenda_from_rows, render_invitation
@@ -172,11 +173,7 @@ def sync_incident(db: DbSession, incident: Incident, now: datetime) -> None:
     ctx = context(db)
     zone = incident.agency.timezone
     out = Outgoing(db, incident, now)
-    sessions = list(db.scalars(
-        select(Session).where(Session.incident_id == incident.id)
-        .options(selectinload(Session.assignments), selectinload(Session.participants))
-        .order_by(Session.starts_at, Session.id)
-    ))
+    sessions = _incident_sessions(db, incident)
     people = {p.id: p for p in incident.personnel}
     followups = {f.dedup_key: f for f in db.scalars(select(Followup).where(Followup.incident_id == incident.id))}
     cancelled = incident.status == "cancelled"
@@ -198,6 +195,34 @@ def sync_incident(db: DbSession, incident: Incident, now: datetime) -> None:
     out.flush()
 
 
+def _incident_sessions(db: DbSession, incident: Incident) -> list[Session]:
+    """The incident's sessions with their teams (each with its facilitator) and participants."""
+    query = select(Session).where(Session.incident_id == incident.id).order_by(Session.starts_at, Session.id)
+    eager = (selectinload(Session.assignments), selectinload(Session.participants))
+    # Read from the instance's dict: an expired session (after a rollback) must not be refreshed here.
+    if not any(isinstance(held, Session) and inspect(held).dict.get("incident_id") == incident.id
+               for held in (*db.new, *db.identity_map.values())):
+        return list(db.scalars(query.options(*eager)))
+    # The caller (a planner) holds some of them. Without populate_existing an eager load keeps the
+    # collections a session already holds, with their changes, but still reads them, and joins each
+    # assignment's facilitator: so only the sessions that lack a collection are loaded eagerly, and
+    # the facilitators the planner's new assignments lack are read in one statement.
+    sessions = list(db.scalars(query))
+    bare = [s.id for s in sessions if _COLLECTIONS & inspect(s).unloaded]
+    if bare:
+        db.scalars(select(Session).where(Session.id.in_(bare)).options(*eager)).all()
+    lacking = [a for s in sessions for a in s.assignments if "facilitator" in inspect(a).unloaded]
+    if lacking:
+        facilitators = {f.id: f for f in db.scalars(
+            select(Facilitator).where(Facilitator.id.in_({a.facilitator_id for a in lacking})))}
+        for assignment in lacking:
+            set_committed_value(assignment, "facilitator", facilitators.get(assignment.facilitator_id))
+    return sessions
+
+
+_COLLECTIONS = frozenset(("assignments", "participants"))
+
+
 def _sync_facilitator(db: DbSession, ctx: MessageContext, out: Outgoing, session: Session, assignment: Assignment,
                       zone: str, now: datetime) -> None:
     state = session_state(session, assignment.active)
@@ -206,9 +231,14 @@ def _sync_facilitator(db: DbSession, ctx: MessageContext, out: Outgoing, session
         return
     assignment.notified_state = state
     fid = assignment.facilitator_id
-    # A reminder is owed for one time only: a change voids the pending one.
-    cancel_pending(db, OutboxMessage.kind == "reminder", OutboxMessage.session_id == session.id,
-                   OutboxMessage.facilitator_id == fid)
+    # A reminder is owed for one time only: a change voids the pending one. Only this function
+    # queues reminders, each after recording a state on an assignment of the same session and
+    # facilitator, and a state is never cleared; so while none of those assignments was ever
+    # told anything, nothing can be pending and the statement is skipped (every new plan).
+    if previous is not None or any(other.notified_state is not None for other in session.assignments
+                                   if other is not assignment and other.facilitator_id == fid):
+        cancel_pending(db, OutboxMessage.kind == "reminder", OutboxMessage.session_id == session.id,
+                       OutboxMessage.facilitator_id == fid)
     if state == OFF and previous in (None, OFF):
         return  # never told, nothing to take back
     change = "cancelled" if state == OFF else ("new" if previous in (None, OFF) else "moved")

@@ -20,11 +20,18 @@ from service.db import new_id
 from service.outbox.models import CHANNELS, CANCELLED, PENDING, QUEUED, OutboxMessage
 
 
-# Rows per INSERT: below SQLite's limit of bound parameters (32,766) at 17 columns a row.
-INSERT_BATCH = 1000
-# Every row of a multi-row insert must name the same columns.
+# Every row of one executemany must name the same columns.
 ABOUT_NONE: dict[str, Any] = dict.fromkeys(
     ("incident_id", "session_id", "personnel_id", "facilitator_id", "followup_id", "agency_id"))
+# One statement per dialect, built once: SQLAlchemy caches its compiled form, and an executemany
+# only binds the rows, where `.values(rows)` built and compiled a fresh statement of every row's
+# values on each call. Core on the table, not the ORM entity: the ORM's bulk path converts each
+# row again for nothing (the keys are already the columns).
+# ON CONFLICT DO NOTHING, not catch-and-rollback: a failed insert would abort the caller's transaction.
+_INSERT_POSTGRESQL = postgresql.insert(OutboxMessage.__table__).on_conflict_do_nothing(index_elements=["dedup_key"])
+_INSERT_SQLITE = sqlite.insert(OutboxMessage.__table__).on_conflict_do_nothing(index_elements=["dedup_key"])
+# An executemany ignores keys that name no column: refuse them, as `.values()` did, rather than drop them.
+_COLUMNS = frozenset(OutboxMessage.__table__.columns.keys())
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,13 +86,15 @@ def queue_messages(db: Session, messages: Sequence[dict[str, Any]], *, now: date
     for message in messages:
         if message["channel"] not in CHANNELS:
             raise ValueError(f"unknown channel {message['channel']!r}")
+        if not message.keys() <= _COLUMNS:
+            raise ValueError(f"not outbox columns: {sorted(message.keys() - _COLUMNS)}")
         rows.append({**ABOUT_NONE, "id": new_id(), **message, "status": PENDING, "attempts": 0, "created_at": now})
-    dialect = db.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    # ON CONFLICT DO NOTHING, not catch-and-rollback: a failed insert would abort the caller's transaction.
-    for start in range(0, len(rows), INSERT_BATCH):
-        db.execute(insert(OutboxMessage).values(rows[start:start + INSERT_BATCH])
-                   .on_conflict_do_nothing(index_elements=["dedup_key"]))
+    # A Core statement does not autoflush as the ORM's did: flush here, so the rows still follow the
+    # caller's pending changes and a failing flush still fails at this point of the transaction.
+    db.flush()
+    # The rows are inserted in order, so a dedup_key given twice keeps its first row here too.
+    postgres = db.get_bind().dialect.name == "postgresql"
+    db.execute(_INSERT_POSTGRESQL if postgres else _INSERT_SQLITE, rows)
 
 
 def cancel_pending(db: Session, *where: ColumnElement[bool]) -> int:

@@ -14,7 +14,7 @@ from rq import Queue, SimpleWorker
 from sqlalchemy import func, select, update
 
 from service.outbox.models import CANCELLED, DEAD, PENDING, QUEUED, SENT, OutboxMessage
-from service.outbox.service import Attachment, cancel_pending, email_payload, queue_message
+from service.outbox.service import Attachment, cancel_pending, email_payload, queue_message, queue_messages
 from tests.conftest import wipe
 from workers import queues
 from workers.channels import sign_webhook
@@ -209,6 +209,22 @@ def test_the_same_dedup_key_queued_twice_is_one_message(app, services, sink):
     assert first == second and both[0] == both[1]
     relay_and_work(app, services)
     assert sorted(sink.message_ids()) == sorted([f"<{first}@debrief>", f"<{both[0]}@debrief>"])
+
+
+def test_a_dedup_key_given_twice_in_one_batch_keeps_its_first_message(app, services):
+    message = dict(kind="offer", channel="email", recipient="a@example.org", due_at=services.clock())
+    with services.session_factory() as db:
+        queue_messages(db, [
+            {**message, "dedup_key": "offer:p3", "payload": email_payload(subject="first", text="1")},
+            {**message, "dedup_key": "offer:p4", "payload": email_payload(subject="other", text="2")},
+            {**message, "dedup_key": "offer:p3", "payload": email_payload(subject="second", text="3")},
+        ], now=services.clock())
+        db.commit()
+        kept = dict(db.execute(select(OutboxMessage.dedup_key, OutboxMessage.payload)).all())
+    assert sorted(kept) == ["offer:p3", "offer:p4"]
+    assert kept["offer:p3"]["subject"] == "first"
+    with services.session_factory() as db, pytest.raises(ValueError, match="not outbox columns"):
+        queue_messages(db, [{**message, "dedup_key": "offer:p5", "payload": {}, "recipent": "typo"}], now=services.clock())
 
 
 def test_cancelled_messages_are_not_delivered_even_when_already_queued(app, services, sink):
