@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from typing import Any, Iterator
+from datetime import datetime, timedelta
+from typing import Iterator
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -149,26 +149,28 @@ class Keys:
         return {"Authorization": f"Bearer {getattr(self, role)}"}
 
 
-@pytest.fixture
-def keys(app) -> Keys:
+def seed_agencies(db) -> Keys:
     """Agencies `north` (America/Toronto) and `south` (America/Vancouver) and their keys."""
     from service.agencies import service as agencies
     from service.auth.service import create_key
 
-    session = app.extensions["debrief"].session_factory()
-    try:
-        agencies.create(db=session, data={"code": "north", "name": "North Police", "timezone": "America/Toronto"})
-        agencies.create(db=session, data={"code": "south", "name": "South Police", "timezone": "America/Vancouver"})
-        return Keys(
-            admin=create_key(db=session, role="admin"),
-            coordinator=create_key(db=session, role="coordinator", agency_code="north"),
-            dispatch=create_key(db=session, role="dispatch", agency_code="north"),
-            supervisor=create_key(db=session, role="supervisor", agency_code="north"),
-            other_dispatch=create_key(db=session, role="dispatch", agency_code="south"),
-            other_coordinator=create_key(db=session, role="coordinator", agency_code="south"),
-        )
-    finally:
-        session.close()
+    agencies.create(db=db, data={"code": "north", "name": "North Police", "timezone": "America/Toronto"})
+    agencies.create(db=db, data={"code": "south", "name": "South Police", "timezone": "America/Vancouver"})
+    return Keys(
+        admin=create_key(db=db, role="admin"),
+        coordinator=create_key(db=db, role="coordinator", agency_code="north"),
+        dispatch=create_key(db=db, role="dispatch", agency_code="north"),
+        supervisor=create_key(db=db, role="supervisor", agency_code="north"),
+        other_dispatch=create_key(db=db, role="dispatch", agency_code="south"),
+        other_coordinator=create_key(db=db, role="coordinator", agency_code="south"),
+    )
+
+
+@pytest.fixture
+def keys(app) -> Keys:
+    """Agencies `north` and `south` and their keys (see seed_agencies)."""
+    with app.extensions["debrief"].session_factory() as session:
+        return seed_agencies(session)
 
 
 @pytest.fixture

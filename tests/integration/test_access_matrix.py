@@ -41,13 +41,12 @@ import yaml
 from sqlalchemy import select
 from sqlalchemy.orm import Session as DbSession
 
-from service.agencies import service as agencies
 from service.app import create_app
 from service.auth.service import create_key
 from service.calendars.service import issue_token
 from service.facilitators.models import Facilitator
 from service.outbox.models import OutboxMessage
-from tests.conftest import FakeClock, Keys, wipe
+from tests.conftest import FakeClock, Keys, seed_agencies, wipe
 from tests.factories import EVERY_DAY, facilitator_body, incident_body, person
 from tests.integration.planning_helpers import add_roster, facilitator_key
 
@@ -203,16 +202,7 @@ class Harness:
     def _build(self) -> World:
         client = self.client
         with self._session() as db:
-            agencies.create(db=db, data={"code": "north", "name": "North Police", "timezone": "America/Toronto"})
-            agencies.create(db=db, data={"code": "south", "name": "South Police", "timezone": "America/Vancouver"})
-            keys = Keys(
-                admin=create_key(db=db, role="admin"),
-                coordinator=create_key(db=db, role="coordinator", agency_code="north"),
-                dispatch=create_key(db=db, role="dispatch", agency_code="north"),
-                supervisor=create_key(db=db, role="supervisor", agency_code="north"),
-                other_dispatch=create_key(db=db, role="dispatch", agency_code="south"),
-                other_coordinator=create_key(db=db, role="coordinator", agency_code="south"),
-            )
+            keys = seed_agencies(db)
             south_supervisor = create_key(db=db, role="supervisor", agency_code="south")
         # Disjoint regions: each incident is staffed from its own agency's roster only (the planner may
         # otherwise book another agency's facilitators, which is allowed and would blur "own" and "other").

@@ -37,13 +37,12 @@ from hypothesis import HealthCheck, settings
 from schemathesis.core.parameters import ParameterLocation
 from sqlalchemy import select
 
-from service.agencies import service as agencies
 from service.app import create_app
 from service.auth.service import create_key
 from service.calendars.service import issue_token
 from service.facilitators.models import Facilitator
 from service.outbox.models import OutboxMessage
-from tests.conftest import FakeClock, Keys, wipe
+from tests.conftest import FakeClock, seed_agencies, wipe
 from tests.factories import incident_body, person
 from tests.integration.planning_helpers import add_roster
 
@@ -142,16 +141,7 @@ class Harness:
     def _build(self) -> World:
         client = self.app.test_client()
         with self.services.session_factory() as db:
-            agencies.create(db=db, data={"code": "north", "name": "North Police", "timezone": "America/Toronto"})
-            agencies.create(db=db, data={"code": "south", "name": "South Police", "timezone": "America/Vancouver"})
-            keys = Keys(
-                admin=create_key(db=db, role="admin"),
-                coordinator=create_key(db=db, role="coordinator", agency_code="north"),
-                dispatch=create_key(db=db, role="dispatch", agency_code="north"),
-                supervisor=create_key(db=db, role="supervisor", agency_code="north"),
-                other_dispatch=create_key(db=db, role="dispatch", agency_code="south"),
-                other_coordinator=create_key(db=db, role="coordinator", agency_code="south"),
-            )
+            keys = seed_agencies(db)
         roster = add_roster(client, keys, regions=["north-east"])
         incidents = []
         for n in (1, 2):
