@@ -1,7 +1,7 @@
 """plan_incident, plan_surge, find_replacement and plan_individual on small hand-made pools."""
 
 from dataclasses import replace
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, time, timedelta
 
 import pytest
 
