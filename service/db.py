@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import DateTime, MetaData, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -87,6 +88,11 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     # a 503, not the operating system's minutes-long connect timeout.
     kwargs.setdefault("connect_args", {}).setdefault("connect_timeout", POSTGRES_CONNECT_TIMEOUT)
     return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10, hide_parameters=True, **kwargs)
+
+
+def conflict_insert(db: Session) -> Any:
+    """The session's dialect's `insert`, the one with ON CONFLICT (both PostgreSQL and SQLite have it)."""
+    return postgresql.insert if db.get_bind().dialect.name == "postgresql" else sqlite.insert
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

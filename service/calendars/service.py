@@ -21,7 +21,6 @@ from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, func, or_, select, type_coerce
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session as DbSession
 from sqlalchemy.types import NullType
@@ -30,6 +29,7 @@ from service.agencies.models import Agency
 from service.calendars.ics import RENDERER, Party, event_block, feed_from_blocks
 from service.calendars.models import FeedEvent
 from service.calendars.render import WORDINGS, CalendarEntry, agenda_from_rows, calendar_name, language_of, session_event
+from service.db import conflict_insert
 from service.errors import NotFound
 from service.facilitators.models import Facilitator
 from service.incidents.models import Incident
@@ -44,7 +44,7 @@ CANCELLED_KEPT = timedelta(days=14)
 # Part of every ETag: change it with the rendering so that calendar servers fetch the new bytes.
 FEED_FORMAT = "2"
 ORGANIZER_NAME = "Debrief"
-AGENDA_BATCH = 500
+ID_BATCH = 500  # ids per IN list, rows per multi-row insert
 # Rendered VEVENT blocks by everything they depend on, in front of the feed_events table: a
 # feed re-renders only what changed. About 1 KB each; per process (gunicorn worker).
 BLOCK_CACHE_SIZE = 20_000
@@ -237,8 +237,8 @@ def _agendas(db: DbSession, session_ids: list[Any]) -> dict[Any, Any]:
     """The stored agendas of some sessions, keyed by raw session id."""
     found: dict[Any, Any] = {}
     raw_id = type_coerce(Session.id, NullType())  # compare with the raw ids as fetched, unconverted
-    for start in range(0, len(session_ids), AGENDA_BATCH):
-        batch = session_ids[start:start + AGENDA_BATCH]
+    for start in range(0, len(session_ids), ID_BATCH):
+        batch = session_ids[start:start + ID_BATCH]
         found.update(db.execute(select(_raw(Session.id), _raw(Session.agenda)).where(raw_id.in_(batch))).all())
     return found
 
@@ -251,7 +251,7 @@ def _rendered_from(context_key: bytes, row: tuple[Any, ...]) -> str:
 def _stored_blocks(db: DbSession, where: tuple[Any, ...], assignment_ids: list[Any]) -> dict[Any, str]:
     """The stored blocks of some assignments of a feed, by assignment id."""
     query = select(_raw(FeedEvent.assignment_id), FeedEvent.body)
-    if len(assignment_ids) > AGENDA_BATCH:
+    if len(assignment_ids) > ID_BATCH:
         # Most of the feed (a new process): one pass over the feed's rows beats long IN lists.
         query = query.join(Assignment, Assignment.id == FeedEvent.assignment_id).where(*where)
         wanted = set(assignment_ids)
@@ -261,11 +261,10 @@ def _stored_blocks(db: DbSession, where: tuple[Any, ...], assignment_ids: list[A
 
 def _store_blocks(db: DbSession, rendered: list[dict[str, Any]]) -> None:
     """Keep freshly rendered blocks for the next request of any process; a failure costs only a re-render."""
-    dialect = db.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    insert = conflict_insert(db)
     try:
-        for start in range(0, len(rendered), AGENDA_BATCH):
-            statement = insert(FeedEvent).values(rendered[start:start + AGENDA_BATCH])
+        for start in range(0, len(rendered), ID_BATCH):
+            statement = insert(FeedEvent).values(rendered[start:start + ID_BATCH])
             db.execute(statement.on_conflict_do_update(
                 index_elements=[FeedEvent.assignment_id],
                 set_={"rendered_from": statement.excluded.rendered_from, "body": statement.excluded.body},

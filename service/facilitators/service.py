@@ -78,14 +78,12 @@ class RosterRow(NamedTuple):
     exceptions: list[dict[str, str]]
 
 
-# JSON columns as their text: hashable, so a fetched row can key the profile it converts to.
-_ROSTER_COLUMNS = (
-    Facilitator.id, Facilitator.kind, Facilitator.agency_id, Facilitator.unit, Facilitator.email,
-    Facilitator.external_id, Facilitator.active, cast(Facilitator.languages, Text), cast(Facilitator.regions, Text),
-    Facilitator.virtual_ok, Facilitator.timezone, cast(Facilitator.certifications, Text), cast(Facilitator.weekly, Text),
-    cast(Facilitator.exceptions, Text),
+# JSON columns are fetched as their text: hashable, so a fetched row can key the profile it converts to.
+_JSON_FIELDS = frozenset({"languages", "regions", "certifications", "weekly", "exceptions"})
+_ROSTER_COLUMNS = tuple(
+    cast(getattr(Facilitator, name), Text) if name in _JSON_FIELDS else getattr(Facilitator, name)
+    for name in RosterRow._fields
 )
-_JSON_FIELDS = frozenset({7, 8, 11, 12, 13})
 # Profiles by the exact row they were converted from: a changed facilitator is a new key, so an
 # entry is never stale. Per process, bounded by clearing.
 _PROFILES: dict[tuple[Any, ...], FacilitatorProfile] = {}
@@ -98,7 +96,7 @@ def _profile(row: tuple[Any, ...]) -> FacilitatorProfile:
     if profile is None:
         if len(_PROFILES) >= PROFILE_CACHE_SIZE:
             _PROFILES.clear()
-        values = [json.loads(v) if n in _JSON_FIELDS else v for n, v in enumerate(row)]
+        values = [json.loads(v) if name in _JSON_FIELDS else v for name, v in zip(RosterRow._fields, row)]
         profile = _PROFILES[row] = to_profile(RosterRow(*values))
     return profile
 

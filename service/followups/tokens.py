@@ -15,9 +15,9 @@ from datetime import datetime, timezone
 
 from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session as DbSession
 
+from service.db import conflict_insert
 from service.followups.models import ServiceSecret
 
 SALT = "debrief.response.v1"
@@ -51,7 +51,7 @@ def ensure_key(db: DbSession, *, now: datetime) -> str:
     key = stored_key(db)
     if key is not None:
         return key
-    insert = postgresql.insert if db.get_bind().dialect.name == "postgresql" else sqlite.insert
+    insert = conflict_insert(db)
     # Two processes may race to create it: the first insert wins and both read the winner.
     db.execute(insert(ServiceSecret).values(name=GENERATED_KEY, value=new_key(), created_at=now)
                .on_conflict_do_nothing(index_elements=["name"]))

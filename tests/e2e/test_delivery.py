@@ -13,7 +13,6 @@ from pathlib import Path
 from datetime import timedelta
 
 import pytest
-from redis import Redis
 from rq import Queue, SimpleWorker
 from sqlalchemy import create_engine
 
@@ -23,7 +22,7 @@ from service.db import make_session_factory, utcnow
 from service.outbox.models import SENT, OutboxMessage
 from service.outbox.service import email_payload, queue_message
 from tests.conftest import FakeClock
-from tests.e2e.conftest import base_env, start_server, stop
+from tests.e2e.conftest import base_env, issue_key, start_server, stop
 from tests.receivers import SmtpSink, WebhookReceiver
 from workers import queues
 from workers.channels import sign_webhook
@@ -139,11 +138,7 @@ def test_an_incident_reported_to_a_deployment_reaches_everyone_once_despite_a_ki
         with engine.begin() as conn:
             conn.execute(text("INSERT INTO agencies (code, name, timezone, policy, created_at) "
                               "VALUES ('north', 'North Police', 'America/Toronto', '{}', now())"))
-        dispatch, coordinator = (
-            subprocess.run([*cli, "keys", "create", "--role", role, "--agency", "north"],
-                           env=env, check=True, capture_output=True, text=True).stdout.strip()
-            for role in ("dispatch", "coordinator")
-        )
+        dispatch, coordinator = (issue_key(env, role, agency="north") for role in ("dispatch", "coordinator"))
         process, output, port = start_server(["--workers", "2"], env, tmp_path)
         processes.append(process)
         server = Server(f"http://127.0.0.1:{port}", process, output)

@@ -6,7 +6,7 @@ import threading
 
 from sqlalchemy import create_engine, text
 
-from tests.e2e.conftest import Server, base_env, start_server, stop
+from tests.e2e.conftest import Server, base_env, issue_key, start_server, stop
 from tests.factories import facilitator_body, incident_body
 from tests.conftest import wipe
 
@@ -80,11 +80,7 @@ def test_racing_posts_across_gunicorn_workers_on_postgresql(postgres_url, tmp_pa
         with engine.begin() as conn:
             conn.execute(text("INSERT INTO agencies (code, name, timezone, policy, created_at) "
                               "VALUES ('race', 'Race Police', 'America/Toronto', '{}', now())"))
-        key, coordinator = (
-            subprocess.run([*cli, "keys", "create", "--role", role, "--agency", "race"],
-                           env=env, check=True, capture_output=True, text=True).stdout.strip()
-            for role in ("dispatch", "coordinator")
-        )
+        key, coordinator = (issue_key(env, role, agency="race") for role in ("dispatch", "coordinator"))
         process, output, port = start_server(["--workers", "4"], env, tmp_path)
         server = Server(f"http://127.0.0.1:{port}", process, output)
         try:
