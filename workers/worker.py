@@ -16,7 +16,6 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq import Queue, Worker
 from rq.exceptions import StopRequested
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import configure_mappers
 
 from service.config import Config
 from workers import queues
@@ -34,15 +33,14 @@ RESTART_PAUSE = 1.0
 def warm_up(services: Services) -> None:
     """Do once, before the forks, what every work horse would otherwise redo for each job.
 
-    Each job runs in a fresh fork of this process: mapper configuration, the dialect's
-    first-connect queries, compiled statements and lazy imports done here are inherited;
-    left undone, they cost several times a no-op job, every job.
+    Each job runs in a fresh fork of this process: the dialect's first-connect queries,
+    compiled statements and lazy imports done here are inherited (create_app has configured
+    the mappers); left undone, they cost several times a no-op job, every job.
     """
     import email.policy  # noqa: F401 - EmailMessage imports it lazily
 
     from workers.jobs import deliver_message  # RQ would import the job module in every horse
 
-    configure_mappers()
     # No row has this id: the claim is compiled and cached, and nothing changes.
     try:
         deliver_message(services, uuid.UUID(int=0))
