@@ -452,6 +452,7 @@ class Outcome:
     incident_id: str | None = None
     incident_status: str | None = None
     sessions: int = 0
+    reasons: tuple[str, ...] = ()
 
 
 @dataclass
@@ -567,6 +568,7 @@ def drive(phase: Phase) -> PhaseResult:
                 answer = json.loads(data)
                 outcome.incident_id, outcome.incident_status = answer["id"], answer["status"]
                 outcome.sessions = len(answer["sessions"])
+                outcome.reasons = tuple(reason for problem in answer["problems"] for reason in problem["reasons"])
             elif not 200 <= status < 300:
                 key = str(status) if status else error
                 with lock:
@@ -907,6 +909,9 @@ def main(argv: list[str] | None = None) -> int:
                 sessions = sum(o.sessions for o in result.outcomes if o.status == 201) / created
                 notes.append(f"{result.phase.label}: {planned.get('planned', 0)} planned in full, "
                              f"{planned.get('needs_attention', 0)} needs_attention, {sessions:.2f} sessions per incident")
+                reasons = Counter(r for o in result.outcomes if o.status == 201 for r in o.reasons)
+                if reasons:
+                    notes.append(f"{result.phase.label}: problem reasons {dict(reasons.most_common())}")
             for key, bodies in result.samples.items():
                 for body in bodies[:1]:
                     notes.append(f"{result.phase.label}: sample answer for {key}: {body}")

@@ -1,10 +1,12 @@
 """Session use cases: plan an incident, re-plan it, replace a facilitator, and coordinator actions.
 
 Planning is pure (`service.planning`); this module loads its inputs, writes its outputs,
-and makes concurrent planners safe. On PostgreSQL a plan is committed only after the
-rows of the facilitators it books are locked and the plan re-checked against bookings
-committed meanwhile (an exclusion constraint backs this up); on SQLite every write
-transaction holds the database lock from its first statement.
+and makes concurrent planners safe. On PostgreSQL, every transaction that books from the
+pool plans under one advisory lock (`_plan_alone`): planners prefer the same least-loaded
+facilitators, so planning side by side mostly planned twice and threw one plan away. A plan
+is still committed only after the rows of the facilitators it books are locked and the plan
+re-checked against bookings committed meanwhile (an exclusion constraint backs this up); on
+SQLite every write transaction holds the database lock from its first statement.
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ from service.sessions.models import Assignment, Session, SessionParticipant
 
 GROUP_KINDS = ("defusing", "debriefing")
 PLANNING_ATTEMPTS = 4
+# The PostgreSQL advisory lock key of booking from the pool (any constant no other code uses).
+PLANNING_LOCK = 0x44656272  # "Debr"
 INDIVIDUAL_NOTICE = timedelta(hours=4)
 UTC = timezone.utc
 # Bookings loaded one by one: those that started at most this long ago (no session lasts longer).
@@ -217,6 +221,15 @@ def commit(db: DbSession) -> None:
         if _sqlstate(exc) == EXCLUSION_VIOLATION:
             raise LostRace(str(exc.orig)) from None
         raise
+
+
+def _plan_alone(db: DbSession) -> None:
+    """Wait until no other transaction is booking from the pool; held until this one ends.
+
+    Taken before the bookings are read, so the plan sees every booking committed before it.
+    """
+    if _postgres(db):
+        db.execute(select(func.pg_advisory_xact_lock(PLANNING_LOCK)))
 
 
 def _lock_facilitators(db: DbSession, ids: Iterable[int]) -> None:
@@ -398,6 +411,7 @@ def plan_locked(db: DbSession, *, incident: Incident, now: datetime, include_can
     for s in sorted(sessions, key=lambda s: s.created_at):
         latest[(s.group_key, s.kind)] = s
 
+    _plan_alone(db)
     state = load_state(db, now=now, policy=policy)
     to_plan: dict[tuple[str, str], Session | None] = {}
     for key, group in wanted.items():
@@ -591,6 +605,7 @@ def reschedule(db: DbSession, *, caller: Principal, session_id: uuid.UUID, start
                 ]},
             )
         team = sorted(a.facilitator_id for a in session.assignments if a.active)
+        _plan_alone(db)
         _lock_facilitators(db, team)
         state = load_state(db, now=now, policy=policy, facilitator_ids=team)
         blocked = {}
@@ -621,6 +636,7 @@ def replace_facilitator(db: DbSession, *, session: Session, incident: Incident, 
     """
     policy = policy_for(incident.agency)
     facts = incident_facts(incident)
+    _plan_alone(db)
     state = load_state(db, now=now, policy=policy)
     planned = _planned(session)
     found = None
@@ -697,6 +713,7 @@ def book_individual(db: DbSession, *, incident: Incident, person: Personnel, fac
     # Not in the next few hours: the person and the facilitator need time to get there. The planner
     # counts each facilitator's load up to that instant, so the state counts older sessions up to it too.
     earliest = now + INDIVIDUAL_NOTICE
+    _plan_alone(db)
     state = load_state(db, now=earliest, policy=policy)
     outcome = plan_individual(_participant(person), facilitator_kind=facilitator_kind,  # type: ignore[arg-type]
                               accepted_at=now, incident=facts, pool=state.pool, schedule=state.schedule,
