@@ -3,7 +3,8 @@
 `icalendar` escapes TEXT values, quotes parameters (RFC 6868) and folds lines at 75 octets
 without splitting a UTF-8 character or an escape. Rendering one event through it costs about
 half a millisecond, so a feed is assembled from rendered VEVENT blocks that the caller keeps
-(service.calendars.service): a 2,000-event feed re-renders only what changed.
+(service.calendars.service): a 2,000-event feed re-renders only what changed. Likewise the
+invitations to one session share all but two properties, rendered once.
 Pure code: no clock, no database.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import datetime, timedelta, timezone
 from typing import Iterable, Literal, NamedTuple
 
@@ -74,12 +76,9 @@ def _utc(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(microsecond=0)
 
 
-def event_component(event: IcsEvent, organizer: Party, attendee: Party | None = None,
-                    method: InvitationMethod | None = None) -> Event:
-    """The VEVENT of an event: the organizer always, the attendee only in an invitation."""
-    component = Event()
+def _add_event_properties(component: Event, event: IcsEvent, organizer: Party) -> None:
+    """Every property of a VEVENT but its UID and attendee, in the order they are written."""
     stamp = _utc(event.modified_at)
-    component.add("UID", vText(event.uid))
     component.add("DTSTAMP", stamp)
     component.add("DTSTART", _utc(event.starts_at))
     component.add("DTEND", _utc(event.ends_at))
@@ -92,10 +91,22 @@ def event_component(event: IcsEvent, organizer: Party, attendee: Party | None = 
     component.add("LOCATION", vText(clean_text(event.location)))
     component.add("DESCRIPTION", vText(clean_text(event.description)))
     component.add("ORGANIZER", _party(organizer))
+
+
+def _attendee(attendee: Party, method: InvitationMethod | None) -> vCalAddress:
+    # Facilitators decline through the API, not by replying to the message: no RSVP is asked.
+    reply = {"PARTSTAT": "NEEDS-ACTION", "RSVP": "FALSE"} if method == "REQUEST" else {}
+    return _party(attendee, CUTYPE="INDIVIDUAL", ROLE="REQ-PARTICIPANT", **reply)
+
+
+def event_component(event: IcsEvent, organizer: Party, attendee: Party | None = None,
+                    method: InvitationMethod | None = None) -> Event:
+    """The VEVENT of an event: the organizer always, the attendee only in an invitation."""
+    component = Event()
+    component.add("UID", vText(event.uid))
+    _add_event_properties(component, event, organizer)
     if attendee is not None:
-        # Facilitators decline through the API, not by replying to the message: no RSVP is asked.
-        reply = {"PARTSTAT": "NEEDS-ACTION", "RSVP": "FALSE"} if method == "REQUEST" else {}
-        component.add("ATTENDEE", _party(attendee, CUTYPE="INDIVIDUAL", ROLE="REQ-PARTICIPANT", **reply))
+        component.add("ATTENDEE", _attendee(attendee, method))
     return component
 
 
@@ -131,9 +142,49 @@ def feed_document(*, name: str, organizer: Party, events: Iterable[IcsEvent]) ->
 
 
 def invitation_document(*, event: IcsEvent, organizer: Party, attendee: Party, method: InvitationMethod) -> bytes:
-    """An iTIP message (RFC 5546) for one attendee: REQUEST for a booking or a change, CANCEL when it is off."""
+    """An iTIP message (RFC 5546) for one attendee: REQUEST for a booking or a change, CANCEL when it is off.
+
+    Everyone told about one session gets the same event but for its UID and ATTENDEE: the rest
+    is rendered once (`_invitation_template`), and only those two properties for each person.
+    The bytes are those of rendering the whole calendar: icalendar writes each property on lines
+    of its own and orders them by name alone.
+    """
     if (method == "CANCEL") != (event.status == "CANCELLED"):
         raise ValueError(f"method: {method} does not fit an event whose status is {event.status}")
+    own = Event()
+    own.add("UID", vText(event.uid))
+    own.add("ATTENDEE", _attendee(attendee, method))
+    mine = {_property_name(lines).decode("ascii"): lines for lines in _property_lines(own.to_ical())}
+    template = _invitation_template(event._replace(uid=""), organizer, method)
+    return b"".join(lines if isinstance(lines, bytes) else mine[lines] for lines in template)
+
+
+# Stands in for the attendee in a template: any value renders the property in its place.
+_SOMEONE = Party("-", "-@-")
+_PER_PERSON = frozenset((b"UID", b"ATTENDEE"))
+
+
+def _property_lines(document: bytes) -> list[bytes]:
+    """The content lines of a rendered document, each property with its folded continuation lines."""
+    lines: list[bytes] = []
+    for line in document.split(b"\r\n")[:-1]:
+        if line.startswith(b" ") and lines:
+            lines[-1] += line + b"\r\n"
+        else:
+            lines.append(line + b"\r\n")
+    return lines
+
+
+def _property_name(lines: bytes) -> bytes:
+    """The name of the property on these lines (up to its first ';' or ':')."""
+    end = min(i for i in (lines.find(b";"), lines.find(b":")) if i >= 0)
+    return lines[:end].upper()
+
+
+@lru_cache(maxsize=256)
+def _invitation_template(event: IcsEvent, organizer: Party, method: InvitationMethod) -> tuple[bytes, ...]:
+    """An invitation's lines, with each per-person property replaced by its name (a str)."""
     calendar = _calendar(method)
-    calendar.add_component(event_component(event, organizer, attendee, method))
-    return calendar.to_ical()
+    calendar.add_component(event_component(event, organizer, _SOMEONE, method))
+    return tuple(name.decode("ascii") if (name := _property_name(lines)) in _PER_PERSON else lines
+                 for lines in _property_lines(calendar.to_ical()))

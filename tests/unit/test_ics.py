@@ -14,8 +14,11 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from icalendar import Calendar
 
-from service.calendars.ics import IcsEvent, Party, clean_text, event_block, feed_document, invitation_document
+from service.calendars.ics import (
+    PRODID, IcsEvent, Party, clean_text, event_block, event_component, feed_document, invitation_document,
+)
 from service.calendars.render import (
     AgendaPhase, CalendarEntry, event_uid, language_of, render_feed, render_invitation, session_event, wording_for,
 )
@@ -331,3 +334,32 @@ def test_event_block_is_crlf_terminated_lines():
     block = event_block(session_event(ENTRIES[0], wording_for(["fr"])), ORGANIZER)
     assert block.startswith("BEGIN:VEVENT\r\n") and block.endswith("END:VEVENT\r\n")
     check_lines(block.encode("utf-8"))
+
+
+def whole_invitation(event: IcsEvent, organizer: Party, attendee: Party, method: str) -> bytes:
+    """An invitation rendered as one calendar, the way invitation_document's parts must add up to."""
+    calendar = Calendar()
+    for name, value in (("VERSION", "2.0"), ("PRODID", PRODID), ("CALSCALE", "GREGORIAN"), ("METHOD", method)):
+        calendar.add(name, value)
+    calendar.add_component(event_component(event, organizer, attendee, method))
+    return calendar.to_ical()
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(uid=st.text(st.characters(codec="ascii", exclude_categories=("Cc",)), min_size=1, max_size=120),
+       name=text_values(), email=st.emails(), description=text_values(), cancelled=st.booleans())
+def test_an_invitation_assembled_from_its_shared_part_is_the_whole_render(uid, name, email, description, cancelled):
+    event = IcsEvent(
+        uid=uid, sequence=2, status="CANCELLED" if cancelled else "CONFIRMED", starts_at=at("2026-11-23T13:00:00Z"),
+        ends_at=at("2026-11-23T15:30:00Z"), modified_at=at("2026-11-22T15:00:00Z"),
+        summary="Debriefing", location="north-east", description=description,
+    )
+    method = "CANCEL" if cancelled else "REQUEST"
+    attendee = Party(name, email)
+    assert invitation_document(event=event, organizer=ORGANIZER, attendee=attendee, method=method) == whole_invitation(
+        event, ORGANIZER, attendee, method)
+    # The shared part is rendered once: another person's invitation to the same event differs in UID and ATTENDEE only.
+    other = invitation_document(event=event._replace(uid=uid + "-2"), organizer=ORGANIZER,
+                                attendee=Party("Someone else", "else@example.org"), method=method)
+    assert other == whole_invitation(event._replace(uid=uid + "-2"), ORGANIZER, Party("Someone else", "else@example.org"),
+                                     method)
