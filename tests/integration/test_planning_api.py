@@ -5,12 +5,14 @@ from dataclasses import replace
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+import pytest
+from sqlalchemy import select, text
 
 from service.agencies.models import Agency
 from service.incidents.models import Incident
 from service.planning import PlanningPolicy
 from service.sessions.models import Assignment, Session
+from service.sessions import service as sessions_service
 from service.sessions.service import load_state
 
 from tests.factories import incident_body, person
@@ -328,3 +330,27 @@ def test_older_sessions_count_towards_load_without_being_loaded_one_by_one(app, 
             assert [b.start for b in state.schedule.bookings_of(peer)] == [now - timedelta(days=3)]
         short = replace(policy, load_lookback_days=5)
         assert load_state(db, now=now, policy=short).schedule.load(peer, now, short) == 1
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_planners_read_the_pool_under_the_booking_lock(client, keys, monkeypatch):
+    """Concurrent planners would pick the same least-loaded people: they take turns instead of racing."""
+    roster = add_roster(client, keys, clinicians=2, peers=4)
+    locked_when_reading: list[int] = []  # advisory locks the transaction held at each read of the whole pool
+    original = sessions_service.load_state
+
+    def spying(db, **kwargs):
+        if kwargs.get("facilitator_ids") is None:
+            locked_when_reading.append(db.execute(text(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND pid = pg_backend_pid()")).scalar())
+        return original(db, **kwargs)
+
+    monkeypatch.setattr(sessions_service, "load_state", spying)
+    incident = report(client, keys, incident_body())
+    [session] = incident["sessions"]
+    decline = client.post(f"/v1/sessions/{session['id']}/decline",
+                          headers=facilitator_key(client.application, session["facilitators"][0]["id"]))
+    assert decline.status_code == 200, decline.get_json()
+    # Intake, then the replacement of the facilitator who declined: each read the pool holding the lock.
+    assert locked_when_reading == [1, 1]
+    assert {f["id"] for f in decline.get_json()["facilitators"]} <= set(roster)
