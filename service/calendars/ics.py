@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import lru_cache
 from datetime import datetime, timedelta, timezone
+from functools import lru_cache
 from typing import Iterable, Literal, NamedTuple
 
 import icalendar
@@ -182,7 +182,7 @@ def _property_name(lines: bytes) -> bytes:
 
 
 @lru_cache(maxsize=256)
-def _invitation_template(event: IcsEvent, organizer: Party, method: InvitationMethod) -> tuple[bytes, ...]:
+def _invitation_template(event: IcsEvent, organizer: Party, method: InvitationMethod) -> tuple[bytes | str, ...]:
     """An invitation's lines, with each per-person property replaced by its name (a str)."""
     calendar = _calendar(method)
     calendar.add_component(event_component(event, organizer, _SOMEONE, method))
