@@ -1,12 +1,14 @@
 """Session use cases: plan an incident, re-plan it, replace a facilitator, and coordinator actions.
 
 Planning is pure (`service.planning`); this module loads its inputs, writes its outputs,
-and makes concurrent planners safe. On PostgreSQL, every transaction that books from the
-pool plans under one advisory lock (`_plan_alone`): planners prefer the same least-loaded
-facilitators, so planning side by side mostly planned twice and threw one plan away. A plan
-is still committed only after the rows of the facilitators it books are locked and the plan
-re-checked against bookings committed meanwhile (an exclusion constraint backs this up); on
-SQLite every write transaction holds the database lock from its first statement.
+and makes concurrent planners safe. On PostgreSQL, every write that may book from the pool
+runs in `retrying`, which takes one advisory lock (`_plan_alone`) before any row lock:
+planners prefer the same least-loaded facilitators, so side by side they mostly planned twice
+and threw one plan away, and writes that lock rows in different orders (a facilitator's own
+change takes their row first) deadlocked each other. A plan is still committed only after
+the rows of the facilitators it books are locked and the plan re-checked against bookings
+committed meanwhile (an exclusion constraint backs this up); on SQLite every write
+transaction holds the database lock from its first statement.
 """
 
 from __future__ import annotations
@@ -199,9 +201,10 @@ def _sqlstate(exc: DBAPIError) -> str | None:
 
 
 def retrying(db: DbSession, action: Callable[[], T], *, attempts: int = PLANNING_ATTEMPTS) -> T:
-    """Run a write action that commits; after a lost race or a deadlock, roll back and run it again."""
+    """Run a write action that commits, alone on the pool; after a lost race or a deadlock, roll back and run it again."""
     for _attempt in range(attempts):
         try:
+            _plan_alone(db)
             return action()
         except LostRace:
             db.rollback()
@@ -224,9 +227,10 @@ def commit(db: DbSession) -> None:
 
 
 def _plan_alone(db: DbSession) -> None:
-    """Wait until no other transaction is booking from the pool; held until this one ends.
+    """Wait until no other transaction is writing to the plan; held until this one ends.
 
-    Taken before the bookings are read, so the plan sees every booking committed before it.
+    Taken first, before any row lock and before the bookings are read: the plan sees every
+    booking committed before it, and writes that lock rows in different orders cannot deadlock.
     """
     if _postgres(db):
         db.execute(select(func.pg_advisory_xact_lock(PLANNING_LOCK)))
@@ -391,7 +395,7 @@ def plan(db: DbSession, *, incident_id: uuid.UUID, now: datetime, include_cancel
 
 
 def plan_locked(db: DbSession, *, incident: Incident, now: datetime, include_cancelled: bool = False) -> None:
-    """Plan an incident whose row the caller has locked; the caller commits (or retries on LostRace).
+    """Plan an incident whose row the caller has locked, in `retrying`; the caller commits (or retries on LostRace).
 
     A group is (re-)planned when it has never had a session, when its membership changed, or
     when its session is short of a team; never once its session is under way or held. A session
@@ -411,7 +415,6 @@ def plan_locked(db: DbSession, *, incident: Incident, now: datetime, include_can
     for s in sorted(sessions, key=lambda s: s.created_at):
         latest[(s.group_key, s.kind)] = s
 
-    _plan_alone(db)
     state = load_state(db, now=now, policy=policy)
     to_plan: dict[tuple[str, str], Session | None] = {}
     for key, group in wanted.items():
@@ -605,7 +608,6 @@ def reschedule(db: DbSession, *, caller: Principal, session_id: uuid.UUID, start
                 ]},
             )
         team = sorted(a.facilitator_id for a in session.assignments if a.active)
-        _plan_alone(db)
         _lock_facilitators(db, team)
         state = load_state(db, now=now, policy=policy, facilitator_ids=team)
         blocked = {}
@@ -632,11 +634,10 @@ def replace_facilitator(db: DbSession, *, session: Session, incident: Incident, 
     """Take a facilitator off a (locked) session and find a replacement, same time if possible.
 
     Without a replacement the session keeps its reduced team and the incident says what is
-    missing; the caller commits.
+    missing; the caller commits, in `retrying`.
     """
     policy = policy_for(incident.agency)
     facts = incident_facts(incident)
-    _plan_alone(db)
     state = load_state(db, now=now, policy=policy)
     planned = _planned(session)
     found = None
@@ -706,14 +707,13 @@ def book_individual(db: DbSession, *, incident: Incident, person: Personnel, fac
     """Book an individual session for a participant of a (locked) incident who accepted the offer.
 
     60 minutes with one facilitator of the chosen kind, within the policy's days of acceptance;
-    None when no one is free. The caller syncs messages and commits (or retries on LostRace).
+    None when no one is free. The caller syncs messages and commits in `retrying`.
     """
     policy = policy_for(incident.agency)
     facts = incident_facts(incident)
     # Not in the next few hours: the person and the facilitator need time to get there. The planner
     # counts each facilitator's load up to that instant, so the state counts older sessions up to it too.
     earliest = now + INDIVIDUAL_NOTICE
-    _plan_alone(db)
     state = load_state(db, now=earliest, policy=policy)
     outcome = plan_individual(_participant(person), facilitator_kind=facilitator_kind,  # type: ignore[arg-type]
                               accepted_at=now, incident=facts, pool=state.pool, schedule=state.schedule,
