@@ -17,7 +17,7 @@ from redis import Redis
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, configure_mappers, sessionmaker
 
-from service import errors
+from service import errors, ui
 from service.auth import access
 from service.config import Config
 from service.db import make_engine, make_session_factory, utcnow
@@ -102,7 +102,7 @@ def create_app(config: Mapping[str, Any] | Config | None = None, *, clock: Calla
         settings = config
     else:
         settings = Config.from_env().updated(config or {})
-    app = Flask("service", static_folder=None)
+    app = Flask("service", static_folder="static", static_url_path="/static")
     app.config.update(
         MAX_CONTENT_LENGTH=settings.max_content_length,
         API_TITLE="Debrief",
@@ -150,6 +150,7 @@ def create_app(config: Mapping[str, Any] | Config | None = None, *, clock: Calla
 
     metrics.install(app)
     access.install(app)
+    ui.install(app)
     app.before_request(_require_json_body)
     app.teardown_appcontext(close_db_session)
     errors.register_error_handlers(app)
@@ -161,7 +162,7 @@ def create_app(config: Mapping[str, Any] | Config | None = None, *, clock: Calla
 
 
 def _require_json_body() -> None:
-    if request.method in JSON_BODY_METHODS and request.endpoint is not None:
+    if request.method in JSON_BODY_METHODS and request.endpoint is not None and not ui.is_page():
         if not request.is_json and (request.content_length or request.headers.get("Transfer-Encoding")):
             raise errors.UnsupportedMediaType("Send the body as application/json.")
 

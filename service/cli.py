@@ -164,3 +164,32 @@ def keys_create(role: str, agency_code: str | None, facilitator_id: int | None) 
         except DomainError as exc:
             raise click.ClickException(exc.detail) from None
     click.echo(secret)
+
+
+@main.group()
+def catalogs() -> None:
+    """The fr and en catalogs of every text a person reads."""
+
+
+@catalogs.command("update")
+def catalogs_update() -> None:
+    """Extract the texts from the code and templates, update both catalogs and compile them."""
+    from service.catalogs import problems, update
+
+    update()
+    left = [p for p in problems() if "no translation" in p]
+    click.echo(f"catalogs updated; {len(left)} messages still need a translation", err=True)
+    for problem in left:
+        click.echo(f"  {problem}", err=True)
+
+
+@catalogs.command("check")
+def catalogs_check() -> None:
+    """Fail when a catalog is stale, incomplete or not compiled."""
+    from service.catalogs import problems
+
+    found = problems()
+    for problem in found:
+        click.echo(problem, err=True)
+    if found:
+        raise SystemExit(1)

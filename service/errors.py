@@ -150,9 +150,19 @@ def _validation_errors(data: Mapping[str, Any]) -> dict[str, list[str]]:
     return flat
 
 
+def _page_error(status: int) -> Response | None:
+    """The HTML error page when the request was for a page, else None."""
+    from service import ui
+
+    return ui.error_page(status) if ui.is_page() else None
+
+
 def handle_http_exception(error: HTTPException) -> Response:
-    """Render any werkzeug/flask-smorest HTTP error as problem+json."""
+    """Render any werkzeug/flask-smorest HTTP error as problem+json (an HTML page for a page)."""
     status = error.code or 500
+    page = _page_error(status)
+    if page is not None:
+        return page
     data = getattr(error, "data", None) or {}
     errors = _validation_errors(data) if status in (400, 422) and data else None
     detail = data.get("message") or error.description or http.HTTPStatus(status).phrase
@@ -168,7 +178,10 @@ def handle_http_exception(error: HTTPException) -> Response:
 
 
 def handle_domain_error(error: DomainError) -> Response:
-    """Render a domain exception as problem+json."""
+    """Render a domain exception as problem+json (an HTML page for a page)."""
+    page = _page_error(error.status)
+    if page is not None:
+        return page
     headers = {"Retry-After": "5"} if error.status == 503 else None
     if error.status == 401:
         headers = {"WWW-Authenticate": 'Bearer realm="debrief"'}
@@ -182,6 +195,9 @@ def handle_database_down(error: DBAPIError) -> Response:
     """A lost database connection is an outage (503), never a 500."""
     if isinstance(error, OperationalError) or error.connection_invalidated:
         log.warning("database unavailable: %s", type(error.orig).__name__)
+        page = _page_error(503)
+        if page is not None:
+            return page
         return problem_response(
             503, "The database is unavailable; retry shortly.", slug="unavailable",
             headers={"Retry-After": "5"},

@@ -18,6 +18,9 @@ from service.app import create_app
 from service.models import metadata
 from tests.factories import NOW
 
+# Browser fixtures (Chromium, axe-core, a live server) for the page tests.
+pytest_plugins = ["tests.browser"]
+
 PG_URL = os.environ.get("TEST_DATABASE_URL", "postgresql+psycopg://root@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 IN_CI = os.environ.get("CI", "").lower() == "true"

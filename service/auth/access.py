@@ -10,6 +10,7 @@ from flask import Flask, g, request
 
 from service.auth.service import authenticate
 from service.errors import Forbidden, Unauthenticated
+from service.ui import is_page
 from service.web import db_session
 
 
@@ -89,6 +90,8 @@ def enforce_access() -> None:
     """Authenticate the caller and check the matrix; unknown endpoints are closed."""
     if request.endpoint is None or request.method == "OPTIONS":
         return  # routing answers 404/405 itself; OPTIONS reveals only the allowed methods
+    if request.endpoint == "static" or is_page():
+        return  # pages check their own credential (a signed link) and never take an API key
     rule = access_for(request.endpoint, request.method)
     if rule is not None and rule.public:
         return

@@ -1,0 +1,151 @@
+"""Pages in a real headless Chromium: Debian's chromium and chromium-driver, driven by Selenium 4.
+
+The driver's path is given, so Selenium downloads nothing. axe-core (tests/js, pinned by its
+lock file) checks every page against the WCAG 2.2 AA rules. `LiveServer` serves an app made by
+the tests (its clock, its database) over real HTTP in this process, so a test can follow the
+links of the emails the app sends.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+from werkzeug.serving import BaseWSGIServer, make_server
+
+from tests.conftest import missing_service
+
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+CHROMEDRIVER = os.environ.get("CHROMEDRIVER", "/usr/bin/chromedriver")
+AXE = Path(__file__).parent / "js" / "node_modules" / "axe-core" / "axe.min.js"
+AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
+WIDTHS = (360, 1280)
+SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+
+
+def start_chromium():
+    """A headless Chromium with the flags this closed network needs; skips (fails in CI) without one."""
+    if not (shutil.which(CHROMIUM) and shutil.which(CHROMEDRIVER)):
+        missing_service("Chromium and chromedriver (Debian packages chromium, chromium-driver)",
+                        FileNotFoundError(f"{CHROMIUM} or {CHROMEDRIVER}"))
+    if not AXE.exists():
+        missing_service("axe-core (npm ci --prefix tests/js)", FileNotFoundError(str(AXE)))
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--disable-dev-shm-usage", "--window-size=1280,900", "--lang=en-CA"):
+        options.add_argument(flag)
+    return webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """One Chromium for the whole run (pages are independent: no cookie is kept between tests)."""
+    driver = start_chromium()
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture
+def page(browser) -> Iterator[Any]:
+    """The browser, with no cookie and a desktop width; reset after the test."""
+    browser.delete_all_cookies()
+    browser.set_window_size(1280, 900)
+    yield browser
+    browser.delete_all_cookies()
+
+
+def axe_violations(driver) -> list[dict[str, Any]]:
+    """The WCAG 2.2 AA violations axe-core finds on the page shown."""
+    if not driver.execute_script("return typeof window.axe !== 'undefined'"):
+        driver.execute_script(AXE.read_text())
+    result = driver.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "axe.run(document, {runOnly: {type: 'tag', values: arguments[0]}, resultTypes: ['violations']})"
+        ".then(r => done(JSON.stringify(r.violations)), e => done(JSON.stringify([{id: 'axe-error', help: String(e)}])));",
+        AXE_TAGS,
+    )
+    return json.loads(result)
+
+
+def assert_accessible(driver) -> None:
+    """No axe-core violation at 360 px and at 1280 px wide, and nothing wider than a phone at 360 px."""
+    try:
+        for width in WIDTHS:
+            driver.set_window_size(width, 900)
+            violations = axe_violations(driver)
+            assert not violations, f"{driver.current_url} at {width}px: " + "; ".join(
+                f"{v['id']}: {v.get('help')} ({[n.get('target') for n in v.get('nodes', [])][:3]})" for v in violations)
+            if width == 360:
+                overflow = driver.execute_script(
+                    "return document.documentElement.scrollWidth - document.documentElement.clientWidth")
+                assert overflow <= 0, f"{driver.current_url} scrolls sideways at 360px ({overflow}px)"
+    finally:
+        driver.set_window_size(1280, 900)
+
+
+def screenshot(driver, name: str, *, width: int = 360) -> Path:
+    """Save the page shown as docs/screenshots/NAME.png at a phone's width (for the README)."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    driver.set_window_size(width, 900)
+    height = driver.execute_script("return document.documentElement.scrollHeight")
+    driver.set_window_size(width, min(max(height, 600), 2400))
+    path = SCREENSHOTS / f"{name}.png"
+    driver.save_screenshot(str(path))
+    driver.set_window_size(1280, 900)
+    return path
+
+
+@dataclass
+class LiveServer:
+    """An app served over HTTP on 127.0.0.1 from a thread of this process."""
+
+    app: Any
+    server: BaseWSGIServer
+    thread: threading.Thread
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_port}"
+
+    def stop(self) -> None:
+        """Stop serving and wait for the thread."""
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=10)
+
+
+def serve(app, port: int) -> LiveServer:
+    """Serve `app` on `port` (the port its PUBLIC_BASE_URL names)."""
+    server = make_server("127.0.0.1", port, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, name="live-server", daemon=True)
+    thread.start()
+    return LiveServer(app, server, thread)
+
+
+@pytest.fixture
+def live(sqlite_url, clock, sink) -> Iterator[LiveServer]:
+    """The app on SQLite with the test's clock, served over HTTP, its emails going to the SMTP sink."""
+    from service.app import create_app
+    from tests.conftest import wipe
+    from tests.receivers import free_port
+
+    port = free_port()
+    app = create_app({"database_url": sqlite_url, "public_base_url": f"http://127.0.0.1:{port}",
+                      "smtp_url": sink.url}, clock=clock)
+    server = serve(app, port)
+    yield server
+    server.stop()
+    services = app.extensions["debrief"]
+    wipe(services.engine)
+    services.close()
