@@ -53,7 +53,7 @@ def serve(port: int, host: str, workers: int | None, demo: bool) -> None:
 def _serve(port: int, host: str, workers: int | None, demo: bool) -> None:
     from service import migrate
 
-    config = Config.from_env()
+    config = Config.from_env().updated({"demo": demo})
     embedded = config.database_url.startswith("sqlite")
     app = _app(config)
     services = app.extensions["debrief"]

@@ -39,6 +39,8 @@ class Config:
     delivery_visibility_seconds: int = DEFAULT_DELIVERY_VISIBILITY_SECONDS
     # Days after an incident is closed before its participants' personal data is erased.
     retention_days: int = DEFAULT_RETENTION_DAYS
+    # `debrief serve --demo`: the demo's mailbox page shows every email the service would send.
+    demo: bool = False
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod

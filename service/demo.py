@@ -84,6 +84,8 @@ def seed(app: Flask, *, base_url: str) -> str:
         f" \"occurred_at\": \"{occurred_at}\", \"region\": \"north\","
         " \"personnel\": [{\"external_id\": \"B1234\", \"name\": \"Alex Martin\", \"email\": \"alex.martin@example.org\","
         " \"role\": \"officer\", \"unit\": \"patrol-3\", \"exposure\": \"direct\", \"language\": \"en\"}]}'",
+        "",
+        f"Emails the service sends (demo only; open them to answer as a participant or a facilitator): {base_url}/demo/messages",
         f"API docs: {base_url}/docs  (contract: {base_url}/openapi.yaml)",
     ]
     return "\n".join(lines)

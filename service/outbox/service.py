@@ -17,7 +17,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from service.db import new_id
-from service.outbox.models import CHANNELS, CANCELLED, PENDING, QUEUED, OutboxMessage
+from service.outbox.models import CHANNELS, CANCELLED, EMAIL, PENDING, QUEUED, OutboxMessage
 
 
 # Every row of one executemany must name the same columns.
@@ -114,3 +114,15 @@ def cancel_pending(db: Session, *where: ColumnElement[bool]) -> int:
 def get(db: Session, *, id: uuid.UUID) -> OutboxMessage | None:
     """One outbox row by its id."""
     return db.get(OutboxMessage, id)
+
+
+def recent_emails(db: Session, *, limit: int = 200) -> list[OutboxMessage]:
+    """The newest emails owed or sent, newest first (the demo's mailbox)."""
+    return list(db.scalars(select(OutboxMessage).where(OutboxMessage.channel == EMAIL)
+                           .order_by(OutboxMessage.created_at.desc(), OutboxMessage.due_at.desc()).limit(limit)))
+
+
+def email(db: Session, message_id: uuid.UUID) -> OutboxMessage | None:
+    """One email of the outbox."""
+    message = db.get(OutboxMessage, message_id)
+    return message if message is not None and message.channel == EMAIL else None

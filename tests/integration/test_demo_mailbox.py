@@ -1,0 +1,43 @@
+"""The demo's mailbox: every email the service would send, readable in the browser, in demo mode only."""
+
+import re
+
+import pytest
+
+from service.app import create_app
+from tests.conftest import seed_agencies, wipe
+from tests.factories import incident_body
+from tests.integration.planning_helpers import add_roster
+
+
+@pytest.fixture
+def demo_app(database_url, clock):
+    application = create_app({"database_url": database_url, "demo": True}, clock=clock)
+    yield application
+    services = application.extensions["debrief"]
+    wipe(services.engine)
+    services.close()
+
+
+def test_the_mailbox_lists_every_email_and_shows_each_with_its_links(demo_app):
+    client = demo_app.test_client()
+    with demo_app.extensions["debrief"].session_factory() as db:
+        keys = seed_agencies(db)
+    add_roster(client, keys)
+    answer = client.post("/v1/incidents", json=incident_body(), headers=keys.auth("dispatch"))
+    assert answer.status_code == 201, answer.json
+    mailbox = client.get("/demo/messages?lang=en")
+    assert mailbox.status_code == 200
+    html = mailbox.get_data(as_text=True)
+    assert "Demo mailbox" in html
+    first = re.search(r'href="(/demo/messages/[0-9a-f-]+)[^"]*"', html).group(1)
+    letter = client.get(first).get_data(as_text=True)
+    assert "<a href=\"http" in letter  # the message's links can be followed
+    assert client.get("/demo/messages/00000000-0000-0000-0000-000000000000").status_code == 404
+    assert client.get("/demo/messages?lang=fr").get_data(as_text=True).count("Boîte de courriel de démonstration") >= 1
+
+
+def test_there_is_no_mailbox_outside_demo_mode(client):
+    answer = client.get("/demo/messages")
+    assert answer.status_code == 404
+    assert answer.mimetype == "text/html"
