@@ -18,6 +18,7 @@ from service import i18n
 
 PAGE_BLUEPRINTS: set[str] = set()
 LANG_PARAM = "lang"
+API_PREFIXES = ("/v1/", "/openapi", "/docs", "/metrics", "/healthz", "/readyz")
 # No inline script or style, nothing from another host, never framed.
 CONTENT_SECURITY_POLICY = (
     "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; base-uri 'none'; "
@@ -35,8 +36,9 @@ def is_page() -> bool:
     """Whether the current request is for a page rather than the API."""
     if request.blueprint in PAGE_BLUEPRINTS:
         return True
-    # An unrouted path outside the API's prefixes (e.g. a mistyped link) gets a page too.
-    return request.url_rule is None and not request.path.startswith(("/v1/", "/openapi", "/docs", "/metrics"))
+    # An unrouted path outside the API (a mistyped link) gets a page when a browser asks for it.
+    return (request.url_rule is None and not request.path.startswith(API_PREFIXES)
+            and request.accept_mimetypes.best_match(("application/json", "text/html")) == "text/html")
 
 
 def use_language(lang: str | None) -> str:

@@ -53,10 +53,27 @@ def warm_up(services: Services) -> None:
     gc.freeze()  # the horses share these pages instead of copying them on the first collection
 
 
+# How long the worker's pubsub thread (RQ's commands, e.g. kill-horse) waits for a message at a time.
+PUBSUB_POLL_SECONDS = 1.0
+
+
 class DeliveryWorker(Worker):
     """RQ's worker, remembering a stop request: its loop also ends unasked when Redis goes away mid-job."""
 
     stop_requested = False
+
+    def subscribe(self) -> None:
+        """RQ's subscription to its command channel, with a pubsub thread that polls every second.
+
+        RQ lets the thread wait 60 s for a message, and redis-py's PubSubWorkerThread.stop()
+        now waits for that wait to end: a warm shutdown then hung for up to a minute whenever
+        the thread had already read the unsubscribe reply before being told to stop.
+        """
+        self.log.info("Worker %s: subscribing to channel %s", self.name, self.pubsub_channel_name)
+        self.pubsub = self.connection.pubsub()
+        self.pubsub.subscribe(**{self.pubsub_channel_name: self.handle_payload})
+        self.pubsub_thread = self.pubsub.run_in_thread(
+            sleep_time=PUBSUB_POLL_SECONDS, daemon=True, exception_handler=self._pubsub_exception_handler)
 
     def request_stop(self, signum: Any, frame: Any) -> None:
         """Warm shutdown (SIGTERM, SIGINT), noted so that run_worker does not start working again."""

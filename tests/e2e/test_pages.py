@@ -16,7 +16,7 @@ def test_an_unknown_page_is_a_plain_accessible_error_page(live, page, lang):
 
 
 def test_pages_carry_the_security_headers(client):
-    answer = client.get("/r/not-a-link")
+    answer = client.get("/r/not-a-link", headers={"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"})
     assert answer.status_code == 404
     assert answer.mimetype == "text/html"
     csp = answer.headers["Content-Security-Policy"]
@@ -28,10 +28,11 @@ def test_pages_carry_the_security_headers(client):
 
 
 def test_the_api_still_answers_problem_json(client):
-    answer = client.get("/v1/nothing-here")
-    assert answer.status_code == 404
-    assert answer.mimetype == "application/problem+json"
-    assert answer.headers["X-Content-Type-Options"] == "nosniff"
+    for path, accept in (("/v1/nothing-here", "text/html"), ("/nothing-here", "*/*"), ("/nothing-here", "application/json")):
+        answer = client.get(path, headers={"Accept": accept})
+        assert answer.status_code == 404
+        assert answer.mimetype == "application/problem+json"
+        assert answer.headers["X-Content-Type-Options"] == "nosniff"
 
 
 def test_the_stylesheet_is_served_from_this_host(client):

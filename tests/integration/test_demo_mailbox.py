@@ -38,6 +38,6 @@ def test_the_mailbox_lists_every_email_and_shows_each_with_its_links(demo_app):
 
 
 def test_there_is_no_mailbox_outside_demo_mode(client):
-    answer = client.get("/demo/messages")
+    answer = client.get("/demo/messages", headers={"Accept": "text/html"})
     assert answer.status_code == 404
     assert answer.mimetype == "text/html"
