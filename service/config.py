@@ -20,7 +20,10 @@ class Config:
 
     database_url: str = DEFAULT_DATABASE_URL
     redis_url: str | None = None
+    # smtp://host:port, smtp://user:password@host:587 (STARTTLS required) or smtps://... (implicit TLS).
     smtp_url: str | None = None
+    # A private certificate authority for the SMTP server's certificate (PEM).
+    smtp_ca_file: str | None = None
     public_base_url: str = DEFAULT_PUBLIC_BASE_URL
     default_timezone: str = "America/Toronto"
     # A 500-person incident is ~150 KB of JSON; anything far above is not a report.
@@ -51,6 +54,7 @@ class Config:
             database_url=env.get("DATABASE_URL") or DEFAULT_DATABASE_URL,
             redis_url=env.get("REDIS_URL") or None,
             smtp_url=env.get("SMTP_URL") or None,
+            smtp_ca_file=env.get("SMTP_CA_FILE") or None,
             public_base_url=(env.get("PUBLIC_BASE_URL") or DEFAULT_PUBLIC_BASE_URL).rstrip("/"),
             mail_from=env.get("MAIL_FROM") or DEFAULT_MAIL_FROM,
             secret_key=env.get("SECRET_KEY") or None,

@@ -19,6 +19,7 @@ import json
 import logging
 import smtplib
 import socket
+import ssl
 import urllib.error
 import urllib.request
 import uuid
@@ -26,7 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
 from typing import Any, Callable, Mapping, Protocol
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from service.config import Config
 from service.outbox.models import EMAIL, WEBHOOK
@@ -79,14 +80,32 @@ def message_id_header(message_id: uuid.UUID) -> str:
 class SmtpChannel:
     """Email through an SMTP relay: plain text with an optional HTML alternative and attachments."""
 
-    def __init__(self, smtp_url: str, mail_from: str, *, timeout: float = NETWORK_TIMEOUT) -> None:
+    def __init__(self, smtp_url: str, mail_from: str, *, timeout: float = NETWORK_TIMEOUT,
+                 ca_file: str | None = None) -> None:
         parts = urlsplit(smtp_url)
-        if parts.scheme != "smtp" or not parts.hostname:
-            raise ValueError("SMTP_URL must look like smtp://host:port")
+        if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+            raise ValueError("SMTP_URL must look like smtp://host:port, smtp://user:password@host:587 or smtps://host:465")
         self.host = parts.hostname
-        self.port = parts.port or 25
+        self.implicit_tls = parts.scheme == "smtps"
+        self.port = parts.port or (465 if self.implicit_tls else 25)
+        self.username = unquote(parts.username) if parts.username else None
+        self.password = unquote(parts.password) if parts.password else ""
+        # Credentials never travel in clear: with them, smtp:// requires STARTTLS.
+        self.starttls = not self.implicit_tls and self.username is not None
+        self.ca_file = ca_file
         self.mail_from = mail_from
         self.timeout = timeout
+
+    @functools.cached_property
+    def tls(self) -> ssl.SSLContext:
+        """Certificate and host name checked, against SMTP_CA_FILE when given (a private authority)."""
+        return ssl.create_default_context(cafile=self.ca_file)
+
+    def _connect(self) -> smtplib.SMTP:
+        if self.implicit_tls:
+            return smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout, local_hostname=local_hostname(),
+                                    context=self.tls)
+        return smtplib.SMTP(self.host, self.port, timeout=self.timeout, local_hostname=local_hostname())
 
     def compose(self, delivery: Delivery) -> EmailMessage:
         """The MIME message of a delivery."""
@@ -108,7 +127,16 @@ class SmtpChannel:
         """Hand the message to the SMTP server; any refusal is a DeliveryFailed."""
         message = self.compose(delivery)
         try:
-            with smtplib.SMTP(self.host, self.port, timeout=self.timeout, local_hostname=local_hostname()) as smtp:
+            with self._connect() as smtp:
+                if self.starttls:
+                    smtp.ehlo()
+                    if not smtp.has_extn("starttls"):
+                        # Refuse rather than send a password (and health data) in clear.
+                        raise DeliveryFailed("smtp server offers no STARTTLS")
+                    smtp.starttls(context=self.tls)
+                    smtp.ehlo()
+                if self.username is not None:
+                    smtp.login(self.username, self.password)
                 smtp.send_message(message)
         except smtplib.SMTPRecipientsRefused as exc:
             codes = sorted({code for code, _text in exc.recipients.values()})
@@ -116,6 +144,7 @@ class SmtpChannel:
         except smtplib.SMTPResponseException as exc:
             raise DeliveryFailed(f"smtp {exc.smtp_code}") from None
         except (smtplib.SMTPException, OSError) as exc:
+            # ssl.SSLError (a certificate refused) is an OSError: its type, never its text.
             raise DeliveryFailed(f"smtp {type(exc).__name__}") from None
 
 
@@ -187,5 +216,6 @@ class WebhookChannel:
 
 def channels_for(config: Config, clock: Callable[[], datetime]) -> dict[str, Channel]:
     """The channel of each outbox channel name, as configured."""
-    email: Channel = SmtpChannel(config.smtp_url, config.mail_from) if config.smtp_url else LogChannel()
+    email: Channel = (SmtpChannel(config.smtp_url, config.mail_from, ca_file=config.smtp_ca_file)
+                      if config.smtp_url else LogChannel())
     return {EMAIL: email, WEBHOOK: WebhookChannel(config.webhook_secret, clock)}
