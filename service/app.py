@@ -153,6 +153,7 @@ def create_app(config: Mapping[str, Any] | Config | None = None, *, clock: Calla
         app.register_blueprint(demo_pages)
 
     metrics.install(app)
+    metrics.watch_outbox(engine, services.clock)
     access.install(app)
     ui.install(app)
     app.before_request(_require_json_body)

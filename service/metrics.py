@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import os
 import time
+from datetime import datetime
+from typing import Callable, Iterator
 
 from flask import Flask, Response, g, request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client import multiprocess
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+from sqlalchemy import func, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
 
 
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -15,6 +22,8 @@ KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPT
 
 class HttpMetrics:
     """Request counters and latency histograms, labelled by route template (never by path)."""
+
+    outbox: "OutboxCollector | None" = None
 
     def __init__(self) -> None:
         # A registry per app: tests build many apps in one process.
@@ -46,10 +55,52 @@ class HttpMetrics:
                 self.latency.labels(method, route).observe(time.perf_counter() - started)
             return response
 
+    def watch_outbox(self, engine: Engine, clock: Callable[[], datetime]) -> None:
+        """Export the outbox's state (read from the database at each scrape)."""
+        self.outbox = OutboxCollector(engine, clock)
+        self.registry.register(self.outbox)
+
     def exposition(self) -> tuple[bytes, str]:
         """The text exposition; under gunicorn, merged across worker processes."""
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             registry = CollectorRegistry()
             multiprocess.MultiProcessCollector(registry)
+            if self.outbox is not None:
+                registry.register(self.outbox)
             return generate_latest(registry), CONTENT_TYPE_LATEST
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+class OutboxCollector(Collector):
+    """Messages owed and not delivered: what an alert on stuck or dead deliveries watches."""
+
+    def __init__(self, engine: Engine, clock: Callable[[], datetime]) -> None:
+        self.engine = engine
+        self.clock = clock
+
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        """The metrics' names, without reading the database (the registry asks when the app is built)."""
+        yield GaugeMetricFamily("debrief_outbox_messages", "Outbox messages not delivered, by state", labels=["state"])
+        yield GaugeMetricFamily("debrief_outbox_oldest_due_age_seconds", "How long the oldest due, undelivered message has waited")
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        """Pending and dead messages, and how long the oldest due message has waited."""
+        from service.outbox.models import DEAD, PENDING, QUEUED, SENDING, OutboxMessage
+
+        now = self.clock()
+        try:
+            with self.engine.connect() as conn:
+                counts = dict(conn.execute(
+                    select(OutboxMessage.status, func.count()).where(OutboxMessage.status.in_((PENDING, QUEUED, SENDING, DEAD)))
+                    .group_by(OutboxMessage.status)).all())
+                oldest = conn.scalar(select(func.min(OutboxMessage.due_at)).where(
+                    OutboxMessage.status.in_((PENDING, QUEUED, SENDING)), OutboxMessage.due_at <= now))
+        except DBAPIError:
+            return  # the database is down: /readyz says so; the scrape still answers
+        pending = GaugeMetricFamily("debrief_outbox_messages", "Outbox messages not delivered, by state", labels=["state"])
+        for state in (PENDING, QUEUED, SENDING, DEAD):
+            pending.add_metric([state], counts.get(state, 0))
+        yield pending
+        age = (now - oldest).total_seconds() if oldest is not None else 0.0
+        yield GaugeMetricFamily("debrief_outbox_oldest_due_age_seconds",
+                                "How long the oldest due, undelivered message has waited", value=max(age, 0.0))

@@ -94,8 +94,13 @@ def assert_accessible(driver) -> None:
         driver.set_window_size(1280, 900)
 
 
-def screenshot(driver, name: str, *, width: int = 360) -> Path:
-    """Save the page shown as docs/screenshots/NAME.png at a phone's width (for the README)."""
+def screenshot(driver, name: str, *, width: int = 360) -> Path | None:
+    """With UPDATE_SCREENSHOTS=1, save the page shown as docs/screenshots/NAME.png at a phone's width (the README's).
+
+    Otherwise nothing is written: a test run must not change the files of the checkout.
+    """
+    if os.environ.get("UPDATE_SCREENSHOTS") != "1":
+        return None
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     driver.set_window_size(width, 900)
     height = driver.execute_script("return document.documentElement.scrollHeight")

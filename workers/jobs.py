@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Mapping
 
 from flask import current_app
@@ -18,7 +18,8 @@ from sqlalchemy import Connection, select, update
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from service.agencies.models import Agency
-from service.outbox.models import DEAD, PENDING, QUEUED, SENDING, SENT, WEBHOOK, OutboxMessage
+from service.outbox.models import DEAD, EMAIL, PENDING, QUEUED, SENDING, SENT, WEBHOOK, OutboxMessage
+from service.sessions.models import Session
 from workers.channels import Channel, Delivery, DeliveryFailed, channels_for
 
 if TYPE_CHECKING:
@@ -28,6 +29,18 @@ log = logging.getLogger("workers.jobs")
 
 # Waits after the 1st, 2nd, ... failed attempt; the last one repeats until the attempts run out.
 BACKOFF = (timedelta(minutes=1), timedelta(minutes=5), timedelta(minutes=30), timedelta(hours=2), timedelta(hours=6))
+
+# Messages that must reach their person: retried past DELIVERY_MAX_ATTEMPTS while they matter,
+# and the coordinators are told when they die.
+LONG_LIVED = frozenset({"escalation", "escalation_unassigned", "invitation_new", "invitation_moved"})
+ESCALATION_PATIENCE = timedelta(days=3)
+# Three days of attempts at the longest back-off (6 h): the bound for a message that kills its workers.
+LONG_LIVED_EXTRA_ATTEMPTS = 12
+
+
+def attempt_limit(kind: str, max_attempts: int) -> int:
+    """How many attempts a message of this kind may have."""
+    return max_attempts + LONG_LIVED_EXTRA_ATTEMPTS if kind in LONG_LIVED else max_attempts
 
 SKIPPED = "skipped"
 RETRYING = "retrying"
@@ -71,7 +84,7 @@ def deliver_message(services: Services, message_id: uuid.UUID, channels: Mapping
             log.info("message %s: nothing to deliver", message_id)
             return SKIPPED
         attempt = claimed.attempts
-        if attempt > max_attempts:
+        if attempt > attempt_limit(claimed.kind, max_attempts):
             # Only workers dying mid-delivery get here (failures stop at max_attempts below).
             conn.execute(update(OutboxMessage).where(OutboxMessage.id == message_id)
                          .values(status=DEAD, last_error="worker lost the message on every attempt"))
@@ -120,20 +133,65 @@ def _record_sent(conn: Connection, services: Services, message_id: uuid.UUID, at
             time.sleep(RECORD_RETRY_PAUSE)
 
 
+def matters_until(conn: Connection, message_id: uuid.UUID, kind: str) -> datetime | None:
+    """Until when a message that must reach its person is worth retrying; None for the others.
+
+    An escalation matters for 3 days (then a coordinator must act), an invitation until its session
+    starts: an overnight SMTP outage must not kill either after DELIVERY_MAX_ATTEMPTS (about 8.6 h).
+    """
+    if kind not in LONG_LIVED:
+        return None
+    created_at, session_id = conn.execute(
+        select(OutboxMessage.created_at, OutboxMessage.session_id).where(OutboxMessage.id == message_id)).one()
+    horizon = created_at + ESCALATION_PATIENCE
+    if kind.startswith("invitation") and session_id is not None:
+        starts_at = conn.scalar(select(Session.starts_at).where(Session.id == session_id))
+        horizon = starts_at if starts_at is not None else horizon
+    return horizon
+
+
 def _record_failure(conn: Connection, services: Services, message_id: uuid.UUID, attempt: int, reason: str,
                     max_attempts: int, kind: str) -> str:
     now = services.clock()
-    if attempt >= max_attempts:
-        values: dict = {"status": DEAD, "last_error": reason}
-        outcome = DEAD
-    else:
-        values = {"status": PENDING, "due_at": now + backoff(attempt), "last_error": reason}
+    retry_at = now + backoff(attempt)
+    horizon = matters_until(conn, message_id, kind)
+    if attempt < max_attempts or (horizon is not None and retry_at < horizon and attempt < attempt_limit(kind, max_attempts)):
+        values: dict = {"status": PENDING, "due_at": retry_at, "last_error": reason}
         outcome = RETRYING
-    conn.execute(
+    else:
+        values = {"status": DEAD, "last_error": reason}
+        outcome = DEAD
+    changed = conn.execute(
         update(OutboxMessage)
         .where(OutboxMessage.id == message_id, OutboxMessage.status == SENDING, OutboxMessage.attempts == attempt)
         .values(**values)
-    )
+    ).rowcount
+    if changed and outcome == DEAD and horizon is not None:
+        _tell_coordinators(conn, services, message_id, kind, now)
     conn.commit()
     log.warning("message %s (%s) attempt %d failed (%s): %s", message_id, kind, attempt, reason, outcome)
     return outcome
+
+
+def _tell_coordinators(conn: Connection, services: Services, message_id: uuid.UUID, kind: str, now: datetime) -> None:
+    """Queue, in the caller's transaction, the coordinators' alert that a person was never reached."""
+    from service.followups.messages import as_html, as_text, undelivered
+    from service.incidents.models import Incident, Personnel
+    from service.outbox.service import email_payload, queue_messages
+
+    with services.session_factory(bind=conn) as db:
+        message = db.get(OutboxMessage, message_id)
+        incident = db.get(Incident, message.incident_id) if message and message.incident_id else None
+        person = db.get(Personnel, message.personnel_id) if message and message.personnel_id else None
+        coordinators = incident.agency.coordinator_email if incident is not None else None
+        if person is None or not coordinators:
+            log.warning("message %s (%s) dead and no coordinator to tell", message_id, kind)
+            return
+        letter = undelivered(what="escalation" if kind.startswith("escalation") else "invitation", name=person.name,
+                             email=person.email, phone=person.phone, external_id=incident.external_id)
+        queue_messages(db, [dict(
+            dedup_key=f"undelivered:{message_id}", kind="delivery_failed", channel=EMAIL, recipient=coordinators,
+            payload=email_payload(subject=letter.subject, text=as_text(letter), html=as_html(letter)), due_at=now,
+            incident_id=incident.id, agency_id=incident.agency_id, personnel_id=person.id,
+        )], now=now)
+        db.flush()

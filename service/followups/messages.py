@@ -485,3 +485,24 @@ def as_html(letter: Letter) -> str:
     if letter.notice:
         parts.append(f'<hr><p style="font-size:smaller">{e(letter.notice)}</p>')
     return '<!DOCTYPE html><html><head><meta charset="utf-8"></head><body>' + "".join(parts) + "</body></html>"
+
+
+
+def undelivered(*, what: str, name: str, email: str, phone: str | None, external_id: str) -> Letter:
+    """To the CISM coordinators: an escalation or an invitation could not be delivered; someone must reach the person."""
+    from service.i18n import N_, translate
+
+    wording = {
+        "escalation": N_("The message asking a clinician to contact a person involved in incident %(ref)s could not "
+                         "be delivered. Please make sure a clinician reaches them."),
+        "invitation": N_("The invitation of a person involved in incident %(ref)s to their session could not be "
+                         "delivered. Please reach them another way."),
+    }[what]
+    contact = f"{name} <{email}>, {phone or '—'}"
+    subject = [translate(lang, "message not delivered") for lang in ("fr", "en")]
+    explained = [translate(lang, wording, ref=external_id) for lang in ("fr", "en")]
+    confidential = [translate(lang, "Confidential: not for the chain of command.") for lang in ("fr", "en")]
+    return Letter(
+        subject=f"Debrief — {subject[0]} / {subject[1]}: {external_id}",
+        paragraphs=(f"{explained[0]} {contact}", f"{explained[1]} {contact}", f"{confidential[0]} / {confidential[1]}"),
+    )
