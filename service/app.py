@@ -148,6 +148,13 @@ def create_app(config: Mapping[str, Any] | Config | None = None, *, clock: Calla
     for blueprint in blueprints:
         api.register_blueprint(blueprint)
 
+    # Pages for people: outside the API and its spec.
+    from service.facilitators.pages import blp as facilitator_pages
+    from service.sessions.pages import blp as session_pages
+
+    for pages in (facilitator_pages, session_pages):
+        app.register_blueprint(pages)
+
     metrics.install(app)
     access.install(app)
     ui.install(app)
