@@ -152,6 +152,13 @@ def create_app(config: Mapping[str, Any] | Config | None = None, *, clock: Calla
 
         app.register_blueprint(demo_pages)
 
+    # Pages for people: outside the API and its spec.
+    from service.facilitators.pages import blp as facilitator_pages
+    from service.sessions.pages import blp as session_pages
+
+    for pages in (facilitator_pages, session_pages):
+        app.register_blueprint(pages)
+
     metrics.install(app)
     metrics.watch_outbox(engine, services.clock)
     access.install(app)

@@ -23,7 +23,7 @@ METHODS = [
     ("**/templates/**.html", "jinja2"),
     ("**.py", "python"),
 ]
-OPTIONS = {"**/templates/**.html": {"trimmed": "true"}}
+OPTIONS = {"**/templates/**.html": {"trimmed": "true", "silent": "false"}}
 # flask_babel's _() and friends in pages; i18n.translate(lang, msg) and N_() in pure code.
 KEYWORDS = {
     "_": None, "gettext": None, "ngettext": (1, 2), "lazy_gettext": None, "_l": None,

@@ -65,11 +65,12 @@ def _local(moment: datetime, zone: str) -> datetime:
 
 
 def clock(moment: datetime, zone: str, lang: str) -> str:
-    """A time of day in the zone: "15 h", "15 h 30", "3:30 p.m."."""
+    """A time of day in the zone: "15 h", "8 h 30", "3:30 p.m."."""
     local = _local(moment, zone)
-    if lang == "fr" and local.minute == 0:
-        # Québec usage drops the minutes on the hour ("15 h"), which CLDR's short format keeps.
-        return format_time(local, "H' h'", locale=LOCALES["fr"])
+    if lang == "fr":
+        # Québec usage: no leading zero, and no minutes on the hour ("8 h", "8 h 30"); CLDR's short
+        # format says "08 h 00" and "08 h 30".
+        return format_time(local, "H' h'" if local.minute == 0 else "H' h 'mm", locale=LOCALES["fr"])
     return format_time(local, "short", locale=LOCALES[language(lang)])
 
 

@@ -19,9 +19,9 @@ KEY_PREFIX = "dbk_"
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """The caller of a request, as its API key describes it."""
+    """The caller of a request, as its API key describes it (key_id None: a facilitator's signed link)."""
 
-    key_id: int
+    key_id: int | None
     role: str
     agency_id: int | None
     facilitator_id: int | None

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import re
-from datetime import time
-from typing import Any
+from datetime import date, datetime, time, timedelta
+from typing import Any, Mapping
 
 import marshmallow as ma
 
 from service.calendars.schemas import ONLY_ONCE, CalendarUrlRead
-from service.fields import AGENCY_CODE, Instant, PatchSchema, StrictBoolean, TimeZoneName, choice, identifier, text
+from service.fields import (
+    AGENCY_CODE, EARLIEST_YEAR, LATEST_YEAR, Instant, PatchSchema, StrictBoolean, TimeZoneName, choice, identifier, text,
+)
+from service.i18n import N_
 from service.vocabulary import LANGUAGES
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 FACILITATOR_KINDS = ("peer", "clinician")
+MAX_EXCEPTIONS = 500  # dated periods of time off per facilitator
 _CLOCK = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$|^24:00$")
 
 
@@ -59,7 +63,7 @@ class AvailabilitySchema(ma.Schema):
     """Weekly windows plus dated exceptions."""
 
     weekly = ma.fields.List(ma.fields.Nested(WeeklyWindowSchema), required=True, validate=ma.validate.Length(max=70))
-    exceptions = ma.fields.List(ma.fields.Nested(ExceptionSchema), load_default=list, validate=ma.validate.Length(max=500))
+    exceptions = ma.fields.List(ma.fields.Nested(ExceptionSchema), load_default=list, validate=ma.validate.Length(max=MAX_EXCEPTIONS))
 
 
 class CertificationSchema(ma.Schema):
@@ -148,3 +152,58 @@ class FacilitatorPage(ma.Schema):
 
     items = ma.fields.List(ma.fields.Nested(FacilitatorRead), required=True)
     next_cursor = ma.fields.String(allow_none=True, required=True)
+
+
+# -- the facilitator's page: its forms (messages are msgids, translated where the page shows them) ----------
+
+_ENTER_DATE = N_("Enter a date, for example 2026-12-24.")
+_ENTER_TIME = N_("Enter a time, for example 08:30, or leave it empty.")
+
+
+def _form_date(**kwargs: Any) -> ma.fields.Date:
+    return ma.fields.Date(
+        validate=ma.validate.Range(min=date(EARLIEST_YEAR, 1, 1), max=date(LATEST_YEAR, 12, 30), error=_ENTER_DATE),
+        error_messages={"required": N_("Enter a date."), "invalid": _ENTER_DATE}, **kwargs)
+
+
+def _form_time() -> ma.fields.Time:
+    return ma.fields.Time(load_default=None, error_messages={"invalid": _ENTER_TIME})
+
+
+class TimeOffForm(ma.Schema):
+    """The page's form that adds time off: dates and optional times, in the facilitator's time zone.
+
+    An empty start time is the start of the day, an empty end time the end of the day; loads to
+    naive local `start` and `end`.
+    """
+
+    class Meta:
+        unknown = ma.EXCLUDE
+
+    start_date = _form_date(required=True)
+    start_time = _form_time()
+    end_date = _form_date(required=True)
+    end_time = _form_time()
+
+    @ma.pre_load
+    def _blank_is_missing(self, data: Mapping[str, Any], **_kwargs: Any) -> dict[str, Any]:
+        return {k: v.strip() for k, v in data.items() if isinstance(v, str) and v.strip()}
+
+    @ma.post_load
+    def _local_times(self, data: dict[str, Any], **_kwargs: Any) -> dict[str, datetime]:
+        start = datetime.combine(data["start_date"], data["start_time"] or time(0))
+        if data["end_time"] is None:
+            end = datetime.combine(data["end_date"] + timedelta(days=1), time(0))
+        else:
+            end = datetime.combine(data["end_date"], data["end_time"])
+        return {"start": start, "end": end}
+
+
+class TimeOffRemoveForm(ma.Schema):
+    """The page's form that removes one period of time off, named by its instants."""
+
+    class Meta:
+        unknown = ma.EXCLUDE
+
+    start = ma.fields.AwareDateTime(required=True)
+    end = ma.fields.AwareDateTime(required=True)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, replace
-from datetime import date, datetime, time
-from typing import Any, Mapping, NamedTuple
+from datetime import date, datetime, time, timedelta
+from typing import Any, Callable, Mapping, NamedTuple
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Text, cast, select
 from sqlalchemy.orm import Session
@@ -14,8 +15,11 @@ from service.agencies.models import Agency
 from service.auth.service import Principal
 from service.calendars.service import CalendarToken, CalendarUrls, calendar_urls, issue_token
 from service.errors import Forbidden, InvalidInput, NotFound
+from service.facilitators import links
 from service.facilitators.models import Facilitator
-from service.facilitators.schemas import DAYS
+from service.facilitators.schemas import DAYS, MAX_EXCEPTIONS
+from service.followups.outgoing import context
+from service.i18n import N_
 from service.pagination import newest_first, row_id
 from service.planning import Certification, FacilitatorProfile, Interval, WeeklyWindow
 
@@ -236,19 +240,34 @@ def apply_changes(facilitator: Facilitator, changes: Mapping[str, Any]) -> None:
 COORDINATOR_ONLY = frozenset({"active", "certifications", "external_id", "regions", "unit", "email"})
 
 
-def update(*, db: Session, caller: Principal, facilitator_id: int, changes: Mapping[str, Any], now: datetime) -> FacilitatorView:
-    """Change a facilitator; sessions they can no longer take get a replacement."""
-    from service.sessions.service import commit, retrying, revalidate_facilitator
-
+def _check_changes(caller: Principal, changes: Mapping[str, Any]) -> None:
     if caller.role == "facilitator" and (COORDINATOR_ONLY & set(changes)):
         raise Forbidden(
             "A facilitator may not change their own status, certifications, regions, unit, email or personnel id: "
             "the conflict-of-interest and eligibility rules read them."
         )
 
+
+def update(*, db: Session, caller: Principal, facilitator_id: int,
+           changes: Mapping[str, Any] | Callable[[Facilitator], Mapping[str, Any]], now: datetime) -> FacilitatorView:
+    """Change a facilitator; sessions they can no longer take get a replacement.
+
+    `changes` may be a function of the facilitator as they stand once the change holds the pool,
+    for a change made from their current values (adding a period to their time off); when it
+    returns no change, nothing is written.
+    """
+    from service.sessions.service import commit, retrying, revalidate_facilitator
+
+    if isinstance(changes, Mapping):
+        _check_changes(caller, changes)
+
     def attempt() -> Facilitator:
         facilitator = visible(db=db, caller=caller, facilitator_id=facilitator_id)
-        apply_changes(facilitator, changes)
+        wanted = changes if isinstance(changes, Mapping) else changes(facilitator)
+        if not wanted:
+            return facilitator
+        _check_changes(caller, wanted)
+        apply_changes(facilitator, wanted)
         facilitator.updated_at = now
         revalidate_facilitator(db, facilitator=facilitator, now=now)
         commit(db)
@@ -263,3 +282,110 @@ def set_availability(*, db: Session, caller: Principal, facilitator_id: int, ava
         db=db, caller=caller, facilitator_id=facilitator_id, now=now,
         changes={"weekly": availability["weekly"], "exceptions": availability["exceptions"]},
     )
+
+
+# -- a facilitator's own page: their link, their time off -----------------------------------------------
+
+# The longest period of time off one form adds; a longer leave is several periods (or a coordinator's change).
+MAX_TIME_OFF = timedelta(days=366)
+
+
+def from_link(*, db: Session, token: str, now: datetime) -> Facilitator:
+    """The active facilitator a signed page link names.
+
+    links.InvalidToken when the token is forged, malformed or a participant's; links.ExpiredToken
+    once it has expired; NotFound when it names no active facilitator (deactivated, removed).
+    """
+    claim = links.verify(context(db).signing_key(db, now), token, now=now)
+    facilitator = db.get(Facilitator, claim.facilitator_id)
+    if facilitator is None or not facilitator.active:
+        raise NotFound(f"No facilitator {claim.facilitator_id}.")
+    return facilitator
+
+
+def link_caller(facilitator: Facilitator) -> Principal:
+    """The caller a facilitator's own signed link makes: the facilitator, with no API key."""
+    return Principal(key_id=None, role="facilitator", agency_id=facilitator.agency_id, facilitator_id=facilitator.id)
+
+
+@dataclass(frozen=True, slots=True)
+class TimeOff:
+    """A dated period of unavailability, in the facilitator's time zone."""
+
+    start: datetime
+    end: datetime
+
+    @property
+    def from_midnight(self) -> bool:
+        """Whether it starts at the start of a day."""
+        return self.start.time() == time(0)
+
+    @property
+    def to_midnight(self) -> bool:
+        """Whether it ends at the end of a day."""
+        return self.end.time() == time(0)
+
+    @property
+    def last_day(self) -> datetime:
+        """The last day it covers (the day before an end at midnight)."""
+        return self.end - timedelta(days=1) if self.to_midnight else self.end
+
+
+def _periods(facilitator: Facilitator) -> list[TimeOff]:
+    zone = ZoneInfo(facilitator.timezone)
+    return [TimeOff(datetime.fromisoformat(e["start"]).astimezone(zone), datetime.fromisoformat(e["end"]).astimezone(zone))
+            for e in facilitator.exceptions]
+
+
+def _exceptions(periods: list[TimeOff]) -> dict[str, list[dict[str, datetime]]]:
+    return {"exceptions": [{"start": p.start, "end": p.end} for p in periods]}
+
+
+def time_off(facilitator: Facilitator, *, now: datetime) -> list[TimeOff]:
+    """The facilitator's time off that has not ended, earliest first."""
+    return sorted((p for p in _periods(facilitator) if p.end > now), key=lambda p: (p.start, p.end))
+
+
+def _new_time_off(facilitator: Facilitator, start: datetime, end: datetime, now: datetime) -> TimeOff:
+    """A period typed in local time, checked: after its start, not in the past, not too long."""
+    zone = ZoneInfo(facilitator.timezone)
+    period = TimeOff(start.replace(tzinfo=zone), end.replace(tzinfo=zone))
+    errors: dict[str, list[str]] = {}
+    if period.start.date() < now.astimezone(zone).date():
+        errors["start"] = [N_("The start cannot be before today.")]
+    if period.end <= period.start:
+        errors["end"] = [N_("The end must be after the start.")]
+    elif period.end <= now:
+        errors["end"] = [N_("The end must be in the future.")]
+    elif period.end - period.start > MAX_TIME_OFF:
+        errors["end"] = [N_("A period of time off can last at most 366 days.")]
+    if len(facilitator.exceptions) >= MAX_EXCEPTIONS:
+        errors["start"] = [N_("You have too many periods of time off: remove some first.")]
+    if errors:
+        raise InvalidInput("The time off is not valid.", errors=errors)
+    return period
+
+
+def add_time_off(*, db: Session, caller: Principal, facilitator_id: int, start: datetime, end: datetime,
+                 now: datetime) -> FacilitatorView:
+    """Add a period of time off given in the facilitator's local time (naive); sessions it breaks are re-staffed.
+
+    The same change as `set_availability` with one more exception; the same period twice is kept once.
+    """
+    def changes(facilitator: Facilitator) -> Mapping[str, Any]:
+        period = _new_time_off(facilitator, start, end, now)
+        periods = _periods(facilitator)
+        return {} if period in periods else _exceptions([*periods, period])
+
+    return update(db=db, caller=caller, facilitator_id=facilitator_id, changes=changes, now=now)
+
+
+def remove_time_off(*, db: Session, caller: Principal, facilitator_id: int, start: datetime, end: datetime,
+                    now: datetime) -> FacilitatorView:
+    """Remove a period of time off (by its instants); removing one that is gone changes nothing."""
+    def changes(facilitator: Facilitator) -> Mapping[str, Any]:
+        periods = _periods(facilitator)
+        kept = [p for p in periods if (p.start, p.end) != (start, end)]
+        return {} if len(kept) == len(periods) else _exceptions(kept)
+
+    return update(db=db, caller=caller, facilitator_id=facilitator_id, changes=changes, now=now)

@@ -16,6 +16,7 @@ from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 from service.calendars.render import CLOCK_FACES, WORDINGS, language_of
+from service.i18n import translate
 
 LANGUAGES = ("en", "fr")
 NBSP = "\u00a0"
@@ -412,6 +413,13 @@ def escalation(lang: str, *, reason: str, name: str, email: str, phone: str | No
             "This information is confidential: it must not be passed on to the person's chain of command.",
         ),
     )
+
+
+def facilitator_links(lang: str, *, session_url: str | None, own_url: str) -> tuple[Link, ...]:
+    """The links of a facilitator's message: the session's page (none once they are off it) and their own page."""
+    session = () if session_url is None else (
+        Link(translate(lang, "See this session, or say you cannot lead it"), session_url),)
+    return (*session, Link(translate(lang, "Your page (upcoming sessions, time off, calendar)"), own_url))
 
 
 # -- coordinators (bilingual: a team mailbox has no one language) -----------------------------------

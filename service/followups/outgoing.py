@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Iterable
 from urllib.parse import quote
@@ -25,6 +25,7 @@ from service.calendars.ics import Party
 from service.calendars.render import CalendarEntry, agenda_from_rows, render_invitation
 from service.calendars.service import organizer_for
 from service.db import new_id
+from service.facilitators import links as facilitator_links
 from service.facilitators.models import Facilitator
 from service.followups import messages, tokens
 from service.followups.messages import Letter, ResponseLinks, SessionFacts
@@ -250,13 +251,27 @@ def _sync_facilitator(db: DbSession, ctx: MessageContext, out: Outgoing, session
         languages=facilitator.languages, zone=zone, starts_at=assignment.starts_at, ends_at=assignment.ends_at, now=now,
     )
     about = dict(session_id=session.id, facilitator_id=fid)
+    letter = messages.assignment(lang, facts, change=change, reference=str(session.id))
     out.email(dedup_key=f"facilitator:{assignment.id}:{session.sequence}:{state}:{new_id().hex}", kind=f"assignment_{change}",
-              to=facilitator.email, letter=messages.assignment(lang, facts, change=change, reference=str(session.id)),
+              to=facilitator.email, letter=_with_page_links(ctx, db, letter, lang=lang, facilitator_id=fid,
+                                                            session=session if state != OFF else None, sent_at=now, now=now),
               attachments=[attachment], **about)
     if state != OFF and session.starts_at - REMINDER_BEFORE > now:
+        due_at = session.starts_at - REMINDER_BEFORE
+        letter = messages.assignment(lang, facts, change="reminder", reference=str(session.id))
         out.email(dedup_key=f"reminder:{assignment.id}:{session.sequence}:{state}:{new_id().hex}", kind="reminder", to=facilitator.email,
-                  letter=messages.assignment(lang, facts, change="reminder", reference=str(session.id)),
-                  due_at=session.starts_at - REMINDER_BEFORE, **about)
+                  letter=_with_page_links(ctx, db, letter, lang=lang, facilitator_id=fid, session=session, sent_at=due_at, now=now),
+                  due_at=due_at, **about)
+
+
+def _with_page_links(ctx: MessageContext, db: DbSession, letter: Letter, *, lang: str, facilitator_id: int,
+                     session: Session | None, sent_at: datetime, now: datetime) -> Letter:
+    """A facilitator's letter with their signed links: to the session's page (unless they are off it) and to their own page."""
+    expires_at = facilitator_links.expiry(sent_at, session.ends_at if session is not None else None)
+    token = facilitator_links.sign(ctx.signing_key(db, now), facilitator_id=facilitator_id, expires_at=expires_at)
+    session_url = None if session is None else ctx.base_url + facilitator_links.session_path(token, session.id)
+    links = messages.facilitator_links(lang, session_url=session_url, own_url=ctx.base_url + facilitator_links.own_path(token))
+    return replace(letter, links=letter.links + links)
 
 
 def _sync_invitations(db: DbSession, ctx: MessageContext, out: Outgoing, session: Session, people: dict[int, Personnel],

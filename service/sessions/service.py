@@ -673,6 +673,79 @@ def decline(db: DbSession, *, caller: Principal, session_id: uuid.UUID, now: dat
     return _change_session(db, caller=caller, session_id=session_id, now=now, change=change)
 
 
+# -- one facilitator's sessions, as their pages show them ---------------------------------------------------
+
+ON_TEAM, DECLINED, TAKEN_OFF = "on_team", "declined", "taken_off"
+
+
+@dataclass(frozen=True, slots=True)
+class TeamSession:
+    """A session as one facilitator of its team, now or before, sees it: counts of people, never names.
+
+    `standing` is ON_TEAM, DECLINED (they declined it) or TAKEN_OFF (cancelled, replaced, re-planned);
+    off the team, `starts_at` and `ends_at` are the times they were given (the session may have moved since).
+    """
+
+    session: SessionView
+    timezone: str
+    standing: str
+    can_decline: bool
+    starts_at: datetime
+    ends_at: datetime
+
+
+def _team_session(session: Session, zone: str, facilitator_id: int, now: datetime) -> TeamSession | None:
+    mine = [a for a in session.assignments if a.facilitator_id == facilitator_id]
+    if not mine:
+        return None
+    current = next((a for a in mine if a.active), None)
+    if current is not None:
+        standing = ON_TEAM
+    else:
+        current = max(mine, key=lambda a: (a.released_at or a.starts_at, a.id))
+        standing = DECLINED if current.release_reason == "declined" else TAKEN_OFF
+    view = present(session, ZoneInfo(zone))
+    can_decline = standing == ON_TEAM and session.status == "scheduled" and session.starts_at > now
+    return TeamSession(view, zone, standing, can_decline, current.starts_at, current.ends_at)
+
+
+def _with_zones(db: DbSession, *where: Any) -> list[tuple[Session, str]]:
+    """Sessions with their teams and the time zone of their agency, earliest first."""
+    return list(db.execute(
+        select(Session, Agency.timezone).join(Incident, Incident.id == Session.incident_id)
+        .join(Agency, Agency.id == Incident.agency_id).where(*where)
+        .options(selectinload(Session.assignments)).order_by(Session.starts_at, Session.id)
+    ))
+
+
+def team_session(db: DbSession, *, facilitator_id: int, session_id: uuid.UUID, now: datetime) -> TeamSession:
+    """One session as a facilitator who is or was on its team sees it; NotFound for anyone else."""
+    for session, zone in _with_zones(db, Session.id == session_id):
+        seen = _team_session(session, zone, facilitator_id, now)
+        if seen is not None:
+            return seen
+    raise NotFound(f"No session {session_id}.")
+
+
+def upcoming_sessions(db: DbSession, *, facilitator_id: int, now: datetime) -> list[TeamSession]:
+    """The scheduled sessions a facilitator is on that have not ended, earliest first."""
+    mine = select(Assignment.session_id).where(Assignment.facilitator_id == facilitator_id, Assignment.active)
+    rows = _with_zones(db, Session.id.in_(mine), Session.status == "scheduled", Session.ends_at > now)
+    return [seen for session, zone in rows if (seen := _team_session(session, zone, facilitator_id, now)) is not None]
+
+
+def decline_once(db: DbSession, *, caller: Principal, session_id: uuid.UUID, now: datetime) -> TeamSession:
+    """`decline` from the facilitator's session page: a session they already declined or left stays as it is."""
+    seen = team_session(db, facilitator_id=caller.facilitator_id, session_id=session_id, now=now)  # type: ignore[arg-type]
+    if seen.standing == ON_TEAM:
+        try:
+            decline(db, caller=caller, session_id=session_id, now=now)
+        except NotFound:
+            db.rollback()  # off the team meanwhile (the same form sent twice at once): shown as it now stands
+        seen = team_session(db, facilitator_id=caller.facilitator_id, session_id=session_id, now=now)  # type: ignore[arg-type]
+    return seen
+
+
 def revalidate_facilitator(db: DbSession, *, facilitator: Facilitator, now: datetime) -> int:
     """Replace the facilitator on every future session they can no longer take; the caller commits."""
     profile = to_profile(facilitator)

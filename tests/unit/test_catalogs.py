@@ -15,6 +15,7 @@ def test_dates_are_written_the_canadian_way_in_each_language():
     assert i18n.when(moment, "America/Toronto", "fr") == "lundi 7 décembre 2026 à 15 h"
     assert i18n.when(moment.replace(minute=30), "America/Toronto", "fr") == "lundi 7 décembre 2026 à 15 h 30"
     assert i18n.when(moment, "America/Toronto", "en") == "Monday, December 7, 2026 at 3:00\u202fp.m."
+    assert i18n.clock(moment.replace(hour=13, minute=5), "America/Toronto", "fr") == "8 h 05"
 
 
 def test_a_language_is_fr_or_en():
