@@ -147,6 +147,10 @@ def create_app(config: Mapping[str, Any] | Config | None = None, *, clock: Calla
     blueprints = (health_blp, agencies_blp, facilitators_blp, incidents_blp, sessions_blp, calendars_blp, followups_blp, audit_blp)
     for blueprint in blueprints:
         api.register_blueprint(blueprint)
+    # Pages for people: plain Flask blueprints, outside the API and its spec.
+    from service.followups.pages import blp as followup_pages
+
+    app.register_blueprint(followup_pages)
 
     metrics.install(app)
     access.install(app)
