@@ -9,7 +9,7 @@ from tests.factories import incident_body, person
 from tests.integration.planning_helpers import add_roster, facilitator_key
 from workers.relay import in_process_dispatch, relay_once
 
-LINK = re.compile(r"/v1/responses/([^?\s]+)")
+LINK = re.compile(r"/r/([^?/\s]+)")
 PEOPLE = [person(n, name=f"Participant Seeded{n}", email=f"seeded{n}@north.example.org", phone=f"+1 416 555 01{n:02d}")
           for n in range(1, 7)]
 
