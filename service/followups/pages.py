@@ -174,10 +174,8 @@ def unsubscribe(token: str) -> Response:
     """Confirm opting out of all contact about this incident (from expired links too)."""
     shown = service.view(db_session(), token=token, now=now(), expired_ok=True)
     ui.use_language(shown.language)
-    if shown.opted_out:
-        return ui.render("followups/unsubscribed.html", token=token)
-    if not shown.actions:
-        return ui.render("followups/withdrawn.html", token=token, shown=shown)
+    if shown.opted_out or not shown.actions:
+        return _state(token, shown)  # opted out already, or withdrawn: nothing to confirm
     return ui.render("followups/unsubscribe.html", token=token)
 
 
@@ -191,11 +189,9 @@ def unsubscribed(token: str) -> Response:
     if not shown.opted_out and shown.actions:
         try:
             shown = service.respond(db, token=token, answer={"action": "opt_out"}, now=now())
-        except Conflict:
+        except Conflict:  # opted out meanwhile (another click), or the incident was called off
             shown = service.view(db, token=token, now=now(), expired_ok=True)
-    if not shown.opted_out:
-        return ui.render("followups/withdrawn.html", token=token, shown=shown)
-    return ui.render("followups/unsubscribed.html", token=token)
+    return _state(token, shown)
 
 
 # -- what each kind of link shows --------------------------------------------------------------------
@@ -239,8 +235,6 @@ def _answer_invitation(token: str, shown: ResponseView) -> Response:
     form = InvitationForm()
     if not form.validate():
         return _page("followups/invitation.html", token, shown, form)
-    if not shown.answerable:
-        raise Conflict("This session can no longer be answered.")
     answered = service.respond(db_session(), token=token, answer={"action": form.action.data}, now=now())
     return ui.render("followups/invitation_answered.html", token=token, shown=answered)
 
