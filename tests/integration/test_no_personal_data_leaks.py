@@ -31,6 +31,7 @@ def test_a_whole_scenario_leaves_no_personal_data_in_logs_metrics_or_feeds(app, 
     clock.advance(minutes=10)
     for token in tokens[:3]:
         client.get(f"/v1/responses/{token}")
+        client.get(f"/r/{token}")  # the participant's page too
         client.post(f"/v1/responses/{token}", json={"action": "decline"})
     client.post(f"/v1/responses/{tokens[-1]}", json={"action": "opt_out"})
     [session] = [s for s in incident["sessions"] if s["kind"] == "debriefing"]
