@@ -283,7 +283,7 @@ def _answer_checkin(token: str, shown: ResponseView) -> Response:
         return _page("followups/checkin.html", token, shown, form)
     answered = service.respond(db_session(), token=token, now=now(), answer={
         "action": "answer", "contact_requested": form.contact_requested.data == "yes"})
-    return ui.render("followups/checkin_answered.html", token=token, shown=answered)
+    return ui.render("followups/checkin_done.html", token=token, shown=answered)
 
 
 def _screening(token: str, shown: ResponseView, form: FlaskForm, *, status: int = 200) -> Response:
@@ -302,5 +302,5 @@ def _answer_screening(token: str, shown: ResponseView) -> Response:
         "action": "answer", "answers": form.answers(), "contact_requested": form.contact_requested.data == "yes",
         # The language of the text the person answered: recorded with the answers.
         "language": ui.current_language()})
-    return ui.render("followups/screening_answered.html", token=token, shown=answered)
+    return ui.render("followups/checkin_done.html", token=token, shown=answered)
 

@@ -128,6 +128,13 @@ def switch(page) -> None:
     click(page, "a.top__switch")
 
 
+def press(page, selector: str, heading: str) -> None:
+    """Press a button or link, check the page it leads to says `heading`, and check it in both languages."""
+    click(page, selector)
+    assert h1(page) == heading
+    checked_both_languages(page)
+
+
 def checked_both_languages(page) -> None:
     """axe-core on the page shown, then on the same page in the other language (and back)."""
     assert_accessible(page)
@@ -207,9 +214,7 @@ def test_a_participant_books_a_clinician_at_the_second_time_offered_gets_the_ics
     go(page, world.link(OFFICER1, OFFER, "Rencontrer un clinicien"))
     assert h1(page) == "Votre rencontre individuelle"
     checked_both_languages(page)
-    click(page, "button[value=cancel]")
-    assert h1(page) == "Votre rencontre est annulée"
-    checked_both_languages(page)
+    press(page, "button[value=cancel]", "Votre rencontre est annulée")
     # The switch led back to the offer, open again (it was declined by the cancelling).
     assert h1(page) == OFFER and "a été annulée" in page.page_source
     assert not page.find_elements(By.CSS_SELECTOR, "button[value=decline]")
@@ -244,9 +249,7 @@ def test_a_participant_books_a_clinician_at_the_second_time_offered_gets_the_ics
     go(page, world.link(OFFICER3, OFFER).split("?")[0] + "?step=when&choice=clinician")
     assert page.find_elements(By.CSS_SELECTOR, "input[name=starts_at][value=first][type=hidden]")
     checked_both_languages(page)
-    click(page, "button[value=accept]")
-    assert h1(page) == "Nous organisons votre rencontre"
-    checked_both_languages(page)
+    press(page, "button[value=accept]", "Nous organisons votre rencontre")
 
 
 def test_check_ins_and_the_screening_thirty_days_later_reach_a_clinician(world, page, clock):
@@ -266,13 +269,9 @@ def test_check_ins_and_the_screening_thirty_days_later_reach_a_clinician(world, 
     go(page, world.link(OFFICER1, "Comment allez-vous?"))
     assert h1(page) == "Comment allez-vous?"
     checked_both_languages(page)
-    click(page, "#contact_requested-yes")
-    assert h1(page) == "Quelqu’un vous contactera"
-    checked_both_languages(page)
+    press(page, "#contact_requested-yes", "Quelqu’un vous contactera")
     go(page, in_english(world.link(OFFICER2, "Comment allez-vous?")))
-    click(page, "button[value=no]")
-    assert h1(page) == "Thank you"
-    checked_both_languages(page)
+    press(page, "button[value=no]", "Thank you")
     go(page, world.link(OFFICER2, "Comment allez-vous?"))
     assert h1(page) == "Votre réponse a été enregistrée"
     checked_both_languages(page)
@@ -315,18 +314,14 @@ def test_check_ins_and_the_screening_thirty_days_later_reach_a_clinician(world, 
     assert h1(page) == "One month after the incident" and "not been validated" not in page.page_source
     for n in range(1, 6):
         page.find_element(By.ID, f"q{n}-no").click()
-    click(page, "button[value=answer]")
-    assert h1(page) == "Thank you for your answers"
-    checked_both_languages(page)
+    press(page, "button[value=answer]", "Thank you for your answers")
 
 
 def test_opting_out_on_the_page_and_with_a_one_click_post(world, page):
     go(page, world.link(OFFICER1, INVITATION, "Ne plus recevoir de messages"))
     assert h1(page) == "Ne plus recevoir de messages au sujet de cet événement?"
     checked_both_languages(page)
-    click(page, "main button")
-    assert h1(page) == "Vous ne recevrez plus de messages au sujet de cet événement"
-    checked_both_languages(page)
+    press(page, "main button", "Vous ne recevrez plus de messages au sujet de cet événement")
     assert world.followup("offer", 1).status == "cancelled"
     go(page, in_english(world.link(OFFICER2, OFFER, "Ne plus recevoir de messages")))
     assert h1(page) == "Stop all messages about this incident?"
