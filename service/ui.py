@@ -36,7 +36,8 @@ def is_page() -> bool:
     if request.blueprint in PAGE_BLUEPRINTS:
         return True
     # An unrouted path outside the API's prefixes (e.g. a mistyped link) gets a page too.
-    return request.url_rule is None and not request.path.startswith(("/v1/", "/openapi", "/docs", "/metrics"))
+    return request.url_rule is None and not request.path.startswith(
+        ("/v1/", "/openapi", "/docs", "/metrics", "/healthz", "/readyz"))
 
 
 def use_language(lang: str | None) -> str:
