@@ -448,3 +448,17 @@ def test_participant_emails_link_to_the_pages_and_carry_one_click_unsubscribe(ap
         assert client.get(f"/r/{link}").status_code == 200
     to_facilitators = [m for m in mail.messages if m["To"] != "officer1@north.example.org"]
     assert to_facilitators and all(m["List-Unsubscribe"] is None for m in to_facilitators)
+
+
+def test_declining_the_individual_sessions_invitation_cancels_it_and_reopens_the_offer(app, client, incident):
+    offer = token(app, "offer")
+    assert post(client, offer, action="accept", choice="peer", starts_at="first").status_code == 200
+    [session] = individual_sessions(app)
+    link = token_of(app, followup(app, "invitation", session_id=session.id))
+    shown = page(client, link)
+    assert heading(shown) == "Your individual session" and "the session is cancelled" in text(shown)
+    declined = post(client, link, action="decline")
+    assert declined.status_code == 200 and heading(declined) == "Thank you: you will not attend"
+    [session] = individual_sessions(app)
+    assert session.status == "cancelled" and stored(app, "offer").status == "declined"
+    assert 'name="choice"' in text(page(client, offer))
