@@ -152,11 +152,12 @@ def create_app(config: Mapping[str, Any] | Config | None = None, *, clock: Calla
 
         app.register_blueprint(demo_pages)
 
-    # Pages for people: outside the API and its spec.
+    # Pages for people: plain Flask blueprints, outside the API and its spec.
     from service.facilitators.pages import blp as facilitator_pages
+    from service.followups.pages import blp as followup_pages
     from service.sessions.pages import blp as session_pages
 
-    for pages in (facilitator_pages, session_pages):
+    for pages in (followup_pages, facilitator_pages, session_pages):
         app.register_blueprint(pages)
 
     metrics.install(app)

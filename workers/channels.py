@@ -115,6 +115,10 @@ class SmtpChannel:
         message["From"] = self.mail_from
         message["To"] = delivery.recipient
         message["Subject"] = payload["subject"]
+        for name, value in (payload.get("headers") or {}).items():
+            # Extra headers (List-Unsubscribe...) never replace the ones set above.
+            if name not in message:
+                message[name] = value
         message.set_content(payload["text"])
         if payload.get("html"):
             message.add_alternative(payload["html"], subtype="html")

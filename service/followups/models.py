@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, String, Uuid
+from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from service.db import Base, UTCDateTime, new_id
@@ -52,6 +51,13 @@ class Followup(Base):
     positive: Mapped[bool | None] = mapped_column(Boolean)
     contact_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     booked_session_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    # What the answers of a screening were given to: the instrument and its version, the language
+    # of the text shown, the cut-point applied, and whether that language's text is validated.
+    screen_instrument: Mapped[str | None] = mapped_column(String(20))
+    screen_version: Mapped[str | None] = mapped_column(String(10))
+    screen_language: Mapped[str | None] = mapped_column(String(2))
+    screen_cut_point: Mapped[int | None] = mapped_column(Integer)
+    screen_validated: Mapped[bool | None] = mapped_column(Boolean)
     responded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
@@ -80,7 +86,3 @@ class ServiceSecret(Base):
     value: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
-
-def answers_count(answers: list[Any] | None) -> int:
-    """How many items of a screen were answered yes."""
-    return sum(1 for a in answers or () if a is True)

@@ -13,7 +13,7 @@ import hashlib
 import uuid
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 from urllib.parse import quote
 
 from sqlalchemy import inspect, select
@@ -47,7 +47,9 @@ SCREENING_AFTER = timedelta(days=30)
 OFFER_OPEN = timedelta(days=30)
 CHECKIN_OPEN = timedelta(days=14)
 SCREENING_OPEN = timedelta(days=30)
-RESPONSES_PATH = "/v1/responses/"
+# A participant's page (service.followups.pages), and its opt-out page under it.
+RESPONSES_PATH = "/r/"
+UNSUBSCRIBE = "/unsubscribe"
 ESCALATIONS = ("escalation", "escalation_unassigned")
 ICS = "text/calendar; method={method}; charset=utf-8"
 
@@ -115,14 +117,18 @@ class Outgoing:
     rows: list[dict[str, Any]] = field(default_factory=list)
 
     def email(self, *, dedup_key: str, kind: str, to: str, letter: Letter, due_at: datetime | None = None,
-              attachments: Iterable[Attachment] = (), **about: Any) -> None:
+              attachments: Iterable[Attachment] = (), headers: Mapping[str, str] | None = None, **about: Any) -> None:
         """Owe an email."""
         self.rows.append(dict(
             id=new_id(), dedup_key=dedup_key, kind=kind, channel=EMAIL, recipient=to,
             payload=email_payload(subject=letter.subject, text=messages.as_text(letter), html=messages.as_html(letter),
-                                  attachments=attachments),
+                                  attachments=attachments, headers=headers),
             due_at=due_at or self.now, incident_id=self.incident.id, agency_id=self.incident.agency_id, **about,
         ))
+
+    def to_participant(self, links: ResponseLinks, **email: Any) -> None:
+        """Owe an email to a participant: it carries their one-click opt-out (RFC 8058)."""
+        self.email(headers=unsubscribe_headers(links), **email)
 
     def webhook(self, *, dedup_key: str, kind: str, url: str, payload: dict[str, Any]) -> None:
         """Owe a webhook event to the agency."""
@@ -141,6 +147,11 @@ def response_links(ctx: MessageContext, db: DbSession, followup: Followup, now: 
     """The participant's signed links for one follow-up."""
     token = tokens.sign(ctx.signing_key(db, now), followup_id=followup.id, kind=followup.kind, expires_at=followup.expires_at)
     return ResponseLinks(respond=ctx.base_url + RESPONSES_PATH + quote(token))
+
+
+def unsubscribe_headers(links: ResponseLinks) -> dict[str, str]:
+    """The List-Unsubscribe headers of a participant's email: a bare POST to the URL opts out (RFC 8058)."""
+    return {"List-Unsubscribe": f"<{links.respond}{UNSUBSCRIBE}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}
 
 
 def _invitation_ics(ctx: MessageContext, session: Session, *, uid_owner: int, state: str, attendee: Party,
@@ -309,10 +320,11 @@ def _sync_invitations(db: DbSession, ctx: MessageContext, out: Outgoing, session
             ctx, session, uid_owner=participant_uid_owner(person.id), state=state, attendee=Party(person.name, person.email),
             languages=[lang], zone=zone, starts_at=session.starts_at, ends_at=session.ends_at, now=now,
         )
-        out.email(dedup_key=f"participant:{followup.id}:{session.sequence}:{state}:{new_id().hex}", kind=f"invitation_{change}",
-                  to=person.email, letter=messages.invitation(lang, session_facts(session, zone),
-                                                              response_links(ctx, db, followup, now), change=change),
-                  attachments=[attachment], session_id=session.id, personnel_id=person.id, followup_id=followup.id)
+        links = response_links(ctx, db, followup, now)
+        out.to_participant(links, dedup_key=f"participant:{followup.id}:{session.sequence}:{state}:{new_id().hex}",
+                           kind=f"invitation_{change}", to=person.email,
+                           letter=messages.invitation(lang, session_facts(session, zone), links, change=change),
+                           attachments=[attachment], session_id=session.id, personnel_id=person.id, followup_id=followup.id)
 
 
 def _sync_followups(db: DbSession, ctx: MessageContext, out: Outgoing, incident: Incident, sessions: list[Session],
@@ -343,22 +355,22 @@ def _sync_followups(db: DbSession, ctx: MessageContext, out: Outgoing, incident:
             if followup is None:
                 followup = followups[key] = _new_followup(db, incident, pid, kind, key, session_id=None, due_at=due_at,
                                                           expires_at=due_at + open_for, now=now)
-                out.email(dedup_key=f"{key}:{followup.id}", kind=kind, to=person.email,
-                          letter=_followup_letter(kind, lang, response_links(ctx, db, followup, now)), due_at=due_at,
-                          personnel_id=pid, followup_id=followup.id)
+                dedup_key = f"{key}:{followup.id}"
             elif kind == CHECKIN and followup.status == CANCELLED and followup.responded_at is None:
                 # A group session again after theirs was called off: the check-in is owed again.
                 followup.status, followup.due_at, followup.expires_at = OPEN, due_at, due_at + open_for
-                out.email(dedup_key=f"{key}:{followup.id}:{due_at.isoformat()}:{new_id().hex}", kind=kind, to=person.email,
-                          letter=_followup_letter(kind, lang, response_links(ctx, db, followup, now)), due_at=due_at,
-                          personnel_id=pid, followup_id=followup.id)
+                dedup_key = f"{key}:{followup.id}:{due_at.isoformat()}:{new_id().hex}"
             elif kind == CHECKIN and followup.status == OPEN and followup.due_at != due_at and followup.due_at > now:
                 # The group session moved: the check-in not yet sent moves with it, with a link that lasts as long.
                 followup.due_at, followup.expires_at = due_at, due_at + open_for
                 cancel_pending(db, OutboxMessage.followup_id == followup.id)
-                out.email(dedup_key=f"{key}:{followup.id}:{due_at.isoformat()}:{new_id().hex}", kind=kind, to=person.email,
-                          letter=_followup_letter(kind, lang, response_links(ctx, db, followup, now)), due_at=due_at,
-                          personnel_id=pid, followup_id=followup.id)
+                dedup_key = f"{key}:{followup.id}:{due_at.isoformat()}:{new_id().hex}"
+            else:
+                continue
+            links = response_links(ctx, db, followup, now)
+            out.to_participant(links, dedup_key=dedup_key, kind=kind, to=person.email,
+                               letter=_followup_letter(kind, lang, links), due_at=due_at, personnel_id=pid,
+                               followup_id=followup.id)
 
 
 def _followup_letter(kind: str, lang: str, links: ResponseLinks) -> Letter:
@@ -420,9 +432,10 @@ def booking_failed(db: DbSession, *, incident: Incident, person: Personnel, foll
     followup.booked_session_id = None
     out = Outgoing(db, incident, now)
     if person.opted_out_at is None:
-        out.email(dedup_key=f"booking_pending:{followup.id}:{new_id().hex}", kind="booking_pending", to=person.email,
-                  letter=messages.booking_pending(messages.language(person.language), response_links(context(db), db, followup, now)),
-                  personnel_id=person.id, followup_id=followup.id)
+        links = response_links(context(db), db, followup, now)
+        out.to_participant(links, dedup_key=f"booking_pending:{followup.id}:{new_id().hex}", kind="booking_pending",
+                           to=person.email, letter=messages.booking_pending(messages.language(person.language), links),
+                           personnel_id=person.id, followup_id=followup.id)
         if incident.agency.coordinator_email:
             out.email(dedup_key=f"booking_unassigned:{followup.id}:{new_id().hex}", kind="booking_unassigned",
                       to=incident.agency.coordinator_email,

@@ -13,7 +13,7 @@ import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import or_, select
@@ -27,9 +27,9 @@ from service.facilitators.service import to_profile
 from service.followups import messages, tokens
 from service.followups.models import (
     ACCEPTED, ANSWERED, CANCELLED, CHECKIN, DECLINED, INVITATION, OFFER, OPEN, SCREENING, Escalation, Followup,
-    answers_count,
 )
 from service.followups.outgoing import Outgoing, booking_failed, context, sync_incident
+from service.followups.screening import PC_PTSD_5
 from service.incidents.models import Incident, Personnel
 from service.outbox.models import DEAD, SENT, OutboxMessage
 from service.outbox.service import cancel_pending
@@ -41,8 +41,8 @@ from service.sessions.models import Assignment, Session, SessionParticipant
 
 log = logging.getLogger("service.followups")
 
-SCREEN_ITEMS = 5
-POSITIVE_SCREEN = 3  # "yes" answers that make a PC-PTSD-5 screen positive
+SCREEN_ITEMS = len(PC_PTSD_5.items)
+CHOICES = ("peer", "clinician")  # whom a participant may meet in an individual session
 ACTIONS = {
     INVITATION: ("accept", "decline", "opt_out"),
     OFFER: ("accept", "decline", "opt_out"),
@@ -55,6 +55,10 @@ class Gone(DomainError):
     """The link has expired."""
 
     status, slug, title = 410, "gone", "Gone"
+
+
+class TimeTaken(Conflict):
+    """The start a participant chose for their individual session was taken meanwhile."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +74,13 @@ class ResponseView:
     choice: str | None
     questions: list[str]
     opted_out: bool
+    # For the participant's pages (the API shows only the fields above):
+    timezone: str = "UTC"  # the agency's, where times are shown
+    occurred_at: datetime | None = None
+    due_at: datetime | None = None
+    answerable: bool = False  # its main action (accept, answer) can be taken now
+    cancellable: bool = False  # an offer whose booked session can still be cancelled
+    contact_expected: bool = False  # a clinician was asked to reach the person (positive screen, or asked for)
 
 
 def _claim(db: DbSession, token: str, now: datetime, *, expired_ok: bool = False) -> tokens.ResponseClaim:
@@ -102,7 +113,7 @@ def _session_view(db: DbSession, session_id: uuid.UUID | None, zone: ZoneInfo) -
     }
 
 
-def _view(db: DbSession, followup: Followup, person: Personnel, incident: Incident) -> ResponseView:
+def _view(db: DbSession, followup: Followup, person: Personnel, incident: Incident, now: datetime) -> ResponseView:
     lang = messages.language(person.language)
     zone = ZoneInfo(incident.agency.timezone)
     opted_out = person.opted_out_at is not None
@@ -112,6 +123,15 @@ def _view(db: DbSession, followup: Followup, person: Personnel, incident: Incide
         actions: list[str] = []
     else:
         actions = list(ACTIONS[followup.kind]) if open_ else ["opt_out"]
+    session = db.get(Session, followup.booked_session_id or followup.session_id) if (
+        followup.booked_session_id or followup.session_id) else None
+    upcoming = session is not None and session.status == "scheduled" and session.starts_at > now
+    if followup.kind == INVITATION:
+        answerable = bool(actions) and open_ and upcoming
+    elif followup.kind == OFFER:
+        answerable = bool(actions) and open_
+    else:
+        answerable = bool(actions) and open_ and followup.due_at <= now
     return ResponseView(
         kind=followup.kind, status=followup.status, language=lang, expires_at=followup.expires_at.astimezone(zone),
         actions=actions,
@@ -119,22 +139,81 @@ def _view(db: DbSession, followup: Followup, person: Personnel, incident: Incide
         choice=followup.choice,
         questions=list(messages.SCREEN_ITEMS[lang]) if followup.kind == SCREENING else [],
         opted_out=opted_out,
+        timezone=incident.agency.timezone, occurred_at=incident.occurred_at.astimezone(zone),
+        due_at=followup.due_at.astimezone(zone), answerable=answerable,
+        cancellable=bool(actions) and followup.kind == OFFER and followup.status == ACCEPTED and upcoming,
+        contact_expected=bool(followup.positive or followup.contact_requested),
     )
 
 
-def view(db: DbSession, *, token: str, now: datetime) -> ResponseView:
-    """The follow-up a link opens, as its participant sees it."""
+def view(db: DbSession, *, token: str, now: datetime, expired_ok: bool = False) -> ResponseView:
+    """The follow-up a link opens, as its participant sees it (`expired_ok`: also once expired, for opting out)."""
+    followup = _load(db, _claim(db, token, now, expired_ok=expired_ok), now, expired_ok=expired_ok)
+    person = db.get(Personnel, followup.personnel_id)
+    incident = db.get(Incident, followup.incident_id)
+    assert person is not None and incident is not None
+    return _view(db, followup, person, incident, now)
+
+
+def offer_times(db: DbSession, *, token: str, choice: str, now: datetime) -> list[datetime]:
+    """The starts an open offer can be booked at now with a facilitator of `choice`, earliest first; books nothing."""
     followup = _load(db, _claim(db, token, now), now)
     person = db.get(Personnel, followup.personnel_id)
     incident = db.get(Incident, followup.incident_id)
     assert person is not None and incident is not None
-    return _view(db, followup, person, incident)
+    if followup.kind != OFFER:
+        raise InvalidInput("Only the offer of an individual session has times.", errors={"action": ["Not an offer."]})
+    if choice not in CHOICES:
+        raise InvalidInput("Say whom you would like to meet.", errors={"choice": ["Required: peer or clinician."]})
+    if not _view(db, followup, person, incident, now).answerable:
+        raise Conflict("This offer can no longer be taken up.")
+    return sessions.individual_starts(db, incident=incident, person=person, facilitator_kind=choice, now=now)
 
 
 def respond(db: DbSession, *, token: str, answer: Mapping[str, Any], now: datetime) -> ResponseView:
-    """Apply a participant's answer (accept, decline, answer, opt_out) and queue what it causes."""
+    """Apply a participant's answer (accept, decline, answer, opt_out) and queue what it causes.
+
+    Besides the API's fields, `answer` may carry `starts_at` (accepting the offer at one of
+    `offer_times`) and `language` (the language of the screening text the person answered).
+    """
+    action = answer["action"]
+
+    def apply(incident: Incident, person: Personnel, followup: Followup) -> None:
+        if action not in ACTIONS[followup.kind]:
+            raise InvalidInput("That action does not apply to this link.",
+                               errors={"action": [f"Must be one of: {', '.join(ACTIONS[followup.kind])}."]})
+        _check_open(incident, person)
+        if action == "opt_out":
+            _opt_out(db, incident, person, now)
+        elif followup.kind == INVITATION:
+            _answer_invitation(db, incident, followup, action, now)
+        elif followup.kind == OFFER:
+            _answer_offer(db, incident, person, followup, action, answer.get("choice"), now, answer.get("starts_at"))
+        else:
+            _answer_checkin(db, incident, person, followup, answer, now)
+
     # Opting out works from every message ever sent, however old: "stop all contact" never expires.
-    expired_ok = answer.get("action") == "opt_out"
+    return _act(db, token, now, apply, expired_ok=action == "opt_out")
+
+
+def cancel_booked(db: DbSession, *, token: str, now: datetime) -> ResponseView:
+    """Cancel the individual session booked through an offer (as declining its invitation does)."""
+
+    def apply(incident: Incident, person: Personnel, followup: Followup) -> None:
+        if followup.kind != OFFER:
+            raise InvalidInput("Only an offer's booked session can be cancelled here.", errors={"action": ["Not an offer."]})
+        _check_open(incident, person)
+        session = db.get(Session, followup.booked_session_id) if followup.booked_session_id else None
+        if followup.status != ACCEPTED or session is None or session.status != "scheduled" or session.starts_at <= now:
+            raise Conflict("There is no upcoming session to cancel.")
+        _cancel_individual(db, incident, followup.personnel_id, session, now)
+
+    return _act(db, token, now, apply)
+
+
+def _act(db: DbSession, token: str, now: datetime, apply: Callable[[Incident, Personnel, Followup], None], *,
+         expired_ok: bool = False) -> ResponseView:
+    """Apply a participant's action to the follow-up of a link, under the incident's lock, and queue what it causes."""
     claim = _claim(db, token, now, expired_ok=expired_ok)
     incident_id = _load(db, claim, now, expired_ok=expired_ok).incident_id
 
@@ -144,27 +223,24 @@ def respond(db: DbSession, *, token: str, answer: Mapping[str, Any], now: dateti
         followup = _load(db, claim, now, expired_ok=expired_ok)
         db.refresh(followup)
         person = next(p for p in incident.personnel if p.id == followup.personnel_id)
-        action = answer["action"]
-        if action not in ACTIONS[followup.kind]:
-            raise InvalidInput("That action does not apply to this link.",
-                               errors={"action": [f"Must be one of: {', '.join(ACTIONS[followup.kind])}."]})
-        if incident.status == "cancelled":
-            raise Conflict("This follow-up was withdrawn.")
-        if person.opted_out_at is not None:
-            raise Conflict("You opted out of all contact; nothing more will be sent to you.")
-        if action == "opt_out":
-            _opt_out(db, incident, person, now)
-        elif followup.kind == INVITATION:
-            _answer_invitation(db, incident, followup, action, now)
-        elif followup.kind == OFFER:
-            _answer_offer(db, incident, person, followup, action, answer.get("choice"), now)
-        else:
-            _answer_checkin(db, incident, person, followup, answer, now)
+        apply(incident, person, followup)
         sync_incident(db, incident, now)
         sessions.commit(db)
-        return _view(db, followup, person, incident)
+        return _view(db, followup, person, incident, now)
 
-    return sessions.retrying(db, attempt)
+    try:
+        return sessions.retrying(db, attempt)
+    except DomainError:
+        # Nothing of a refused action stays in the session: the caller may go on reading with it.
+        db.rollback()
+        raise
+
+
+def _check_open(incident: Incident, person: Personnel) -> None:
+    if incident.status == "cancelled":
+        raise Conflict("This follow-up was withdrawn.")
+    if person.opted_out_at is not None:
+        raise Conflict("You opted out of all contact; nothing more will be sent to you.")
 
 
 def _opt_out(db: DbSession, incident: Incident, person: Personnel, now: datetime) -> None:
@@ -186,13 +262,25 @@ def _answer_invitation(db: DbSession, incident: Incident, followup: Followup, ac
     followup.status = ACCEPTED if action == "accept" else DECLINED
     followup.responded_at = now
     if session.kind == "individual" and action == "decline":
-        # One person's session: without them it is off, and its facilitator is freed and told.
-        sessions.cancel_individual_sessions(db, incident=incident, personnel_id=followup.personnel_id, now=now,
-                                            session_id=session.id)
+        _cancel_individual(db, incident, followup.personnel_id, session, now)
+
+
+def _cancel_individual(db: DbSession, incident: Incident, personnel_id: int, session: Session, now: datetime) -> None:
+    """The person calls their individual session off: it is cancelled, and the offer may be taken up again."""
+    # One person's session: without them it is off, and its facilitator is freed and told.
+    sessions.cancel_individual_sessions(db, incident=incident, personnel_id=personnel_id, now=now, session_id=session.id)
+    related = db.scalars(select(Followup).where(
+        Followup.personnel_id == personnel_id,
+        or_(Followup.session_id == session.id, Followup.booked_session_id == session.id)))
+    for followup in related:
+        if followup.kind == INVITATION and followup.status in (OPEN, ACCEPTED):
+            followup.status, followup.responded_at = DECLINED, now
+        elif followup.kind == OFFER and followup.status == ACCEPTED:
+            followup.status, followup.responded_at = DECLINED, now
 
 
 def _answer_offer(db: DbSession, incident: Incident, person: Personnel, followup: Followup, action: str,
-                  choice: str | None, now: datetime) -> None:
+                  choice: str | None, now: datetime, starts_at: datetime | None = None) -> None:
     if followup.status in (ACCEPTED, CANCELLED):
         raise Conflict("This offer was already taken up." if followup.status == ACCEPTED else "This offer was withdrawn.")
     if action == "decline":
@@ -201,15 +289,18 @@ def _answer_offer(db: DbSession, incident: Incident, person: Personnel, followup
         followup.status = DECLINED
         followup.responded_at = now
         return
-    if choice not in ("peer", "clinician"):
+    if choice not in CHOICES:
         raise InvalidInput("Say whom you would like to meet.", errors={"choice": ["Required: peer or clinician."]})
     followup.status = ACCEPTED
     followup.choice = choice
     followup.responded_at = now
-    booked = sessions.book_individual(db, incident=incident, person=person, facilitator_kind=choice, now=now)
+    booked = sessions.book_individual(db, incident=incident, person=person, facilitator_kind=choice, now=now,
+                                      starts_at=starts_at)
     if booked is not None:
         followup.booked_session_id = booked.id
         return
+    if starts_at is not None:
+        raise TimeTaken("That time is no longer free; choose another.")
     # No one free within the window: the coordinators arrange it, and the person is told so.
     booking_failed(db, incident=incident, person=person, followup=followup, now=now)
 
@@ -224,8 +315,12 @@ def _answer_checkin(db: DbSession, incident: Incident, person: Personnel, follow
     answers = answer.get("answers")
     if followup.kind == SCREENING:
         if answers is not None:
+            shown = messages.language(answer.get("language") or person.language)
             followup.answers = [bool(a) for a in answers]
-            followup.positive = answers_count(followup.answers) >= POSITIVE_SCREEN
+            followup.positive = PC_PTSD_5.positive(followup.answers)
+            followup.screen_instrument, followup.screen_version = PC_PTSD_5.name, PC_PTSD_5.version
+            followup.screen_language, followup.screen_cut_point = shown, PC_PTSD_5.cut_point
+            followup.screen_validated = PC_PTSD_5.validated(shown)
         elif contact is not True:
             # Asking for a call without answering is fine; saying nothing at all is not an answer.
             raise InvalidInput("Answer the five questions, or ask to be contacted.",

@@ -10,7 +10,7 @@ import base64
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -43,9 +43,10 @@ class Attachment:
     data: bytes
 
 
-def email_payload(*, subject: str, text: str, html: str | None = None, attachments: Sequence[Attachment] = ()) -> dict[str, Any]:
-    """The JSON payload of an email (rendered by the caller), attachments in base64."""
-    return {
+def email_payload(*, subject: str, text: str, html: str | None = None, attachments: Sequence[Attachment] = (),
+                  headers: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The JSON payload of an email (rendered by the caller), attachments in base64, extra headers if any."""
+    payload: dict[str, Any] = {
         "subject": subject,
         "text": text,
         "html": html,
@@ -54,6 +55,9 @@ def email_payload(*, subject: str, text: str, html: str | None = None, attachmen
             for a in attachments
         ],
     }
+    if headers:
+        payload["headers"] = dict(headers)
+    return payload
 
 
 def attachments_of(payload: dict[str, Any]) -> list[Attachment]:

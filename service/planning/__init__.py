@@ -4,7 +4,7 @@ from service.planning.agenda import build_agenda, session_minutes, session_windo
 from service.planning.eligibility import ineligibility_reasons
 from service.planning.groups import split_into_groups
 from service.planning.planner import (
-    find_replacement, individual_ref, plan_incident, plan_individual, plan_surge, session_ref,
+    find_replacement, individual_ref, individual_starts, plan_incident, plan_individual, plan_surge, session_ref,
 )
 from service.planning.policy import PlanningPolicy
 from service.planning.pool import FacilitatorPool
@@ -18,6 +18,6 @@ __all__ = [
     "AgendaItem", "Booking", "Certification", "FACILITATOR_REASONS", "FacilitatorPool", "FacilitatorProfile",
     "GROUP_REASONS", "Group", "IncidentFacts", "IncidentPlan", "Interval", "Participant", "PlannedSession",
     "PlanningPolicy", "Problem", "Schedule", "TeamRequirement", "WeeklyWindow", "build_agenda",
-    "find_replacement", "individual_ref", "ineligibility_reasons", "plan_incident", "plan_individual",
+    "find_replacement", "individual_ref", "individual_starts", "ineligibility_reasons", "plan_incident", "plan_individual",
     "plan_surge", "session_minutes", "session_ref", "session_window", "split_into_groups", "team_requirements",
 ]

@@ -725,8 +725,69 @@ def plan_surge(incidents: Iterable[IncidentFacts], pool: FacilitatorPool, schedu
 
 def plan_individual(participant: Participant, *, facilitator_kind: FacilitatorKind, accepted_at: datetime,
                     incident: IncidentFacts, pool: FacilitatorPool, schedule: Schedule, policy: PlanningPolicy,
-                    now: datetime) -> PlannedSession | Problem:
-    """Book a 60-minute session with one facilitator of the chosen kind within 7 days of acceptance."""
+                    now: datetime, starts_at: datetime | None = None) -> PlannedSession | Problem:
+    """Book a 60-minute session with one facilitator of the chosen kind within 7 days of acceptance.
+
+    At its earliest feasible start, or at `starts_at` only (one of `individual_starts`) when given.
+    """
+    run, spec, window = _individual(participant, facilitator_kind, accepted_at, incident, pool, schedule, policy, now)
+    ref = individual_ref(incident.ref, participant.key)
+    if starts_at is None:
+        return run.place(spec, window, group_key=None, ref=ref)
+    require_aware("starts_at", starts_at)
+    slots = run.slots(spec, window)
+    chosen = [slot for slot in slots if slot.start == starts_at.astimezone(UTC)]
+    if not chosen:
+        return Problem(None, spec.kind, (WINDOW_CLOSED,))
+    found = run.search(spec, [(chosen[0], _PREFERRED_MODES)], slots[0].day, key=("at", chosen[0].start))
+    if isinstance(found, _Found):
+        return run.book(spec, found.slot, found.mode, found.team, group_key=None, ref=ref)
+    return Problem(None, spec.kind, run.diagnose(spec, chosen, found))
+
+
+def individual_starts(participant: Participant, *, facilitator_kind: FacilitatorKind, accepted_at: datetime,
+                      incident: IncidentFacts, pool: FacilitatorPool, schedule: Schedule, policy: PlanningPolicy,
+                      now: datetime, days: int = 5, least: int = 3) -> list[datetime]:
+    """The starts `plan_individual` could book now, earliest first, without booking any.
+
+    The earliest feasible start of each of the first `days` days that have one; when fewer
+    than `least` days do, the next feasible starts of those days too, up to `least` in all.
+    Each is found by the same search that books, so booking one of them (`starts_at`) only
+    fails when someone else took it meanwhile.
+    """
+    run, spec, window = _individual(participant, facilitator_kind, accepted_at, incident, pool, schedule, policy, now)
+    slots = run.slots(spec, window)
+    if not slots:
+        return []
+    first_day = slots[0].day
+
+    def earliest(candidates: list[_Slot], key: object) -> _Slot | None:
+        if not candidates:
+            return None
+        found = run.search(spec, [(slot, _PREFERRED_MODES) for slot in candidates], first_day, key=key)
+        return found.slot if isinstance(found, _Found) else None
+
+    chosen: list[_Slot] = []
+    after = 0
+    while len(chosen) < days:
+        slot = earliest(slots[after:], ("starts", after))
+        if slot is None:
+            break
+        chosen.append(slot)
+        after = next((i for i, s in enumerate(slots) if s.day > slot.day), len(slots))
+    while chosen and len(chosen) < least:
+        taken = {slot.start for slot in chosen}
+        slot = earliest([s for s in slots if s.start not in taken], ("more", frozenset(taken)))
+        if slot is None:
+            break
+        chosen.append(slot)
+    return sorted(slot.start for slot in chosen)
+
+
+def _individual(participant: Participant, facilitator_kind: FacilitatorKind, accepted_at: datetime,
+                incident: IncidentFacts, pool: FacilitatorPool, schedule: Schedule, policy: PlanningPolicy,
+                now: datetime) -> tuple[_Run, _Spec, Interval]:
+    """The planning run, session spec and window of a participant's individual session."""
     if facilitator_kind not in ("peer", "clinician"):
         raise ValueError(f"facilitator_kind: expected peer or clinician, got {facilitator_kind!r}")
     require_aware("accepted_at", accepted_at)
@@ -734,8 +795,7 @@ def plan_individual(participant: Participant, *, facilitator_kind: FacilitatorKi
     clinician = facilitator_kind == "clinician"
     spec = _Spec(incident, "individual", participant.language, incident.region,
                  TeamRequirement(1, int(clinician), int(not clinician)), facilitator_kind)
-    window = session_window("individual", accepted_at, policy)
-    return run.place(spec, window, group_key=None, ref=individual_ref(incident.ref, participant.key))
+    return run, spec, session_window("individual", accepted_at, policy)
 
 
 def find_replacement(session: PlannedSession, *, leaving_facilitator_id: int, incident: IncidentFacts, group: Group,

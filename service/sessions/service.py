@@ -38,6 +38,7 @@ from service.planning import (
     AgendaItem, Booking, FacilitatorPool, FacilitatorProfile, Group, IncidentFacts, Participant, PlannedSession, PlanningPolicy,
     Schedule, build_agenda, find_replacement, ineligibility_reasons, plan_incident, plan_individual, split_into_groups,
 )
+from service.planning import individual_starts as planned_starts
 from service.planning.agenda import session_window
 from service.planning.timegrid import grid_starts
 from service.sessions.models import Assignment, Session, SessionParticipant
@@ -775,12 +776,27 @@ def revalidate_facilitator(db: DbSession, *, facilitator: Facilitator, now: date
     return replaced
 
 
+def individual_starts(db: DbSession, *, incident: Incident, person: Personnel, facilitator_kind: str,
+                      now: datetime) -> list[datetime]:
+    """The starts a participant may choose for their individual session now, earliest first (nothing is booked).
+
+    The same rules as `book_individual`, which re-checks the one chosen under the pool's lock.
+    """
+    policy = policy_for(incident.agency)
+    earliest = now + INDIVIDUAL_NOTICE
+    state = load_state(db, now=earliest, policy=policy)
+    return planned_starts(_participant(person), facilitator_kind=facilitator_kind,  # type: ignore[arg-type]
+                          accepted_at=now, incident=incident_facts(incident), pool=state.pool,
+                          schedule=state.schedule, policy=policy, now=earliest)
+
+
 def book_individual(db: DbSession, *, incident: Incident, person: Personnel, facilitator_kind: str,
-                    now: datetime) -> Session | None:
+                    now: datetime, starts_at: datetime | None = None) -> Session | None:
     """Book an individual session for a participant of a (locked) incident who accepted the offer.
 
-    60 minutes with one facilitator of the chosen kind, within the policy's days of acceptance;
-    None when no one is free. The caller syncs messages and commits in `retrying`.
+    60 minutes with one facilitator of the chosen kind, within the policy's days of acceptance,
+    at the earliest feasible start or at `starts_at` (one of `individual_starts`); None when no
+    one is free (then). The caller syncs messages and commits in `retrying`.
     """
     policy = policy_for(incident.agency)
     facts = incident_facts(incident)
@@ -790,7 +806,7 @@ def book_individual(db: DbSession, *, incident: Incident, person: Personnel, fac
     state = load_state(db, now=earliest, policy=policy)
     outcome = plan_individual(_participant(person), facilitator_kind=facilitator_kind,  # type: ignore[arg-type]
                               accepted_at=now, incident=facts, pool=state.pool, schedule=state.schedule,
-                              policy=policy, now=earliest)
+                              policy=policy, now=earliest, starts_at=starts_at)
     if not isinstance(outcome, PlannedSession):
         return None
     _recheck(db, [(outcome, person.language)], incident=facts, policy=policy, now=now)

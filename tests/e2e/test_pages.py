@@ -40,3 +40,14 @@ def test_the_stylesheet_is_served_from_this_host(client):
     assert answer.status_code == 200
     assert answer.mimetype == "text/css"
     answer.close()
+
+
+def test_a_method_a_page_does_not_take_is_a_405_page_that_says_which_it_takes(client):
+    answer = client.put("/r/not-a-link")
+    assert answer.status_code == 405 and answer.mimetype == "text/html"
+    assert set(answer.headers["Allow"].split(", ")) >= {"GET", "POST"}
+
+
+def test_the_health_checks_answer_problem_json_to_a_method_they_do_not_take(client):
+    answer = client.delete("/healthz")
+    assert answer.status_code == 405 and answer.mimetype == "application/problem+json" and "GET" in answer.headers["Allow"]

@@ -55,7 +55,7 @@ HTTP_METHODS = ("get", "put", "post", "patch", "delete")
 ROLES = ("admin", "coordinator", "dispatch", "supervisor", "facilitator", None)
 TARGETS = ("own", "other")
 PROBLEM = "application/problem+json"
-LINK = re.compile(r"/v1/responses/([^?\s]+)")
+LINK = re.compile(r"/r/([^?/\s]+)")
 # Path parameters that name a resource of one agency: another agency's answers 404.
 AGENCY_SCOPED = frozenset({"code", "incident_id", "session_id", "facilitator_id"})
 # The one place participants' names and emails are shown (coordinators only; every read is audited).

@@ -86,7 +86,7 @@ def test_intake_owes_each_participant_an_invitation_offer_checkin_and_screening(
         assert str(event["ATTENDEE"]).lower() == f"mailto:{message.recipient}"
     for message in by_kind["invitation_new"] + by_kind["offer"] + by_kind["checkin"] + by_kind["screening"]:
         text = message.payload["text"]
-        assert "/v1/responses/" in text and "action=opt_out" in text and "voluntary" in text
+        assert "/r/" in text and "action=opt_out" in text and "voluntary" in text
         assert "Officer Number" not in text  # no one's name, not even their own
 
 
@@ -223,7 +223,7 @@ def test_the_30_day_screening_goes_out_when_the_clock_reaches_it_in_the_particip
     assert deliver_due(app) == 1
     [screening] = [m for m in mail.messages if "cinq questions" in m["Subject"]]
     text = screening.get_body(("plain",)).get_content()
-    assert "Au cours du dernier mois" in text and "/v1/responses/" in text
+    assert "Au cours du dernier mois" in text and "/r/" in text
     [row] = outbox(app, kind="screening")
     assert row.status == SENT and screening["Message-ID"] == f"<{row.id}@debrief>"
     assert deliver_due(app) == 0 and sum("cinq questions" in m["Subject"] for m in mail.messages) == 1

@@ -9,7 +9,7 @@ from tests.factories import incident_body, person
 from tests.integration.planning_helpers import add_roster, facilitator_key
 from workers.relay import in_process_dispatch, relay_once
 
-LINK = re.compile(r"/v1/responses/([^?\s]+)")
+LINK = re.compile(r"/r/([^?/\s]+)")
 PEOPLE = [person(n, name=f"Participant Seeded{n}", email=f"seeded{n}@north.example.org", phone=f"+1 416 555 01{n:02d}")
           for n in range(1, 7)]
 
@@ -31,6 +31,7 @@ def test_a_whole_scenario_leaves_no_personal_data_in_logs_metrics_or_feeds(app, 
     clock.advance(minutes=10)
     for token in tokens[:3]:
         client.get(f"/v1/responses/{token}")
+        client.get(f"/r/{token}")  # the participant's page too
         client.post(f"/v1/responses/{token}", json={"action": "decline"})
     client.post(f"/v1/responses/{tokens[-1]}", json={"action": "opt_out"})
     [session] = [s for s in incident["sessions"] if s["kind"] == "debriefing"]

@@ -25,8 +25,8 @@ from service.sessions.models import Assignment, Session
 from tests.factories import facilitator_body, incident_body, person
 from tests.integration.planning_helpers import add_roster, facilitator_key
 
-LINK = re.compile(r"/v1/responses/([^?\s]+)")
-URL = re.compile(r"https?://\S+/v1/responses/\S+")
+LINK = re.compile(r"/r/([^?/\s]+)")
+URL = re.compile(r"https?://\S+/r/\S+")
 PROBLEM = "application/problem+json"
 YES, NO = True, False
 # Most tests accept offers off the 30-minute grid: booking must work from any minute, not only on the grid.

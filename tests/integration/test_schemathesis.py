@@ -48,7 +48,7 @@ from tests.integration.planning_helpers import add_roster
 
 SPEC_PATH = Path(__file__).resolve().parents[2] / "openapi.yaml"
 SPEC = yaml.safe_load(SPEC_PATH.read_text(encoding="utf-8"))
-LINK = re.compile(r"/v1/responses/([^?\s]+)")
+LINK = re.compile(r"/r/([^?/\s]+)")
 # Of the requests whose path (or query) is schema-valid, the share sent with real values instead.
 REAL_SHARE = (True, True, True, False)
 # Methods that change nothing (RFC 9110): the coverage phase also sends HEAD, OPTIONS and TRACE.

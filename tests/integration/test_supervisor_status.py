@@ -14,7 +14,7 @@ from service.outbox.models import OutboxMessage
 from tests.factories import NOW, incident_body, person
 from tests.integration.planning_helpers import add_roster
 
-LINK = re.compile(r"/v1/responses/([^?\s]+)")
+LINK = re.compile(r"/r/([^?/\s]+)")
 
 
 def report(client, keys, body):

@@ -40,6 +40,18 @@ def test_email_carries_the_stable_message_id_text_html_and_attachment():
     assert attachment.get_content_type() == "text/calendar" and attachment.get_payload(decode=True) == b"BEGIN:VCALENDAR\r\n"
 
 
+def test_an_email_carries_the_extra_headers_of_its_payload_but_never_replaces_its_own():
+    headers = {"List-Unsubscribe": "<https://d.example/r/T/unsubscribe>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+               "To": "someone-else@example.org"}
+    payload = email_payload(subject="Invitation", text="Hello", headers=headers)
+    message = SmtpChannel("smtp://127.0.0.1:2525", "Debrief <debrief@example.org>").compose(
+        Delivery(MESSAGE_ID, "invitation", "agent@example.org", payload))
+    assert message["List-Unsubscribe"] == "<https://d.example/r/T/unsubscribe>"
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert message.get_all("To") == ["agent@example.org"]
+    assert "headers" not in email_payload(subject="Assignment", text="Hello")
+
+
 def test_smtp_url_must_be_smtp():
     with pytest.raises(ValueError):
         SmtpChannel("http://127.0.0.1:25", "x@example.org")

@@ -7,7 +7,7 @@ import pytest
 
 from service.planning import (
     Booking, Certification, FacilitatorPool, IncidentFacts, Participant, PlannedSession, Problem, Schedule,
-    WeeklyWindow, find_replacement, plan_incident, plan_individual, plan_surge, split_into_groups,
+    WeeklyWindow, find_replacement, individual_starts, plan_incident, plan_individual, plan_surge, split_into_groups,
 )
 from tests.unit.planning.builders import POLICY, TORONTO, UTC, at, facilitator
 
@@ -396,3 +396,67 @@ def test_earlier_loads_count_like_the_bookings_they_stand_for():
         split.load(1, NOW + timedelta(days=1), POLICY)
     with pytest.raises(ValueError, match="together"):
         Schedule(recent, earlier_loads=counts)
+
+
+# -- the times an individual session can be offered at, and booking one of them ----------------------------
+
+
+def _starts(profiles, *, schedule=None, kind="peer", now=NOW, **options):
+    facts = incident()
+    return individual_starts(facts.participants[0], facilitator_kind=kind, accepted_at=now, incident=facts,
+                             pool=FacilitatorPool(profiles), schedule=schedule or Schedule(), policy=POLICY, now=now,
+                             **options)
+
+
+def _book_at(profiles, starts_at, *, schedule=None, kind="peer", now=NOW):
+    facts = incident()
+    return plan_individual(facts.participants[0], facilitator_kind=kind, accepted_at=now, incident=facts,
+                           pool=FacilitatorPool(profiles), schedule=schedule if schedule is not None else Schedule(),
+                           policy=POLICY, now=now, starts_at=starts_at)
+
+
+def test_the_offered_times_are_the_earliest_start_of_each_day_and_the_first_is_what_booking_picks():
+    weekdays = facilitator(2, weekly=tuple(WeeklyWindow(d, time(8), time(20)) for d in range(5)))
+    starts = _starts([weekdays])
+    # From Monday 11:00 (the first start after the buffer): Monday, then 09:00 on the next four weekdays.
+    assert [local(s) for s in starts] == [datetime(2026, 6, 15, 11), *(datetime(2026, 6, d, 9) for d in (16, 17, 18, 19))]
+    facts = incident()
+    first = plan_individual(facts.participants[0], facilitator_kind="peer", accepted_at=NOW, incident=facts,
+                            pool=FacilitatorPool([weekdays]), schedule=Schedule(), policy=POLICY, now=NOW)
+    assert isinstance(first, PlannedSession) and first.starts_at == starts[0]
+    assert len(_starts([weekdays], days=2, least=2)) == 2
+
+
+def test_with_one_free_day_several_starts_of_that_day_are_offered():
+    mondays = facilitator(2, weekly=(WeeklyWindow(0, time(8), time(20)),))
+    busy_next_monday = Schedule([Booking(2, "busy", at(2026, 6, 22, 8), at(2026, 6, 22, 20), False)])
+    starts = _starts([mondays], schedule=busy_next_monday)
+    assert [local(s) for s in starts] == [datetime(2026, 6, 15, h, m) for h, m in ((11, 0), (11, 30), (12, 0))]
+
+
+def test_offered_times_follow_the_same_rules_as_booking():
+    assert _starts([facilitator(2)], kind="clinician") == []  # no clinician at all
+    facts = incident()
+    conflicted = facilitator(3, email=facts.participants[0].email)
+    assert _starts([conflicted]) == []
+    # A booking (with its buffer) removes the starts it overlaps.
+    schedule = Schedule([Booking(2, "other", at(2026, 6, 15, 11), at(2026, 6, 15, 16), False)])
+    starts = _starts([facilitator(2)], schedule=schedule)
+    assert local(starts[0]) == datetime(2026, 6, 15, 17, 0)
+
+
+def test_booking_a_chosen_start_books_that_start_or_nothing():
+    pool = [facilitator(2), facilitator(3)]
+    starts = _starts(pool)
+    schedule = Schedule()
+    booked = _book_at(pool, starts[1], schedule=schedule)
+    assert isinstance(booked, PlannedSession) and booked.starts_at == starts[1]
+    assert booked.ends_at - booked.starts_at == timedelta(hours=1)
+    assert [b.start for b in schedule.session(booked.ref)] == [starts[1]]
+    # Both facilitators are taken at that time: nothing is booked there, and no other time instead.
+    both_busy = Schedule([Booking(fid, f"b{fid}", starts[1] - timedelta(hours=2), starts[1] + timedelta(hours=3), False)
+                          for fid in (2, 3)])
+    assert isinstance(_book_at(pool, starts[1], schedule=both_busy), Problem)
+    # A start off the grid, or outside the 7 days, is never booked.
+    assert _book_at(pool, starts[1] + timedelta(minutes=10)) == Problem(None, "individual", ("window_closed",))
+    assert _book_at(pool, NOW + timedelta(days=8)) == Problem(None, "individual", ("window_closed",))
