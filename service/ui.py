@@ -11,7 +11,8 @@ import http
 from typing import Any
 from urllib.parse import urlencode
 
-from flask import Blueprint, Flask, Response, g, render_template, request
+from flask import Blueprint, Flask, Response, current_app, g, render_template, request
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from flask_babel import Babel
 
 from service import i18n
@@ -36,9 +37,23 @@ def is_page() -> bool:
     """Whether the current request is for a page rather than the API."""
     if request.blueprint in PAGE_BLUEPRINTS:
         return True
+    if request.url_rule is None and isinstance(request.routing_exception, MethodNotAllowed):
+        # A page's path with a method it does not take: still that page's blueprint.
+        endpoint = _endpoint_of(request.path)
+        return endpoint is not None and endpoint.partition(".")[0] in PAGE_BLUEPRINTS
     # An unrouted path outside the API (a mistyped link) gets a page when a browser asks for it.
     return (request.url_rule is None and not request.path.startswith(API_PREFIXES)
             and request.accept_mimetypes.best_match(("application/json", "text/html")) == "text/html")
+
+
+def _endpoint_of(path: str) -> str | None:
+    adapter = current_app.url_map.bind("localhost")
+    for method in ("GET", "POST"):
+        try:
+            return adapter.match(path, method=method)[0]
+        except HTTPException:
+            continue
+    return None
 
 
 def use_language(lang: str | None) -> str:

@@ -22,7 +22,7 @@ from tests.integration.planning_helpers import add_roster
 from tests.integration.test_followup_messages import outbox
 
 PAGE_LINK = re.compile(r"https?://[^\s\"<>]+/f/[^\s\"<>]+")
-RESPONSE_LINK = re.compile(r"/v1/responses/([^?\s]+)")
+RESPONSE_LINK = re.compile(r"/r/([^?\s/]+)")
 FEED_ADDRESS = re.compile(r'<textarea id="feed-address"[^>]*>(https?://[^<]+\.ics)</textarea>')
 WEBCAL = re.compile(r'href="(webcal://[^"]+\.ics)"')
 
