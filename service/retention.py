@@ -2,24 +2,29 @@
 
 An incident is closed when nothing more can happen to it: its last session has ended and the
 last link of its follow-ups has expired (or it was cancelled). `RETENTION_DAYS` (90) after
-that, its participants' names, emails, phones and agency ids, their check-in answers, and the
-recipients and bodies of its messages are erased. Sessions, follow-up statuses, escalation
-reasons and screen outcomes stay, with no one to attach them to: the supervisor's counts and
-the programme's statistics survive, the people do not.
+that, its participants' names, emails, phones, agency ids, units and roles, their check-in
+answers, and the recipients and bodies of its messages are erased, and the incident's CAD
+number is replaced by a keyed hash. Clinical outcomes (screens, requests for contact,
+escalations) are kept as counts on the incident only: a person's row no longer says how they
+screened, so the unit, role or date of an incident cannot lead back to anyone's result.
+Sessions and follow-up statuses stay: the supervisor's counts and the programme's statistics
+survive, the people do not.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 import uuid
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import String, cast, func, literal, select, update
+from sqlalchemy import String, cast, delete, func, literal, select, update
 from sqlalchemy.orm import Session as DbSession
 
-from service.followups.models import Followup
-from service.incidents.models import Incident, Personnel
+from service.followups.models import ANSWERED, SCREENING, Escalation, Followup
+from service.incidents.models import IdempotencyRecord, Incident, Personnel
 from service.outbox.models import CANCELLED, PENDING, QUEUED, OutboxMessage
 from service.sessions.models import Session
 
@@ -29,6 +34,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("service.retention")
 
 ERASED = "(erased)"
+ERASED_ROLE = "erased"
 
 
 def closed_at(db: DbSession, incident: Incident) -> datetime:
@@ -38,11 +44,38 @@ def closed_at(db: DbSession, incident: Incident) -> datetime:
     return max(moment for moment in (incident.occurred_at, incident.updated_at, last_session, last_link) if moment is not None)
 
 
+def keyed_hash(key: str, external_id: str) -> str:
+    """What stands for an erased incident's CAD number: equal numbers still match, none can be read back."""
+    return "erased-" + hmac.new(key.encode(), external_id.encode(), hashlib.sha256).hexdigest()[:57]
+
+
+def outcome_counts(db: DbSession, incident: Incident) -> dict[str, int]:
+    """The incident's clinical outcomes as counts."""
+    followups = list(db.scalars(select(Followup).where(Followup.incident_id == incident.id)))
+    reasons = list(db.scalars(select(Escalation.reason).where(Escalation.incident_id == incident.id)))
+    return {
+        "screens_answered": sum(1 for f in followups if f.kind == SCREENING and f.status == ANSWERED),
+        "screens_positive": sum(1 for f in followups if f.positive),
+        "contact_requested": sum(1 for f in followups if f.contact_requested),
+        "escalations": len(reasons),
+        **{f"escalations_{reason}": reasons.count(reason) for reason in sorted(set(reasons))},
+    }
+
+
 def erase_incident(db: DbSession, incident: Incident, now: datetime) -> None:
     """Erase the personal data of one incident (the caller commits)."""
+    from service.followups.outgoing import context
+
+    incident.retained_outcomes = outcome_counts(db, incident)
     db.execute(update(Personnel).where(Personnel.incident_id == incident.id).values(
-        name=ERASED, email="", phone=None, external_id=literal("erased-", String) + cast(Personnel.id, String)))
-    db.execute(update(Followup).where(Followup.incident_id == incident.id).values(answers=None))
+        name=ERASED, email="", phone=None, unit=None, role=ERASED_ROLE,
+        external_id=literal("erased-", String) + cast(Personnel.id, String)))
+    db.execute(update(Followup).where(Followup.incident_id == incident.id).values(
+        answers=None, positive=None, contact_requested=False))
+    db.execute(delete(Escalation).where(Escalation.incident_id == incident.id))
+    # An Idempotency-Key is the client's own text, which may name the report.
+    db.execute(delete(IdempotencyRecord).where(IdempotencyRecord.incident_id == incident.id))
+    incident.external_id = keyed_hash(context(db).signing_key(db, now), incident.external_id)
     # Nothing is owed any more (see closed_at); what still says so would go to an erased address.
     db.execute(update(OutboxMessage).where(OutboxMessage.incident_id == incident.id,
                                            OutboxMessage.status.in_((PENDING, QUEUED))).values(status=CANCELLED))

@@ -35,6 +35,8 @@ class Incident(Base):
     alerted_state: Mapped[str | None] = mapped_column(String(40))
     # When retention erased its participants' personal data (see service.retention).
     erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # After erasure: the follow-ups' clinical outcomes as counts, attached to no one.
+    retained_outcomes: Mapped[dict[str, int] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

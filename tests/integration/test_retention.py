@@ -57,3 +57,38 @@ def test_the_retention_period_is_configurable(client, keys, app, clock):
     assert erase_due(services) == []
     clock.advance(days=200)
     assert len(erase_due(services)) == 1
+
+
+def test_erasure_leaves_no_quasi_identifier_and_outcomes_only_as_counts(client, keys, app, clock):
+    from service.followups.models import Escalation, Followup
+    from service.incidents.models import Personnel
+    from service.retention import keyed_hash
+
+    add_roster(client, keys)
+    body = incident_body(people=2)
+    incident = client.post("/v1/incidents", json=body, headers=keys.auth("dispatch"),
+                           ).get_json()
+    services = app.extensions["debrief"]
+    with services.session_factory() as db:
+        # Two people answered their 30-day screen, one positive and asking for contact (as the pages record it).
+        screens = db.scalars(select(Followup).where(Followup.kind == "screening").order_by(Followup.personnel_id)).all()
+        for screen, positive in zip(screens, (True, False)):
+            screen.status, screen.answers, screen.positive, screen.contact_requested = "answered", [positive] * 5, positive, positive
+        db.add(Escalation(incident_id=screens[0].incident_id, personnel_id=screens[0].personnel_id, followup_id=screens[0].id,
+                          reason="positive_screen", created_at=clock.now))
+        db.commit()
+        closes = closed_at(db, db.get(Incident, __import__("uuid").UUID(incident["id"])))
+    clock.now = closes + timedelta(days=91)
+    assert len(erase_due(services)) == 1
+
+    rows = every_row_as_text(app)
+    assert "patrol-3" not in rows and body["external_id"] not in rows
+    with services.session_factory() as db:
+        erased = db.get(Incident, __import__("uuid").UUID(incident["id"]))
+        assert erased.retained_outcomes == {"screens_answered": 2, "screens_positive": 1, "contact_requested": 1,
+                                            "escalations": 1, "escalations_positive_screen": 1}
+        assert erased.external_id == keyed_hash(services.session_factory().info["messages"].signing_key(db, clock.now),
+                                                body["external_id"])
+        assert {(p.role, p.unit) for p in db.scalars(select(Personnel))} == {("erased", None)}
+        assert all(f.positive is None and not f.contact_requested and f.answers is None for f in db.scalars(select(Followup)))
+        assert db.scalars(select(Escalation)).all() == []
