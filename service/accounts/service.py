@@ -162,14 +162,15 @@ def set_disabled(db: DbSession, *, account_id: int, disabled: bool, actor: Perso
 
 def signin_letter(lang: str, url: str) -> Letter:
     """The email that carries a sign-in link."""
-    t = i18n.translate
     return Letter(
-        subject=t(lang, "Your link to sign in to Debrief"),
+        subject=i18n.translate(lang, "Your link to sign in to Debrief"),
         paragraphs=(
-            t(lang, "Someone asked to sign in to Debrief with this email address. Open the link below within 15 minutes, then press \u201cSign in\u201d."),
-            t(lang, "The link works once. If you did not ask for it, ignore this message: nobody can sign in without the link."),
+            i18n.translate(lang, "Someone asked to sign in to Debrief with this email address. "
+                                 "Open the link below within 15 minutes, then press \u201cSign in\u201d."),
+            i18n.translate(lang, "The link works once. If you did not ask for it, ignore this message: "
+                                 "nobody can sign in without the link."),
         ),
-        links=(Link(t(lang, "Sign in to Debrief"), url),),
+        links=(Link(i18n.translate(lang, "Sign in to Debrief"), url),),
     )
 
 
