@@ -15,7 +15,7 @@ import logging
 from dataclasses import dataclass
 from datetime import timedelta
 from hashlib import sha256
-from typing import Any
+from typing import Any, Callable, TypeVar
 from urllib.parse import urlsplit
 
 from flask import Blueprint, Flask, Request, current_app, g, request, session, url_for
@@ -30,11 +30,12 @@ from werkzeug.wrappers import Response
 from service import i18n, ui
 from service.accounts import access
 from service.accounts import service as accounts
-from service.errors import DomainError, Unavailable
+from service.errors import Conflict, DomainError, Unavailable
 from service.i18n import N_
 from service.web import db_session, now, services
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 CONSOLE_BLUEPRINTS: set[str] = set()
 SESSION_COOKIE = "debrief_session"
@@ -104,6 +105,26 @@ def set_session_cookie(response: Response, session_id: str) -> None:
 def clear_session_cookie(response: Response) -> None:
     """Remove the console session cookie from the browser."""
     response.delete_cookie(SESSION_COOKIE, httponly=True, samesite="Lax", secure=cookie_secure(), path="/")
+
+
+def save_form(form: Any, save: Callable[[], T], *, conflict: tuple[Any, str]) -> T | None:
+    """Run `save` when the form was posted and is valid; a Conflict becomes `conflict`'s field's error.
+
+    None: show the form again (with its errors, what was typed kept).
+    """
+    if request.method != "POST" or not form.validate():
+        return None
+    try:
+        return save()
+    except Conflict:
+        field, message = conflict
+        field.errors.append(message)
+        return None
+
+
+def form_page(template: str, form: Any, **context: Any) -> Response:
+    """A page with a form: 422 when it comes back from a post with errors."""
+    return ui.render(template, form=form, status=422 if request.method == "POST" else 200, **context)
 
 
 # -- the nav and the language ---------------------------------------------------------------------------

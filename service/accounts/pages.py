@@ -12,9 +12,10 @@ from service.accounts.forms import AccountCreateForm, AccountScopeForm, SigninFo
 from service.accounts.models import FACILITATOR
 from service.agencies.models import Agency
 from service.console import (
-    SESSION_COOKIE, clear_session_cookie, console_blueprint, console_nav, local_path, person, set_session_cookie, signed_in,
+    SESSION_COOKIE, clear_session_cookie, console_blueprint, console_nav, form_page, local_path, person, save_form,
+    set_session_cookie, signed_in,
 )
-from service.errors import Conflict, InvalidInput
+from service.errors import InvalidInput
 from service.incidents.pages import SESSION_KINDS
 from service.ui import current_language, render
 from service.web import db_session, now, services
@@ -127,16 +128,13 @@ def create() -> Response:
     """Create an account: address, role and agency."""
     form = AccountCreateForm()
     form.set_choices(_agency_choices())
-    if request.method == "POST" and form.validate():
-        try:
-            account = accounts.create_account(db_session(), email=form.email.data, role=form.role.data,
-                                              agency_code=form.agency.data or None, now=now(), actor=signed_in())
-        except Conflict:
-            form.email.errors.append(_("There is already an account with this email address."))
-        else:
-            flash(_("The account of %(email)s was created. They can sign in now.", email=account.email))
-            return redirect(url_for("accounts.index"), 303)
-    return render("accounts/create.html", form=form, status=422 if request.method == "POST" else 200)
+    account = save_form(form, lambda: accounts.create_account(
+        db_session(), email=form.email.data, role=form.role.data, agency_code=form.agency.data or None, now=now(),
+        actor=signed_in()), conflict=(form.email, _("There is already an account with this email address.")))
+    if account is None:
+        return form_page("accounts/create.html", form)
+    flash(_("The account of %(email)s was created. They can sign in now.", email=account.email))
+    return redirect(url_for("accounts.index"), 303)
 
 
 @blp.route("/<int:account_id>", methods=["GET", "POST"])
@@ -154,8 +152,7 @@ def edit(account_id: int) -> Response:
         else:
             flash(_("The account of %(email)s was changed.", email=account.email))
             return redirect(url_for("accounts.index"), 303)
-    return render("accounts/edit.html", account=account, form=form, own=account.id == signed_in().account_id,
-                  status=422 if request.method == "POST" else 200)
+    return form_page("accounts/edit.html", form, account=account, own=account.id == signed_in().account_id)
 
 
 @blp.post("/<int:account_id>/access")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from zoneinfo import available_timezones
 
-from flask import flash, redirect, request, url_for
+from flask import flash, redirect, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
@@ -15,8 +15,7 @@ from wtforms.validators import InputRequired, Length, Regexp, ValidationError
 from service.accounts.forms import ConsoleForm
 from service.agencies import service as agencies
 from service.agencies.models import Agency
-from service.console import console_blueprint
-from service.errors import Conflict
+from service.console import console_blueprint, form_page, save_form
 from service.ui import render
 from service.web import db_session
 
@@ -60,13 +59,10 @@ def index() -> Response:
 def create() -> Response:
     """Create an agency."""
     form = AgencyForm()
-    if request.method == "POST" and form.validate():
-        try:
-            agency = agencies.create(db=db_session(), data={"code": form.code.data, "name": form.name.data,
-                                                             "timezone": form.timezone.data})
-        except Conflict:
-            form.code.errors.append(_("There is already an agency with this code."))
-        else:
-            flash(_("The agency %(name)s was created.", name=agency.name))
-            return redirect(url_for("agency_pages.index"), 303)
-    return render("agencies/create.html", form=form, status=422 if request.method == "POST" else 200)
+    agency = save_form(form, lambda: agencies.create(db=db_session(), data={
+        "code": form.code.data, "name": form.name.data, "timezone": form.timezone.data,
+    }), conflict=(form.code, _("There is already an agency with this code.")))
+    if agency is None:
+        return form_page("agencies/create.html", form)
+    flash(_("The agency %(name)s was created.", name=agency.name))
+    return redirect(url_for("agency_pages.index"), 303)

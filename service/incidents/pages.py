@@ -14,8 +14,7 @@ from flask import request
 from werkzeug.wrappers import Response
 
 from service.accounts.models import SUPERVISOR
-from service.console import signed_in
-from service.console import console_blueprint
+from service.console import console_blueprint, signed_in
 from service.i18n import N_
 from service.incidents import service as incidents
 from service.incidents import status as incident_status
