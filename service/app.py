@@ -17,7 +17,7 @@ from redis import Redis
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, configure_mappers, sessionmaker
 
-from service import errors, ui
+from service import console, errors, ui
 from service.auth import access
 from service.config import Config
 from service.db import make_engine, make_session_factory, utcnow
@@ -151,6 +151,14 @@ def create_app(config: Mapping[str, Any] | Config | None = None, *, clock: Calla
         from service.outbox.pages import blp as demo_pages
 
         app.register_blueprint(demo_pages)
+    # The staff console: one blueprint of pages per domain (see service.console).
+    from service.accounts.pages import blp as accounts_pages
+    from service.accounts.pages import console_blp, signin_blp
+    from service.agencies.pages import blp as agency_pages
+    from service.incidents.pages import blp as incident_pages
+
+    for blueprint in (signin_blp, console_blp, accounts_pages, agency_pages, incident_pages):
+        app.register_blueprint(blueprint)
 
     # Pages for people: plain Flask blueprints, outside the API and its spec.
     from service.facilitators.pages import blp as facilitator_pages
@@ -164,6 +172,7 @@ def create_app(config: Mapping[str, Any] | Config | None = None, *, clock: Calla
     metrics.watch_outbox(engine, services.clock)
     access.install(app)
     ui.install(app)
+    console.install(app, signin_blp)
     app.before_request(_require_json_body)
     app.teardown_appcontext(close_db_session)
     errors.register_error_handlers(app)

@@ -1,4 +1,4 @@
-"""The `debrief` command: serve, worker, relay, db upgrade, keys create."""
+"""The `debrief` command: serve, worker, relay, db upgrade, keys create, users create."""
 
 from __future__ import annotations
 
@@ -164,6 +164,28 @@ def keys_create(role: str, agency_code: str | None, facilitator_id: int | None) 
         except DomainError as exc:
             raise click.ClickException(exc.detail) from None
     click.echo(secret)
+
+
+@main.group()
+def users() -> None:
+    """Accounts of the staff console."""
+
+
+@users.command("create")
+@click.option("--email", required=True, help="The address the person signs in with")
+@click.option("--role", required=True, type=click.Choice(["coordinator", "supervisor", "admin"]))
+@click.option("--agency", "agency_code", help="Agency code (coordinators and supervisors)")
+def users_create(email: str, role: str, agency_code: str | None) -> None:
+    """Create a console account; its owner signs in with a one-time link sent to the address."""
+    from service.accounts.service import create_account
+    from service.errors import DomainError
+
+    with _services() as services, services.session_factory() as session:
+        try:
+            account = create_account(session, email=email, role=role, agency_code=agency_code, now=services.clock())
+        except DomainError as exc:
+            raise click.ClickException(exc.detail) from None
+        click.echo(f"{account.email} ({account.role}) can sign in at {services.config.public_base_url}/signin")
 
 
 @main.group()

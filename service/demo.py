@@ -1,4 +1,4 @@
-"""Demo data for `debrief serve --demo`: an agency, a small roster, and one key per role."""
+"""Demo data for `debrief serve --demo`: an agency, a small roster, one key per role, and console accounts."""
 
 from __future__ import annotations
 
@@ -8,12 +8,17 @@ from flask import Flask
 
 from sqlalchemy import func, select
 
+from service.accounts.models import Account
+from service.accounts.service import create_account
 from service.agencies import service as agencies
 from service.auth.service import Principal, create_key
 from service.facilitators import service as facilitators
 from service.facilitators.models import Facilitator
 
 DEMO_AGENCY = "demo-police"
+# Console accounts of the demo agency: their sign-in links land in the demo mailbox.
+DEMO_ACCOUNTS = (("coordinator@demo.example.org", "coordinator", DEMO_AGENCY),
+                 ("supervisor@demo.example.org", "supervisor", DEMO_AGENCY), ("admin@demo.example.org", "admin", None))
 DEMO_REGION = "north"
 EVERY_DAY = [{"day": day, "start": time(7), "end": time(22)} for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")]
 ROSTER = [
@@ -46,6 +51,13 @@ def _seed_roster(session, now) -> None:
         })
 
 
+def _seed_accounts(session, now) -> None:
+    """The demo's console accounts, unless already there."""
+    for email, role, agency in DEMO_ACCOUNTS:
+        if session.scalar(select(Account.id).where(Account.email == email)) is None:
+            create_account(session, email=email, role=role, agency_code=agency, now=now)
+
+
 def seed(app: Flask, *, base_url: str) -> str:
     """Seed the demo agency and fresh keys; return the text to print."""
     session = app.extensions["debrief"].session_factory()
@@ -56,6 +68,7 @@ def seed(app: Flask, *, base_url: str) -> str:
             agency.coordinator_email = "cism-team@demo.example.org"
             session.commit()
         _seed_roster(session, app.extensions["debrief"].clock())
+        _seed_accounts(session, app.extensions["debrief"].clock())
         keys = {
             "admin": create_key(db=session, role="admin"),
             "dispatch": create_key(db=session, role="dispatch", agency_code=DEMO_AGENCY),
@@ -67,6 +80,7 @@ def seed(app: Flask, *, base_url: str) -> str:
         keys["facilitator"] = create_key(db=session, role="facilitator", agency_code=DEMO_AGENCY, facilitator_id=first.id)
         feed = facilitators.rotate_calendar_token(db=session, caller=ADMIN, facilitator_id=first.id, base_url=base_url)
         facilitator_name = first.name
+        facilitator_email = first.email
     finally:
         session.close()
     occurred_at = (app.extensions["debrief"].clock() - timedelta(hours=2)).replace(microsecond=0).isoformat()
@@ -86,6 +100,10 @@ def seed(app: Flask, *, base_url: str) -> str:
         " \"role\": \"officer\", \"unit\": \"patrol-3\", \"exposure\": \"direct\", \"language\": \"en\"}]}'",
         "",
         f"Emails the service sends (demo only; open them to answer as a participant or a facilitator): {base_url}/demo/messages",
+        "",
+        "Console accounts: " + ", ".join(f"{email} ({role})" for email, role, _agency in DEMO_ACCOUNTS),
+        f"  sign in at {base_url}/signin; the sign-in link appears in the demo mailbox {base_url}/demo/messages",
+        f"  (facilitators sign in with their roster email, e.g. {facilitator_email})",
         f"API docs: {base_url}/docs  (contract: {base_url}/openapi.yaml)",
     ]
     return "\n".join(lines)

@@ -1,5 +1,6 @@
 """Every model, imported so the metadata is complete (for Alembic and tests)."""
 
+from service.accounts.models import Account, ConsoleSession, SigninLink
 from service.agencies.models import Agency
 from service.audit.models import AuditEntry
 from service.auth.models import ApiKey
@@ -14,6 +15,7 @@ from service.sessions.models import Assignment, Session, SessionParticipant
 metadata = Base.metadata
 
 __all__ = [
-    "Agency", "ApiKey", "Assignment", "AuditEntry", "Escalation", "Facilitator", "FeedEvent", "Followup", "IdempotencyRecord", "Incident",
-    "OutboxMessage", "Personnel", "ServiceSecret", "Session", "SessionParticipant", "metadata",
+    "Account", "Agency", "ApiKey", "Assignment", "AuditEntry", "ConsoleSession", "Escalation", "Facilitator", "FeedEvent",
+    "Followup", "IdempotencyRecord", "Incident", "OutboxMessage", "Personnel", "ServiceSecret", "Session",
+    "SessionParticipant", "SigninLink", "metadata",
 ]

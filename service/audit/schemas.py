@@ -12,11 +12,14 @@ class AuditListArgs(ma.Schema):
 
 
 class AuditEntryRead(ma.Schema):
-    """One read of participant-level data."""
+    """One read of participant-level data, or one sign-in, sign-out or account change in the console."""
 
     id = ma.fields.Integer(required=True)
     at = ma.fields.AwareDateTime(required=True)
     api_key_id = ma.fields.Integer(allow_none=True, required=True)
+    account_id = ma.fields.Integer(allow_none=True, required=True, metadata={"description": "The console account, if any"})
+    facilitator_id = ma.fields.Integer(allow_none=True, required=True,
+                                       metadata={"description": "The facilitator signed in to the console, if any"})
     actor_role = ma.fields.String(required=True)
     action = ma.fields.String(required=True)
     incident_id = ma.fields.UUID(allow_none=True, required=True)

@@ -19,6 +19,13 @@ def record_read(db: DbSession, *, caller: Principal, action: str, incident_id: u
                       action=action, incident_id=incident_id))
 
 
+def record(db: DbSession, *, action: str, actor_role: str, now: datetime, agency_id: int | None = None,
+           account_id: int | None = None, facilitator_id: int | None = None, incident_id: uuid.UUID | None = None) -> None:
+    """Note what a person of the console did (signed in, signed out, changed an account); the caller commits."""
+    db.add(AuditEntry(at=now, actor_role=actor_role, agency_id=agency_id, account_id=account_id,
+                      facilitator_id=facilitator_id, action=action, incident_id=incident_id))
+
+
 def page(db: DbSession, *, limit: int, cursor: str | None, incident_id: uuid.UUID | None = None) -> tuple[list[AuditEntry], str | None]:
     """The audit log, newest first, one page at a time."""
     query = select(AuditEntry)

@@ -136,28 +136,29 @@ class IncidentPage(ma.Schema):
 
 
 def count_of_people(description: str) -> ma.fields.Raw:
-    """A count of people: a number, or "<3" when it would single out one or two of them."""
+    """A count of people: a number, or "masked" when it could single out one or two of them."""
     return ma.fields.Raw(required=True, metadata={
-        "description": description, "oneOf": [{"type": "integer", "minimum": 0}, {"type": "string", "enum": ["<3"]}],
+        "description": description, "oneOf": [{"type": "integer", "minimum": 0}, {"type": "string", "enum": ["masked"]}],
     })
 
 
 class OfferCounts(ma.Schema):
-    """Individual-session offers of the incident, as counts."""
+    """Individual-session offers of the incident by state, as counts; together, every offer made."""
 
-    sent = count_of_people("Offers that reached the mail server")
+    scheduled = count_of_people("Offers not sent yet")
+    sent = count_of_people("Offers sent, not answered yet")
     accepted = count_of_people("Offers taken up")
     declined = count_of_people("Offers declined")
-    pending = count_of_people("Offers not answered yet")
+    closed = count_of_people("Offers withdrawn unanswered (an opt-out, or the session or incident was cancelled)")
 
 
 class CheckinCounts(ma.Schema):
-    """Check-ins of the incident (2 days after the group session, and at 30 days), as counts."""
+    """Check-ins of the incident (2 days after the group session, and at 30 days) by state, as counts."""
 
     scheduled = count_of_people("Check-ins not sent yet")
     sent = count_of_people("Check-ins sent, not answered yet")
     completed = count_of_people("Check-ins answered")
-    escalated = count_of_people("Answers that were handed to a clinician")
+    closed = count_of_people("Check-ins withdrawn unanswered (an opt-out, or the session or incident was cancelled)")
 
 
 class SessionStatusRead(ma.Schema):
@@ -173,7 +174,11 @@ class SessionStatusRead(ma.Schema):
 
 
 class IncidentStatusRead(ma.Schema):
-    """The plan's state of an incident for supervisors: counts only, never people."""
+    """The plan's state of an incident for supervisors: counts only, never people, nothing clinical.
+
+    Each of `offers` and `checkins` sums to every offer (check-in) made; a count that could single
+    out one or two people reads "masked", and so do enough others that none can be worked out.
+    """
 
     id = ma.fields.UUID(required=True)
     status = ma.fields.String(required=True)

@@ -1,8 +1,13 @@
 """What a supervisor may know of an incident: the plan's state and counts, never people.
 
-Counts of offers and check-ins are about people, so a count that would single out one or two
-of them is shown as "<3"; zeros next to such a count are masked too, or the masked count could
-be worked out from the others.
+Counts of offers and check-ins are about people. Each set of counts splits every offer (or
+check-in) of the incident into states, so it sums to a total a supervisor can know (the number
+of people involved): a count that would single out one or two people is masked, and so are
+enough others that no masked count can be worked out from the total and the counts shown
+(complementary suppression; see `mask_counts`). Every masked cell reads the same ("masked"),
+whatever it hides: a cell marked apart, or "<3" on a cell masked only to protect another, would
+give the hidden values away. Screening outcomes and escalations are clinical and are not
+counted here at all.
 """
 
 from __future__ import annotations
@@ -17,14 +22,14 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session as DbSession
 
 from service.errors import NotFound
-from service.followups.models import ACCEPTED, ANSWERED, CANCELLED, CHECKIN, DECLINED, OFFER, OPEN, SCREENING, Escalation, Followup
+from service.followups.models import ACCEPTED, ANSWERED, CANCELLED, CHECKIN, DECLINED, OFFER, OPEN, SCREENING, Followup
 from service.incidents.models import Incident
 from service.outbox.models import SENT, OutboxMessage
 from service.sessions import service as sessions
 from service.sessions.models import Assignment, Session
 
 SMALL = 3  # the fewest people a count may single out
-MASK = "<3"
+MASK = "masked"
 AT_RISK_BEFORE_CLOSE = timedelta(hours=12)
 
 Count = int | str
@@ -43,11 +48,27 @@ class IncidentStatus:
     checkins: dict[str, Count]
 
 
-def mask_small(counts: dict[str, int]) -> dict[str, Count]:
-    """Counts of people with 1 or 2 shown as "<3" (and zeros beside them, which would give them away)."""
+def mask_counts(counts: dict[str, int]) -> dict[str, Count]:
+    """One set of counts that sums to a known total, with every cell that could single out people masked.
+
+    A count of 1 or 2 is masked, and with it every 0 (an unmasked 0 beside it would narrow it
+    down). Then, when the masked cells could still be worked out from the total, more are masked:
+    when only one cell is masked (the total minus the others gives it), or when the masked cells
+    add up to (nearly) as much as counts under 3 can (all of them would be 2). The cells added are
+    the smallest shown, all of them when several are equal, so that which one was picked says
+    nothing. tests/integration/test_supervisor_status.py checks every combination of small counts
+    against a reader who knows this rule.
+    """
     if not any(0 < n < SMALL for n in counts.values()):
         return dict(counts)
-    return {name: MASK if n < SMALL else n for name, n in counts.items()}
+    masked = {name for name, n in counts.items() if n < SMALL}
+    most = (SMALL - 1) * len(masked)
+    if len(masked) == 1 or sum(counts[name] for name in masked) >= most - 1:
+        shown = [n for name, n in counts.items() if name not in masked]
+        if shown:
+            smallest = min(shown)
+            masked |= {name for name, n in counts.items() if n == smallest}
+    return {name: MASK if name in masked else n for name, n in counts.items()}
 
 
 def is_at_risk(incident: Incident, closes_at: datetime, now: datetime) -> bool:
@@ -88,22 +109,26 @@ def status_of(db: DbSession, *, agency_id: int | None, incident_id: uuid.UUID, n
 
 
 def _followup_counts(db: DbSession, incident_id: uuid.UUID) -> dict[str, dict[str, Count]]:
+    """Offers and check-ins by state; each set counts every one ever owed, so its total is fixed."""
     delivered = select(OutboxMessage.followup_id).where(
         OutboxMessage.incident_id == incident_id, OutboxMessage.status == SENT, OutboxMessage.followup_id.is_not(None))
     rows = db.execute(
         select(Followup.kind, Followup.status, Followup.id.in_(delivered), func.count())
-        .where(Followup.incident_id == incident_id, Followup.kind.in_((OFFER, CHECKIN, SCREENING)), Followup.status != CANCELLED)
+        .where(Followup.incident_id == incident_id, Followup.kind.in_((OFFER, CHECKIN, SCREENING)))
         .group_by(Followup.kind, Followup.status, Followup.id.in_(delivered))
     ).all()
-    offers = {"sent": 0, "accepted": 0, "declined": 0, "pending": 0}
-    checkins = {"scheduled": 0, "sent": 0, "completed": 0, "escalated": 0}
+    offers = {"scheduled": 0, "sent": 0, "accepted": 0, "declined": 0, "closed": 0}
+    checkins = {"scheduled": 0, "sent": 0, "completed": 0, "closed": 0}
     for kind, status, was_delivered, n in rows:
-        if kind == OFFER:
-            offers["sent"] += n if was_delivered or status != OPEN else 0
-            offers[{ACCEPTED: "accepted", DECLINED: "declined"}.get(status, "pending")] += n
-        elif status == ANSWERED:
-            checkins["completed"] += n
+        counts = offers if kind == OFFER else checkins
+        if status == OPEN:
+            counts["sent" if was_delivered else "scheduled"] += n
+        elif status == CANCELLED:
+            # Opted out, or the session or incident was cancelled. Counted, or the total people
+            # involved minus the counts shown would tell how many opted out.
+            counts["closed"] += n
+        elif kind == OFFER:
+            counts[{ACCEPTED: "accepted", DECLINED: "declined"}.get(status, "closed")] += n
         else:
-            checkins["sent" if was_delivered else "scheduled"] += n
-    checkins["escalated"] = db.scalar(select(func.count()).select_from(Escalation).where(Escalation.incident_id == incident_id)) or 0
-    return {"offers": mask_small(offers), "checkins": mask_small(checkins)}
+            counts["completed" if status == ANSWERED else "closed"] += n
+    return {"offers": mask_counts(offers), "checkins": mask_counts(checkins)}

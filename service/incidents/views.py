@@ -87,5 +87,5 @@ class IncidentStatus(MethodView):
     @blp.response(200, IncidentStatusRead)
     @blp.alt_response(404, response="NOT_FOUND")
     def get(self, incident_id):
-        """Sessions, offers and check-ins of an incident, as counts (small counts as "<3")."""
+        """Sessions, offers and check-ins of an incident, as counts (small ones masked)."""
         return incident_status.status_of(db_session(), agency_id=principal().agency_id, incident_id=incident_id, now=now())

@@ -35,3 +35,24 @@ def test_keys_create_refuses_unknown_agency_and_missing_scope(app, keys, databas
 
 def test_db_upgrade_is_idempotent(app, database_url, monkeypatch):
     assert run(["db", "upgrade"], database_url, monkeypatch).exit_code == 0
+
+
+def test_users_create_makes_an_account_that_can_sign_in(app, keys, database_url, monkeypatch):
+    from tests.console_helpers import sign_in
+
+    result = run(["users", "create", "--email", "Coord@North.example.org", "--role", "coordinator", "--agency", "north"],
+                 database_url, monkeypatch)
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "coord@north.example.org (coordinator) can sign in at http://127.0.0.1:8000/signin\n"
+    client = app.test_client()
+    sign_in(client, app, "coord@north.example.org")
+    assert "Signed in as coord@north.example.org" in client.get("/incidents").get_data(as_text=True)
+
+
+def test_users_create_admin_has_no_agency_and_others_need_one(app, keys, database_url, monkeypatch):
+    assert run(["users", "create", "--email", "admin@cism.example.org", "--role", "admin"], database_url, monkeypatch).exit_code == 0
+    for args in (["--role", "admin", "--agency", "north"], ["--role", "supervisor"], ["--role", "supervisor", "--agency", "nowhere"]):
+        refused = run(["users", "create", "--email", "x@north.example.org", *args], database_url, monkeypatch)
+        assert refused.exit_code != 0 and refused.stdout == ""
+    again = run(["users", "create", "--email", "ADMIN@cism.example.org", "--role", "admin"], database_url, monkeypatch)
+    assert again.exit_code != 0 and "already exists" in again.output

@@ -9,7 +9,6 @@ from datetime import timedelta
 from sqlalchemy import select, update
 
 from service.followups.models import Followup
-from service.incidents.status import mask_small
 from service.outbox.models import OutboxMessage
 from tests.factories import NOW, incident_body, person
 from tests.integration.planning_helpers import add_roster
@@ -37,12 +36,6 @@ def token_of(app, personnel_external_id: str, kind: str) -> str:
         return LINK.search(message.payload["text"]).group(1)
 
 
-def test_small_counts_are_masked_with_the_zeros_beside_them():
-    assert mask_small({"a": 5, "b": 0, "c": 7}) == {"a": 5, "b": 0, "c": 7}
-    assert mask_small({"a": 5, "b": 1, "c": 0}) == {"a": 5, "b": "<3", "c": "<3"}
-    assert mask_small({"a": 2, "b": 3}) == {"a": "<3", "b": 3}
-
-
 def test_a_supervisor_sees_the_plan_as_counts(client, keys, app):
     add_roster(client, keys)
     incident = report(client, keys, incident_body(people=6))
@@ -52,8 +45,8 @@ def test_a_supervisor_sees_the_plan_as_counts(client, keys, app):
     assert shown["status"] == "planned" and shown["at_risk"] is False
     [session] = shown["sessions"]
     assert session["participant_count"] == 6 and session["facilitator_count"] == 2 and session["kind"] == "debriefing"
-    assert shown["offers"] == {"sent": 0, "accepted": 0, "declined": 0, "pending": 6}
-    assert shown["checkins"] == {"scheduled": 12, "sent": 0, "completed": 0, "escalated": 0}
+    assert shown["offers"] == {"scheduled": 6, "sent": 0, "accepted": 0, "declined": 0, "closed": 0}
+    assert shown["checkins"] == {"scheduled": 12, "sent": 0, "completed": 0, "closed": 0}
     body = json.dumps(shown)
     for n in range(1, 7):
         assert f"Number{n}" not in body and f"officer{n}@" not in body and f"B000{n}" not in body
@@ -66,21 +59,29 @@ def test_one_or_two_answers_are_never_shown_as_1_or_2(client, keys, app, clock):
     response = client.post(f"/v1/responses/{token_of(app, 'B0001', 'offer')}", json={"action": "decline"})
     assert response.status_code == 200, response.get_json()
     offers = status(client, keys, incident).get_json()["offers"]
-    assert offers == {"sent": "<3", "accepted": "<3", "declined": "<3", "pending": 5}
+    assert offers == {"scheduled": 5, "sent": "masked", "accepted": "masked", "declined": "masked", "closed": "masked"}
     for n in (2, 3):
         client.post(f"/v1/responses/{token_of(app, f'B000{n}', 'offer')}", json={"action": "decline"})
     offers = status(client, keys, incident).get_json()["offers"]
-    assert offers == {"sent": 3, "accepted": 0, "declined": 3, "pending": 3}
+    assert offers == {"scheduled": 3, "sent": 0, "accepted": 0, "declined": 3, "closed": 0}
 
 
-def test_escalations_are_counted_and_masked(client, keys, app, clock):
+def test_screening_outcomes_and_escalations_are_never_shown_not_even_as_counts(client, keys, app, clock):
     add_roster(client, keys)
-    incident = report(client, keys, incident_body(people=4))
+    positive = report(client, keys, incident_body("CAD-POSITIVE", people=4))
+    negative = report(client, keys, incident_body("CAD-NEGATIVE", personnel=[person(n) for n in range(11, 15)]))
     clock.advance(days=30)
-    answer = client.post(f"/v1/responses/{token_of(app, 'B0001', 'screening')}", json={"action": "answer", "answers": [True] * 5})
-    assert answer.status_code == 200, answer.get_json()
-    checkins = status(client, keys, incident).get_json()["checkins"]
-    assert checkins["escalated"] == "<3" and checkins["completed"] == "<3"
+    for external_id, answers in (("B0001", [True] * 5), ("B0011", [False] * 5)):
+        answer = client.post(f"/v1/responses/{token_of(app, external_id, 'screening')}",
+                             json={"action": "answer", "answers": answers})
+        assert answer.status_code == 200, answer.get_json()
+    shown = [status(client, keys, incident).get_json() for incident in (positive, negative)]
+    # A positive screen (escalated to a clinician) and a negative one read exactly alike.
+    assert shown[0]["offers"] == shown[1]["offers"] and shown[0]["checkins"] == shown[1]["checkins"]
+    assert shown[0]["checkins"]["completed"] == "masked"
+    body = json.dumps(shown)
+    for word in ("escalat", "positive", "screen", "clinician"):
+        assert word not in body
 
 
 def test_status_answers_the_agencys_supervisor_coordinator_and_dispatch_only(client, keys):
