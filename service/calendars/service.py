@@ -28,7 +28,7 @@ from sqlalchemy.types import NullType
 from service.agencies.models import Agency
 from service.calendars.ics import RENDERER, Party, event_block, feed_from_blocks
 from service.calendars.models import FeedEvent
-from service.calendars.render import WORDINGS, CalendarEntry, agenda_from_rows, calendar_name, language_of, session_event
+from service.calendars.render import CalendarEntry, agenda_from_rows, calendar_name, session_event, wording_for
 from service.db import conflict_insert
 from service.errors import NotFound
 from service.facilitators.models import Facilitator
@@ -41,8 +41,9 @@ FEED_PATH = "/v1/calendars/{token}.ics"
 FEED_LOOKBACK = timedelta(days=30)
 # ...and a cancelled or released session for this long after its cancellation or release.
 CANCELLED_KEPT = timedelta(days=14)
-# Part of every ETag: change it with the rendering so that calendar servers fetch the new bytes.
-FEED_FORMAT = "2"
+# Part of every ETag: change it with the rendering code so that calendar servers fetch the new
+# bytes (a change of the catalogs' words or of Babel's clock shows in the wording's fingerprint).
+FEED_FORMAT = "3"
 ORGANIZER_NAME = "Debrief"
 ID_BATCH = 500  # ids per IN list, rows per multi-row insert
 # Rendered VEVENT blocks by everything they depend on, in front of the feed_events table: a
@@ -149,7 +150,7 @@ def _facilitator_and_fingerprint(db: DbSession, token: str, now: datetime, organ
     zones = db.execute(select(Agency.id, Agency.timezone).order_by(Agency.id)).all()
     material = [
         FEED_FORMAT, RENDERER, organizer.name, organizer.email, facilitator.id, facilitator.name,
-        language_of(facilitator.languages), count, updated.isoformat() if updated else None,
+        wording_for(facilitator.languages).fingerprint, count, updated.isoformat() if updated else None,
         released.isoformat() if released else None, int(sequences), [list(zone) for zone in zones],
     ]
     digest = hashlib.sha256(json.dumps(material, ensure_ascii=False).encode("utf-8")).hexdigest()
@@ -278,11 +279,11 @@ def _store_blocks(db: DbSession, rendered: list[dict[str, Any]]) -> None:
 
 def _event_blocks(db: DbSession, facilitator: FeedOwner, where: tuple[Any, ...], organizer: Party) -> list[str]:
     """The VEVENT blocks of a feed: from this process's memory, else as stored, else rendered and stored."""
-    language = language_of(facilitator.languages)
-    wording = WORDINGS[language]
+    wording = wording_for(facilitator.languages)
     # Everything a block depends on beyond its raw row (which carries the session's sequence and
-    # updated_at, bumped on every change of time, place, team or status). A string: hashed once.
-    context = json.dumps([FEED_FORMAT, RENDERER, facilitator.id, language, organizer.name, organizer.email])
+    # updated_at, bumped on every change of time, place, team or status), the words of the
+    # catalogs included. A string: hashed once.
+    context = json.dumps([FEED_FORMAT, RENDERER, facilitator.id, wording.fingerprint, organizer.name, organizer.email])
     rows = _feed_rows(db, where)
     keys = [(context, row[:STORED_DIGEST]) for row in rows]
     blocks = [_BLOCKS.get(key) for key in keys]
@@ -325,5 +326,5 @@ def feed(*, db: DbSession, token: str, now: datetime, mail_from: str, client_eta
     if etag in client_etags or "*" in client_etags:
         return Feed(etag, last_modified, None)
     blocks = _event_blocks(db, facilitator, _in_feed(facilitator.id, now), organizer)
-    name = calendar_name(WORDINGS[language_of(facilitator.languages)], facilitator.name)
+    name = calendar_name(wording_for(facilitator.languages), facilitator.name)
     return Feed(etag, last_modified, feed_from_blocks(name=name, blocks=blocks))

@@ -22,6 +22,7 @@ from tests.integration.planning_helpers import facilitator_key
 from tests.unit.test_ics_parsers import ics_parsers  # noqa: F401
 
 UTC = timezone.utc
+NNBSP = "\u202f"  # CLDR en_CA: "8:00\u202fa.m."
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,12 @@ def http_date(response) -> datetime:
     return parsedate_to_datetime(response.headers["Last-Modified"])
 
 
+def english_clock(hh_mm: str) -> str:
+    """A 24-hour "08:00" as the English feed writes it (CLDR en_CA): "8:00 a.m."."""
+    hour, minute = (int(part) for part in hh_mm.split(":"))
+    return f"{hour % 12 or 12}:{minute:02d}{NNBSP}{'a.m.' if hour < 12 else 'p.m.'}"
+
+
 def utc(text: str) -> str:
     return datetime.fromisoformat(text).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -116,7 +123,7 @@ def test_feed_shows_the_planned_debriefing_to_its_team_only(client, keys, ics_pa
         assert (event["start"], event["end"]) == (utc(session["starts_at"]), utc(session["ends_at"]))
         assert event["status"] == "CONFIRMED" and event["sequence"] == 0 == session["sequence"]
         assert event["summary"] == "Group debriefing (CISD)" and event["location"] == "north-east"
-        assert "08:00 Introduction (15 min)\n08:15 Facts (20 min)" in event["description"]
+        assert f"8:00{NNBSP}a.m. Introduction (15 min)\n8:15{NNBSP}a.m. Facts (20 min)" in event["description"]
         assert event["stamp"] == "2026-11-22T15:00:00Z"
     for member in members:
         if member not in on_team:
@@ -144,7 +151,7 @@ def test_times_round_trip_across_dst_changes(client, keys, clock, ics_parsers, n
         assert [(e["start"], e["end"]) for e in read] == [
             (utc(s["starts_at"]), utc(s["ends_at"])) for s in (first, second)]
         for event, session in zip(read, (first, second)):
-            local = session["starts_at"][11:16]
+            local = english_clock(session["starts_at"][11:16])
             assert f"Local time (America/Toronto): {local} to " in event["description"]
             assert f"\n{local} Introduction (15 min)\n" in event["description"]
 
@@ -187,7 +194,7 @@ def test_french_facilitators_read_french(client, keys, ics_parsers):
     session = report(client, keys)["sessions"][0]
     [event] = events(ics_parsers, client, team(session, members)[0])
     assert event["summary"] == "Débriefing de groupe (CISD)"
-    assert "Déroulement\u00a0:\n8\u00a0h Introduction (15 min)\n8\u00a0h\u00a015 Faits (20 min)" in event["description"]
+    assert "Déroulement\u00a0:\n8\u00a0h Introduction (15\u00a0min)\n8\u00a0h\u00a015 Faits (20\u00a0min)" in event["description"]
     assert event["description"].endswith(f"Référence\u00a0: {session['id']}")
 
 
@@ -204,7 +211,7 @@ def test_reschedule_raises_the_sequence_and_moves_the_event(client, keys, clock,
     [event] = ics_parsers.everywhere(after.get_data())["events"]
     assert event["sequence"] == moved["sequence"] == 1
     assert (event["start"], event["end"]) == ("2026-11-24T18:30:00Z", "2026-11-24T21:00:00Z")
-    assert event["stamp"] == "2026-11-22T16:00:00Z" and "13:30 Introduction" in event["description"]
+    assert event["stamp"] == "2026-11-22T16:00:00Z" and f"1:30{NNBSP}p.m. Introduction" in event["description"]
     assert http_date(after) >= max(http_date(before), datetime(2026, 11, 22, 16, tzinfo=UTC))
 
 

@@ -156,7 +156,7 @@ def test_a_french_speaking_facilitator_gets_french_links_and_pages(app, client, 
     assert "Voir cette séance, ou indiquer que vous ne pouvez pas l’animer: http" in message.payload["text"]
     page = assert_page(client.get(session_link(app, session["id"], peer)))
     assert '<html lang="fr">' in page and "Débriefing de groupe (CISD)" in page
-    assert "lundi 23 novembre 2026, de 8 h à 10 h 30" in page
+    assert "lundi 23 novembre 2026, de 8\u00a0h à 10\u00a0h\u00a030" in page
     assert '<html lang="en">' in text_of(client.get(session_link(app, session["id"], peer) + "?lang=en"))
 
 

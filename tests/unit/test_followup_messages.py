@@ -9,6 +9,7 @@ import pytest
 
 from service.followups import messages, tokens
 from service.followups.messages import ResponseLinks, SessionFacts
+from service.i18n import translate
 from service.planning.types import GROUP_REASONS
 
 UTC = timezone.utc
@@ -33,15 +34,15 @@ def participant_letters(lang: str):
 def test_every_participant_message_carries_the_consent_notice_and_the_opt_out_link(lang):
     for letter in participant_letters(lang):
         text = messages.as_text(letter)
-        assert messages.CONSENT[lang] in text and LINKS.opt_out in text
+        assert translate(lang, messages.CONSENT) in text and LINKS.opt_out in text
         assert "{" not in text and "}" not in text  # no placeholder left unfilled
 
 
 def test_times_are_shown_in_the_agencys_zone_and_in_the_participants_language():
     en = messages.as_text(messages.invitation("en", SESSION, LINKS))
     fr = messages.as_text(messages.invitation("fr", SESSION, LINKS))
-    assert "Monday 23 November 2026, 08:00 (America/Toronto time), 150 min" in en
-    assert "lundi 23\u00a0novembre 2026, à 8\u00a0h (heure de America/Toronto), 150\u00a0min" in fr
+    assert "Monday, November 23, 2026 at 8:00\u202fa.m. (America/Toronto time), 150 min" in en
+    assert "CISD)\u00a0: lundi 23 novembre 2026 à 8\u00a0h (heure de America/Toronto), 150\u00a0min" in fr
 
 
 def test_a_session_across_the_dst_change_is_shown_in_local_time():
@@ -49,7 +50,7 @@ def test_a_session_across_the_dst_change_is_shown_in_local_time():
     after = SessionFacts(kind="defusing", starts_at=datetime(2027, 3, 14, 13, 0, tzinfo=UTC),
                          ends_at=datetime(2027, 3, 14, 13, 45, tzinfo=UTC), mode="virtual", region="north-east",
                          timezone="America/Toronto")
-    assert "Sunday 14 March 2027, 09:00" in messages.as_text(messages.invitation("en", after, LINKS))
+    assert "Sunday, March 14, 2027 at 9:00\u202fa.m." in messages.as_text(messages.invitation("en", after, LINKS))
 
 
 def test_the_screening_asks_the_five_pc_ptsd_5_questions_in_both_languages():
@@ -59,8 +60,10 @@ def test_the_screening_asks_the_five_pc_ptsd_5_questions_in_both_languages():
 
 
 def test_every_planning_reason_is_worded_in_both_languages():
-    for lang in ("en", "fr"):
-        assert set(GROUP_REASONS) <= set(messages.REASONS[lang])
+    assert set(GROUP_REASONS) <= set(messages.REASONS)
+    for reason in GROUP_REASONS:
+        assert translate("en", messages.REASONS[reason]) == messages.REASONS[reason]
+        assert translate("fr", messages.REASONS[reason]) != messages.REASONS[reason]
 
 
 def test_html_escapes_every_value():

@@ -29,6 +29,7 @@ from tests.unit.test_ics_parsers import check_lines, ics_parsers, with_ical, wit
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 UTC = timezone.utc
 ORGANIZER = Party("Debrief", "noreply@debrief.example.org")
+NNBSP = "\u202f"  # CLDR en_CA: "8:00\u202fa.m."
 POLICY = PlanningPolicy()
 
 
@@ -107,16 +108,17 @@ def test_french_feed_words_and_local_times():
     assert before["summary"] == "Débriefing de groupe (CISD)"
     assert before["location"] == "Nord, secteur 3; édifice \\ B"
     assert local_lines(before["description"])[:4] == [
-        "Débriefing de groupe (CISD), 150 min, en présentiel, région Nord, secteur 3; édifice \\ B.",
+        "Débriefing de groupe (CISD), 150\u00a0min, en présentiel, région Nord, secteur 3; édifice \\ B.",
         "Heure locale (America/Toronto)\u00a0: de 8\u00a0h à 10\u00a0h\u00a030",
         "Déroulement\u00a0:",
-        "8\u00a0h Introduction (15 min)",
+        "8\u00a0h Introduction (15\u00a0min)",
     ]
-    assert "8\u00a0h\u00a015 Faits (20 min)" in before["description"]
-    assert "10\u00a0h\u00a010 Retour et conclusion (20 min)" in before["description"]
+    assert "8\u00a0h\u00a015 Faits (20\u00a0min)" in before["description"]
+    assert "10\u00a0h\u00a010 Retour et conclusion (20\u00a0min)" in before["description"]
+    assert "10\u00a0h\u00a030 Fin" in before["description"]
     # 12:00 UTC is 08:00 once daylight time has begun.
     assert "de 8\u00a0h à 10\u00a0h\u00a030" in after["description"] and after["location"].startswith("Virtuel")
-    assert defusing["summary"] == "Désamorçage (defusing)" and "Exploration (20 min)" in defusing["description"]
+    assert defusing["summary"] == "Désamorçage (defusing)" and "Exploration (20\u00a0min)" in defusing["description"]
     assert individual["summary"] == "Rencontre individuelle" and "de 10\u00a0h à 11\u00a0h" in individual["description"]
     assert cancelled["summary"] == "Annulé\u00a0: Débriefing de groupe (CISD)"
     assert cancelled["description"].startswith("Annulée\u00a0: cette séance n’aura pas lieu.")
@@ -129,11 +131,13 @@ def test_english_feed_words_and_local_times():
     document = render_feed(facilitator_name="Sam", languages=["en"], organizer=ORGANIZER, entries=ENTRIES)
     before, after, defusing, individual, cancelled, released = with_icalendar(document)["events"]
     assert before["summary"] == "Group debriefing (CISD)"
-    assert "Local time (America/Toronto): 08:00 to 10:30" in before["description"]
-    assert "08:00 Introduction (15 min)\n08:15 Facts (20 min)" in before["description"]
-    assert "Local time (America/Toronto): 08:00 to 10:30" in after["description"]
-    assert "10:00 Introduction (10 min)\n10:10 Exploration (20 min)" in defusing["description"]
-    assert "Local time (America/Toronto): 10:00 to 11:00" in individual["description"]
+    # CLDR's en_CA clock: "8:00 a.m." (a narrow no-break space before a.m.).
+    assert f"Local time (America/Toronto): 8:00{NNBSP}a.m. to 10:30{NNBSP}a.m." in before["description"]
+    assert f"8:00{NNBSP}a.m. Introduction (15 min)\n8:15{NNBSP}a.m. Facts (20 min)" in before["description"]
+    assert f"Local time (America/Toronto): 8:00{NNBSP}a.m. to 10:30{NNBSP}a.m." in after["description"]
+    assert f"10:00{NNBSP}a.m. Introduction (10 min)\n10:10{NNBSP}a.m. Exploration (20 min)" in defusing["description"]
+    assert f"Local time (America/Toronto): 10:00{NNBSP}a.m. to 11:00{NNBSP}a.m." in individual["description"]
+    assert f"Local time (America/Toronto): 1:30{NNBSP}p.m. to 2:15{NNBSP}p.m." in released["description"]
     assert cancelled["summary"] == "Cancelled: Group debriefing (CISD)"
     assert released["description"].startswith("This session is no longer assigned to you.")
     assert released["location"] == "Virtual (join link sent separately)"
@@ -143,12 +147,14 @@ def test_agenda_times_follow_a_dst_change_inside_a_session():
     # 05:50 UTC on 2026-11-01 is 01:50 EDT; at 06:00 UTC clocks fall back to 01:00 EST.
     night = entry(7, "defusing", "2026-11-01T05:50:00Z")
     description = session_event(night, wording_for(["en"])).description
-    assert "01:50 Introduction (10 min)\n01:00 Exploration (20 min)\n01:20 Information (15 min)\n01:35 End" in description
+    assert (f"1:50{NNBSP}a.m. Introduction (10 min)\n1:00{NNBSP}a.m. Exploration (20 min)\n"
+            f"1:20{NNBSP}a.m. Information (15 min)\n1:35{NNBSP}a.m. End") in description
 
 
 def test_each_zone_shows_its_own_local_time():
     vancouver = ENTRIES[0]._replace(timezone="America/Vancouver")
-    assert "Local time (America/Vancouver): 05:00 to 07:30" in session_event(vancouver, wording_for(["en"])).description
+    assert f"Local time (America/Vancouver): 5:00{NNBSP}a.m. to 7:30{NNBSP}a.m." in session_event(
+        vancouver, wording_for(["en"])).description
 
 
 @pytest.mark.parametrize(("languages", "language"), [(["fr"], "fr"), (["en", "fr"], "en"), (["fr", "en"], "fr"), ([], "en"), (["de"], "en")])
