@@ -179,8 +179,11 @@ def test_an_incident_reported_to_a_deployment_reaches_everyone_once_despite_a_ki
 
         # The link in a real invitation opens, without any key, on the server that sent it.
         invitation = next(m for m in sink.messages if m["Subject"] == "Invitation to a support session")
-        [link] = re.findall(r"(/v1/responses/[^?\s]+)", invitation.get_body(("plain",)).get_content())[:1]
-        shown = server.request("GET", link)
+        [token] = re.findall(r"/r/([^?\s/]+)", invitation.get_body(("plain",)).get_content())[:1]
+        page = server.request("GET", f"/r/{token}")
+        assert page.status == 200 and page.headers["Content-Type"].startswith("text/html")
+        assert "I will attend" in page.body.decode()
+        shown = server.request("GET", f"/v1/responses/{token}")
         assert shown.status == 200 and shown.json()["kind"] == "invitation"
     finally:
         log.close()

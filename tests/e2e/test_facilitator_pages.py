@@ -162,7 +162,7 @@ def test_a_facilitator_keeps_their_time_off_and_calendar_on_their_page(desk, pag
     fill(page, start_date="2026-12-24", start_time="08:00", end_date="2026-12-26", end_time="")
     click_text(page, "Ajouter un congé")
     assert "Congé ajouté" in page.page_source
-    assert "Du jeudi 24 décembre 2026 à 8 h jusqu’à la fin du samedi 26 décembre 2026" in page.page_source.replace("\u202f", " ").replace("\u00a0", " ")
+    assert "Du jeudi 24 décembre 2026 à 8 h jusqu’à la fin du samedi 26 décembre 2026" in page.page_source.replace("\u202f", " ").replace("\u00a0", " ").replace("&nbsp;", " ")
     screenshot(page, "facilitator-own-page-fr")
     assert_accessible(page)
     assert desk.api("GET", f"/v1/facilitators/{clinician}")["availability"]["exceptions"] == [

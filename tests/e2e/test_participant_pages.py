@@ -155,7 +155,7 @@ INVITATION = "Invitation à une séance de soutien"
 
 
 def test_a_participant_opens_the_invitation_in_french_switches_to_english_and_will_attend(world, page):
-    go(page, world.link(OFFICER1, INVITATION, "Je serai présent(e)"))
+    go(page, world.link(OFFICER1, INVITATION, "J’y serai"))
     assert lang(page) == "fr" and h1(page) == "Invitation à un débriefing de groupe"
     assert "Personne n’est obligé de prendre la parole." in page.page_source
     assert_accessible(page)
@@ -278,7 +278,7 @@ def test_check_ins_and_the_screening_thirty_days_later_reach_a_clinician(world, 
 
     clock.advance(days=30)
     world.deliver()
-    go(page, world.link(OFFICER3, "Un mois après l’événement : cinq questions", "Répondre"))
+    go(page, world.link(OFFICER3, "Un mois après l’événement\u00a0: cinq questions", "Répondre"))
     assert h1(page) == "Un mois après l’événement" and "traduction non validée" in page.page_source
     checked_both_languages(page)
     screenshot(page, "participant-screening-fr")
@@ -310,7 +310,7 @@ def test_check_ins_and_the_screening_thirty_days_later_reach_a_clinician(world, 
     assert told["List-Unsubscribe"] is None  # a clinician's message, not the participant's
 
     # A screening answered in English that asks for no one.
-    go(page, in_english(world.link(OFFICER2, "Un mois après l’événement : cinq questions")))
+    go(page, in_english(world.link(OFFICER2, "Un mois après l’événement\u00a0: cinq questions")))
     assert h1(page) == "One month after the incident" and "not been validated" not in page.page_source
     for n in range(1, 6):
         page.find_element(By.ID, f"q{n}-no").click()
