@@ -97,7 +97,9 @@ def seed(app: Flask, *, base_url: str) -> str:
         "    -d '{\"external_id\": \"CAD-2026-0001\", \"type\": \"officer_involved_shooting\", \"severity\": 4,"
         f" \"occurred_at\": \"{occurred_at}\", \"region\": \"north\","
         " \"personnel\": [{\"external_id\": \"B1234\", \"name\": \"Alex Martin\", \"email\": \"alex.martin@example.org\","
-        " \"role\": \"officer\", \"unit\": \"patrol-3\", \"exposure\": \"direct\", \"language\": \"en\"}]}'",
+        " \"role\": \"officer\", \"unit\": \"patrol-3\", \"exposure\": \"direct\", \"language\": \"en\"},"
+        " {\"external_id\": \"B5678\", \"name\": \"Julie Tremblay\", \"email\": \"julie.tremblay@example.org\","
+        " \"role\": \"officer\", \"unit\": \"patrol-3\", \"exposure\": \"direct\", \"language\": \"fr\"}]}'",
         "",
         f"Emails the service sends (demo only; open them to answer as a participant or a facilitator): {base_url}/demo/messages",
         "",

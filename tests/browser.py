@@ -78,8 +78,24 @@ def axe_violations(driver) -> list[dict[str, Any]]:
     return json.loads(result)
 
 
+PAGE_BUDGET = 150 * 1024  # bytes: the page and everything it loads
+
+
+def assert_light_and_local(driver) -> None:
+    """The page and everything it loaded weigh at most 150 KB, and nothing came from another host."""
+    loaded = driver.execute_script(
+        "return performance.getEntriesByType('navigation').concat(performance.getEntriesByType('resource'))"
+        ".map(e => [e.name, e.decodedBodySize || e.encodedBodySize || 0]);")
+    origin = driver.execute_script("return location.origin")
+    foreign = [name for name, _size in loaded if not name.startswith(origin)]
+    assert not foreign, f"{driver.current_url} loaded from another host: {foreign}"
+    total = sum(size for _name, size in loaded)
+    assert total <= PAGE_BUDGET, f"{driver.current_url} weighs {total} bytes with what it loads: {loaded}"
+
+
 def assert_accessible(driver) -> None:
-    """No axe-core violation at 360 px and at 1280 px wide, and nothing wider than a phone at 360 px."""
+    """No axe-core violation at 360 px and at 1280 px wide, nothing wider than a phone at 360 px, within the page budget."""
+    assert_light_and_local(driver)
     try:
         for width in WIDTHS:
             driver.set_window_size(width, 900)
