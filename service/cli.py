@@ -54,6 +54,9 @@ def _serve(port: int, host: str, workers: int | None, demo: bool) -> None:
     from service import migrate
 
     config = Config.from_env().updated({"demo": demo})
+    if not os.environ.get("PUBLIC_BASE_URL"):
+        # Links in messages must reach this server: without a public address, the one it listens on.
+        config = config.updated({"public_base_url": f"http://{host}:{port}"})
     embedded = config.database_url.startswith("sqlite")
     app = _app(config)
     services = app.extensions["debrief"]
@@ -62,7 +65,7 @@ def _serve(port: int, host: str, workers: int | None, demo: bool) -> None:
     if demo:
         from service.demo import seed
 
-        click.echo(seed(app, base_url=f"http://{host}:{port}"))
+        click.echo(seed(app, base_url=config.public_base_url))
     services.close()  # no connection may cross the fork into gunicorn's workers
     from service.server import GunicornServer, start_delivery_in_worker
 

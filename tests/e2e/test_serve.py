@@ -47,6 +47,27 @@ def test_demo_curl_plans_a_debriefing(demo_server):
     assert session["kind"] == "debriefing" and len(session["facilitators"]) == 2
 
 
+def test_the_demo_mailbox_shows_emails_whose_links_reach_this_server(demo_server):
+    import re
+    import time
+    from datetime import datetime, timedelta, timezone
+
+    body = incident_body("CAD-MAIL", region="north", occurred_at=(datetime.now(timezone.utc) - timedelta(hours=2)).isoformat())
+    assert demo_server.request("POST", "/v1/incidents", body=body, key=demo_server.keys["dispatch"]).status == 201
+    deadline = time.monotonic() + 20
+    while True:  # the embedded relay delivers within a second or two
+        mailbox = demo_server.request("GET", "/demo/messages", headers={"Accept": "text/html"}).body.decode()
+        opened = re.findall(r'href="(/demo/messages/[0-9a-f-]+)', mailbox)
+        if opened or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    letters = [demo_server.request("GET", path).body.decode() for path in opened]
+    links = [link for letter in letters for link in re.findall(r'href="(http[^"]+)"', letter)]
+    assert links and all(link.startswith(demo_server.base_url + "/") for link in links)
+    page = next(link for link in links if "/r/" in link).removeprefix(demo_server.base_url).split("?")[0]
+    assert demo_server.request("GET", page).status == 200
+
+
 def test_malformed_requests_get_problems_over_http(demo_server):
     key = demo_server.keys["dispatch"]
     for raw, status in ((b"{", 400), (b'{"external_id": 1}', 422), (b"\xff", 400), (b"x" * (3 * 1024 * 1024), 413)):
