@@ -56,7 +56,7 @@ SCREEN_INTRO = N_("In the past month, have you…")
 CONSENT = N_(
     "Taking part is voluntary, and saying no has no consequence for you. Nothing said in a session is recorded, "
     "and neither your participation nor your answers are ever shared with your supervisors or your chain of "
-    "command. You can stop all further messages about this incident with the opt-out link below."
+    "command. You can stop all further messages about this incident with the opt-out link of this message."
 )
 
 REASONS = {
@@ -211,7 +211,8 @@ def offer(lang: str, links: ResponseLinks, *, peer: str, clinician: str) -> Lett
             translate(lang, "Besides the group session, you can have a confidential 60-minute individual session "
                             "within the next seven days, with a peer supporter or with a clinician, whichever you "
                             "prefer."),
-            translate(lang, "Choose below and we will send you the time and place."),
+            translate(lang, "Choose below: you will then pick one of the times free in the next seven days, and "
+                            "get its confirmation by email."),
         ),
         links=(Link(translate(lang, "Meet a peer supporter"), peer), Link(translate(lang, "Meet a clinician"), clinician),
                Link(translate(lang, "No, thank you"), links.decline),

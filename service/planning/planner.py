@@ -723,19 +723,35 @@ def plan_surge(incidents: Iterable[IncidentFacts], pool: FacilitatorPool, schedu
     return {ref: IncidentPlan(tuple(sessions[ref]), tuple(problems[ref])) for ref in refs}
 
 
+def _clear_of(slots: list[_Slot], busy: Sequence[Interval], policy: PlanningPolicy) -> list[_Slot]:
+    """The slots that keep the buffer clear around each of the participant's own sessions."""
+    if not busy:
+        return slots
+    pad = timedelta(minutes=policy.buffer_minutes)
+    return [s for s in slots if all(s.end + pad <= b.start or s.start >= b.end + pad for b in busy)]
+
+
 def plan_individual(participant: Participant, *, facilitator_kind: FacilitatorKind, accepted_at: datetime,
                     incident: IncidentFacts, pool: FacilitatorPool, schedule: Schedule, policy: PlanningPolicy,
-                    now: datetime, starts_at: datetime | None = None) -> PlannedSession | Problem:
+                    now: datetime, starts_at: datetime | None = None,
+                    busy: Sequence[Interval] = ()) -> PlannedSession | Problem:
     """Book a 60-minute session with one facilitator of the chosen kind within 7 days of acceptance.
 
-    At its earliest feasible start, or at `starts_at` only (one of `individual_starts`) when given.
+    At its earliest feasible start, or at `starts_at` only (one of `individual_starts`) when given;
+    never over the participant's own sessions (`busy`, each with the policy's buffer).
     """
     run, spec, window = _individual(participant, facilitator_kind, accepted_at, incident, pool, schedule, policy, now)
     ref = individual_ref(incident.ref, participant.key)
-    if starts_at is None:
+    if starts_at is None and not busy:
         return run.place(spec, window, group_key=None, ref=ref)
+    slots = _clear_of(run.slots(spec, window), busy, policy)
+    if starts_at is None:
+        found = run.search(spec, [(s, _PREFERRED_MODES) for s in slots], slots[0].day if slots else date.min,
+                           key=("clear", tuple(busy)))
+        if isinstance(found, _Found):
+            return run.book(spec, found.slot, found.mode, found.team, group_key=None, ref=ref)
+        return Problem(None, spec.kind, run.diagnose(spec, slots, found))
     require_aware("starts_at", starts_at)
-    slots = run.slots(spec, window)
     chosen = [slot for slot in slots if slot.start == starts_at.astimezone(UTC)]
     if not chosen:
         return Problem(None, spec.kind, (WINDOW_CLOSED,))
@@ -747,7 +763,7 @@ def plan_individual(participant: Participant, *, facilitator_kind: FacilitatorKi
 
 def individual_starts(participant: Participant, *, facilitator_kind: FacilitatorKind, accepted_at: datetime,
                       incident: IncidentFacts, pool: FacilitatorPool, schedule: Schedule, policy: PlanningPolicy,
-                      now: datetime, days: int = 5, least: int = 3) -> list[datetime]:
+                      now: datetime, days: int = 5, least: int = 3, busy: Sequence[Interval] = ()) -> list[datetime]:
     """The starts `plan_individual` could book now, earliest first, without booking any.
 
     The earliest feasible start of each of the first `days` days that have one; when fewer
@@ -756,7 +772,7 @@ def individual_starts(participant: Participant, *, facilitator_kind: Facilitator
     fails when someone else took it meanwhile.
     """
     run, spec, window = _individual(participant, facilitator_kind, accepted_at, incident, pool, schedule, policy, now)
-    slots = run.slots(spec, window)
+    slots = _clear_of(run.slots(spec, window), busy, policy)
     if not slots:
         return []
     first_day = slots[0].day

@@ -41,6 +41,7 @@ from service.planning import (
 from service.planning import individual_starts as planned_starts
 from service.planning.agenda import session_window
 from service.planning.timegrid import grid_starts
+from service.planning.types import Interval
 from service.sessions.models import Assignment, Session, SessionParticipant
 
 GROUP_KINDS = ("defusing", "debriefing")
@@ -787,7 +788,18 @@ def individual_starts(db: DbSession, *, incident: Incident, person: Personnel, f
     state = load_state(db, now=earliest, policy=policy)
     return planned_starts(_participant(person), facilitator_kind=facilitator_kind,  # type: ignore[arg-type]
                           accepted_at=now, incident=incident_facts(incident), pool=state.pool,
-                          schedule=state.schedule, policy=policy, now=earliest)
+                          schedule=state.schedule, policy=policy, now=earliest, busy=participant_busy(db, person, now))
+
+
+def participant_busy(db: DbSession, person: Personnel, now: datetime) -> list[Interval]:
+    """The participant's own sessions still to come: an individual session must not overlap them."""
+    rows = db.execute(
+        select(Session.starts_at, Session.ends_at)
+        .join(SessionParticipant, SessionParticipant.session_id == Session.id)
+        .where(SessionParticipant.personnel_id == person.id, Session.status == "scheduled", Session.ends_at > now)
+        .order_by(Session.starts_at)
+    ).all()
+    return [Interval(start, end) for start, end in rows]
 
 
 def book_individual(db: DbSession, *, incident: Incident, person: Personnel, facilitator_kind: str,
@@ -806,7 +818,7 @@ def book_individual(db: DbSession, *, incident: Incident, person: Personnel, fac
     state = load_state(db, now=earliest, policy=policy)
     outcome = plan_individual(_participant(person), facilitator_kind=facilitator_kind,  # type: ignore[arg-type]
                               accepted_at=now, incident=facts, pool=state.pool, schedule=state.schedule,
-                              policy=policy, now=earliest, starts_at=starts_at)
+                              policy=policy, now=earliest, starts_at=starts_at, busy=participant_busy(db, person, now))
     if not isinstance(outcome, PlannedSession):
         return None
     _recheck(db, [(outcome, person.language)], incident=facts, policy=policy, now=now)

@@ -180,6 +180,25 @@ def test_the_offer_takes_a_clinician_and_the_second_time_offered_then_confirms_i
     assert heading(again) == "Your individual session" and "Cancel this session" in text(again)
 
 
+def test_no_time_offered_or_booked_overlaps_the_persons_own_group_sessions(app, client, incident):
+    from service.sessions.models import Session, SessionParticipant
+
+    link = token(app, "offer")
+    with db(app) as session:
+        person_id = session.scalar(select(Personnel.id).where(Personnel.email == "officer1@north.example.org"))
+        own = session.execute(select(Session.starts_at, Session.ends_at).join(SessionParticipant)
+                              .where(SessionParticipant.personnel_id == person_id)).all()
+    assert own
+    buffer = timedelta(minutes=60)
+    for choice in ("peer", "clinician"):
+        for moment in offered_times(client, link, choice):
+            start = datetime.fromisoformat(moment)
+            assert all(start + timedelta(hours=1) + buffer <= begins or start >= ends + buffer for begins, ends in own)
+    assert post(client, link, action="accept", choice="peer", starts_at="first").status_code == 200
+    [booked] = individual_sessions(app)
+    assert all(booked.ends_at + buffer <= begins or booked.starts_at >= ends + buffer for begins, ends in own)
+
+
 def test_the_first_available_time_books_the_earliest_offered(app, client, incident):
     link = token(app, "offer")
     times = offered_times(client, link, "peer")

@@ -9,6 +9,7 @@ from service.planning import (
     Booking, Certification, FacilitatorPool, IncidentFacts, Participant, PlannedSession, Problem, Schedule,
     WeeklyWindow, find_replacement, individual_starts, plan_incident, plan_individual, plan_surge, split_into_groups,
 )
+from service.planning.types import Interval
 from tests.unit.planning.builders import POLICY, TORONTO, UTC, at, facilitator
 
 
@@ -460,3 +461,23 @@ def test_booking_a_chosen_start_books_that_start_or_nothing():
     # A start off the grid, or outside the 7 days, is never booked.
     assert _book_at(pool, starts[1] + timedelta(minutes=10)) == Problem(None, "individual", ("window_closed",))
     assert _book_at(pool, NOW + timedelta(days=8)) == Problem(None, "individual", ("window_closed",))
+
+
+def test_an_individual_session_never_overlaps_the_participants_own_sessions():
+    weekdays = facilitator(2, weekly=tuple(WeeklyWindow(d, time(8), time(20)) for d in range(5)))
+    # Their group debriefing on Tuesday 09:00-11:30: no individual session from 08:00 to 12:30 that day.
+    debriefing = Interval(at(2026, 6, 16, 9), at(2026, 6, 16, 11, 30))
+    starts = _starts([weekdays], busy=[debriefing])
+    tuesday = [local(s) for s in starts if local(s).date() == datetime(2026, 6, 16).date()]
+    assert tuesday == [datetime(2026, 6, 16, 12, 30)]
+    # Busy all Monday afternoon: the first available is then Tuesday's first clear start, not Monday 11:00.
+    monday = Interval(at(2026, 6, 15, 11), at(2026, 6, 15, 23))
+    facts = incident()
+    first = plan_individual(facts.participants[0], facilitator_kind="peer", accepted_at=NOW, incident=facts,
+                            pool=FacilitatorPool([weekdays]), schedule=Schedule(), policy=POLICY, now=NOW,
+                            busy=[monday, debriefing])
+    assert isinstance(first, PlannedSession) and local(first.starts_at) == datetime(2026, 6, 16, 12, 30)
+    chosen = plan_individual(facts.participants[0], facilitator_kind="peer", accepted_at=NOW, incident=facts,
+                             pool=FacilitatorPool([weekdays]), schedule=Schedule(), policy=POLICY, now=NOW,
+                             starts_at=at(2026, 6, 16, 9), busy=[debriefing])
+    assert isinstance(chosen, Problem)
