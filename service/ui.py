@@ -18,6 +18,8 @@ from flask_babel import Babel
 from service import i18n
 
 PAGE_BLUEPRINTS: set[str] = set()
+# Pages opened by a signed link: what they cannot find is "this link is not valid", not a missing page.
+SIGNED_LINK_BLUEPRINTS: set[str] = set()
 LANG_PARAM = "lang"
 API_PREFIXES = ("/v1/", "/openapi", "/docs", "/metrics", "/healthz", "/readyz")
 # No inline script or style, nothing from another host, never framed.
@@ -27,9 +29,11 @@ CONTENT_SECURITY_POLICY = (
 )
 
 
-def page_blueprint(name: str, import_name: str, **options: Any) -> Blueprint:
-    """A blueprint of pages for people (HTML, forms, HTML errors)."""
+def page_blueprint(name: str, import_name: str, *, signed_link: bool = False, **options: Any) -> Blueprint:
+    """A blueprint of pages for people (HTML, forms, HTML errors); `signed_link` when a link in a message opens them."""
     PAGE_BLUEPRINTS.add(name)
+    if signed_link:
+        SIGNED_LINK_BLUEPRINTS.add(name)
     return Blueprint(name, import_name, **options)
 
 
@@ -96,6 +100,8 @@ def error_page(status: int, *, reason: str | None = None) -> Response:
     """The plain page of an error: what happened and how to reach the CISM team."""
     if status not in (400, 403, 404, 405, 409, 410, 413, 415, 422, 429, 500, 503):
         status = 400 if status < 500 else 500
+    if status == 404 and reason is None and request.blueprint in SIGNED_LINK_BLUEPRINTS:
+        reason = "link_invalid"
     response = render("error.html", status=status, status_code=status, reason=reason,
                       phrase=http.HTTPStatus(status).phrase)
     if status == 503:

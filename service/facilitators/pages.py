@@ -25,7 +25,7 @@ from service.sessions import service as sessions
 from service.ui import error_page, page_blueprint, render, use_language, with_language
 from service.web import db_session, now, services
 
-blp = page_blueprint("facilitator_pages", __name__, url_prefix="/f")
+blp = page_blueprint("facilitator_pages", __name__, signed_link=True, url_prefix="/f")
 
 
 def facilitator_link(view: Callable[..., Any]) -> Callable[..., Any]:

@@ -178,13 +178,26 @@ def invitation(lang: str, session: SessionFacts, links: ResponseLinks, *, change
     """An invitation to a session; `change` is new, moved or cancelled (or removed from it)."""
     details = describe(session, lang)
     stop = Link(translate(lang, "Stop all messages"), links.opt_out)
+    individual = session.kind == "individual"
     if change == "cancelled":
         return Letter(
             subject=translate(lang, "Session cancelled"),
             paragraphs=(translate(lang, "The following session you were invited to will not take place for you:"),
                         *details,
+                        translate(lang, "You can book another time with the link of the offer you received.")
+                        if individual else
                         translate(lang, "If another session is offered to you, you will receive a new invitation.")),
             links=(stop,), notice=translate(lang, CONSENT),
+        )
+    if individual and change == "new":
+        # The person booked it themselves: a confirmation, not an invitation to answer.
+        return Letter(
+            subject=translate(lang, "Your individual session is booked"),
+            paragraphs=(translate(lang, "Your individual session is booked:"), *details,
+                        translate(lang, "The attached calendar file adds it to your calendar. If you can no longer "
+                                        "come, cancel it with the link below; you can then book another time.")),
+            links=(Link(translate(lang, "Cancel this session"), links.decline), stop),
+            notice=translate(lang, CONSENT),
         )
     if change == "moved":
         subject = translate(lang, "Session changed")

@@ -29,7 +29,7 @@ from service.followups.service import CHOICES, Gone, ResponseView, TimeTaken
 from service.followups.views import MAX_TOKEN
 from service.web import db_session, now
 
-blp = ui.page_blueprint("followup_pages", __name__)
+blp = ui.page_blueprint("followup_pages", __name__, signed_link=True)
 
 
 @blp.app_template_global()

@@ -19,7 +19,7 @@ from service.sessions import service as sessions
 from service.ui import page_blueprint, render
 from service.web import db_session, now
 
-blp = page_blueprint("session_pages", __name__, url_prefix="/f")
+blp = page_blueprint("session_pages", __name__, signed_link=True, url_prefix="/f")
 
 
 def _session_page(facilitator: Facilitator, token: str, seen: sessions.TeamSession) -> Response:

@@ -203,8 +203,8 @@ def test_a_participant_books_a_clinician_at_the_second_time_offered_gets_the_ics
     offer = world.followup("offer", 1)
     assert offer.status == "accepted" and offer.choice == "clinician"
     world.deliver()
-    [invitation] = [m for m in world.emails(OFFICER1) if m["Subject"] == INVITATION
-                    and any(True for _ in m.iter_attachments()) and "individuelle" in m.get_body(("plain",)).get_content()]
+    [invitation] = [m for m in world.emails(OFFICER1) if m["Subject"] == "Votre rencontre individuelle est réservée"
+                    and any(True for _ in m.iter_attachments())]
     [attachment] = [a for a in invitation.iter_attachments() if a.get_content_type() == "text/calendar"]
     [event] = icalendar.Calendar.from_ical(attachment.get_content()).walk("VEVENT")
     assert event.decoded("DTSTART") == datetime.fromisoformat(second)
