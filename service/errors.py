@@ -169,7 +169,8 @@ def handle_http_exception(error: HTTPException) -> Response:
     if errors and status == 422:
         detail = "The request body or parameters are invalid: see `errors`."
     elif status == 400 and errors == {"_schema": ["Invalid JSON body."]}:
-        detail, errors = "The request body is not valid JSON in UTF-8.", None
+        reason = data.get("reason")
+        detail, errors = f"The request body is not valid JSON in UTF-8{f' ({reason})' if reason else ''}.", None
     headers = dict(data.get("headers") or {})
     if status == 405 and error.valid_methods:  # type: ignore[attr-defined]
         headers["Allow"] = ", ".join(error.valid_methods)  # type: ignore[attr-defined]
