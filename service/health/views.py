@@ -6,7 +6,7 @@ from service.api import Blueprint
 from sqlalchemy import text
 
 from service.errors import Unavailable
-from service.health.schemas import HealthRead
+from service.health.schemas import DEGRADED, OK, UNAVAILABLE, HealthRead
 from service.web import db_session, services
 
 blp = Blueprint("health", __name__, url_prefix="", description="Operations endpoints.")
@@ -27,23 +27,27 @@ class Readyz(MethodView):
     """Readiness."""
 
     @blp.response(200, HealthRead)
-    @blp.alt_response(503, response="SERVICE_UNAVAILABLE")
+    @blp.alt_response(503, response="SERVICE_UNAVAILABLE", description="The database does not answer")
     def get(self):
-        """The database (and Redis, when configured) answer."""
+        """Ready while the database answers; Redis (when configured) is reported, and its outage is not fatal."""
         checks = {}
         try:
             db_session().execute(text("SELECT 1"))
-            checks["database"] = "ok"
+            checks["database"] = OK
         except Exception as exc:  # noqa: BLE001 - any failure means not ready
-            raise Unavailable(f"The database does not answer ({type(exc).__name__}).") from None
+            checks["database"] = UNAVAILABLE
+            failure = f"The database does not answer ({type(exc).__name__})."
         redis = services().redis
         if redis is not None:
             try:
                 redis.ping()
-                checks["redis"] = "ok"
-            except Exception as exc:  # noqa: BLE001
-                raise Unavailable(f"Redis does not answer ({type(exc).__name__}).") from None
-        return {"status": "ok", "checks": checks}
+                checks["redis"] = OK
+            except Exception:  # noqa: BLE001
+                # Intake and pages need only the database: messages wait in the outbox for Redis to return.
+                checks["redis"] = UNAVAILABLE
+        if checks["database"] != OK:
+            raise Unavailable(failure, checks=checks)
+        return {"status": OK if all(v == OK for v in checks.values()) else DEGRADED, "checks": checks}
 
 
 @blp.route("/metrics", endpoint="metrics")
