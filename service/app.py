@@ -17,7 +17,7 @@ from redis import Redis
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, configure_mappers, sessionmaker
 
-from service import errors, ui
+from service import apidocs, errors, ui
 from service.auth import access
 from service.config import Config
 from service.db import make_engine, make_session_factory, utcnow
@@ -47,6 +47,10 @@ class DebriefApi(Api):
         default = {"description": "Problem details (RFC 9457)", "schema": self.ERROR_SCHEMA}
         prepare_response(default, self.spec, errors.PROBLEM_CONTENT_TYPE)
         self.spec.components.response("DEFAULT_ERROR", default, lazy=True)
+
+    def _register_swagger_ui_rule(self, blueprint: Any) -> None:
+        # Ours, not flask-smorest's page: that one loads Swagger UI from a CDN and starts it inline.
+        apidocs.register(blueprint, "/" + self.config["OPENAPI_SWAGGER_UI_PATH"])
 
 
 class JsonBodyDocPlugin(BasePlugin):
@@ -111,7 +115,6 @@ def create_app(config: Mapping[str, Any] | Config | None = None, *, clock: Calla
         OPENAPI_URL_PREFIX="/",
         OPENAPI_JSON_PATH="openapi.json",
         OPENAPI_SWAGGER_UI_PATH="docs",
-        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/",
         API_SPEC_OPTIONS={
             "info": {
                 "description": "Schedules critical-incident stress debriefings (CISD) for first responders.",

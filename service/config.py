@@ -39,6 +39,8 @@ class Config:
     delivery_visibility_seconds: int = DEFAULT_DELIVERY_VISIBILITY_SECONDS
     # Days after an incident is closed before its participants' personal data is erased.
     retention_days: int = DEFAULT_RETENTION_DAYS
+    # The bearer token /metrics asks for; unset, /metrics answers loopback clients only.
+    metrics_token: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -56,6 +58,7 @@ class Config:
             delivery_max_attempts=int(env.get("DELIVERY_MAX_ATTEMPTS") or DEFAULT_DELIVERY_MAX_ATTEMPTS),
             delivery_visibility_seconds=int(env.get("DELIVERY_VISIBILITY_SECONDS") or DEFAULT_DELIVERY_VISIBILITY_SECONDS),
             retention_days=int(env.get("RETENTION_DAYS") or DEFAULT_RETENTION_DAYS),
+            metrics_token=env.get("METRICS_TOKEN") or None,
         )
 
     def updated(self, overrides: Mapping[str, Any]) -> "Config":

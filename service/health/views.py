@@ -1,12 +1,13 @@
 """Liveness, readiness, metrics and the OpenAPI document."""
 
-from flask import Response
+from flask import Response, request
 from flask.views import MethodView
 from service.api import Blueprint
 from sqlalchemy import text
 
 from service.errors import Unavailable
 from service.health.schemas import DEGRADED, OK, UNAVAILABLE, HealthRead
+from service.metrics import check_scraper
 from service.web import db_session, services
 
 blp = Blueprint("health", __name__, url_prefix="", description="Operations endpoints.")
@@ -55,8 +56,12 @@ class Metrics(MethodView):
     """Prometheus metrics."""
 
     @blp.response(200, content_type="text/plain", description="Prometheus text exposition")
+    @blp.alt_response(401, response="UNAUTHORIZED", description="METRICS_TOKEN is set and was not presented")
+    @blp.alt_response(404, response="NOT_FOUND", description="No METRICS_TOKEN is set and the client is not on this host")
     def get(self):
-        """Request counts and latencies per route."""
+        """Request counts and latencies per route, for the bearer of METRICS_TOKEN (without one: for this host only)."""
+        check_scraper(token=services().config.metrics_token, authorization=request.headers.get("Authorization", ""),
+                      remote_addr=request.remote_addr)
         body, content_type = services().metrics.exposition()
         return Response(body, content_type=content_type)
 

@@ -1,7 +1,9 @@
 """Health, readiness, metrics, the OpenAPI document and the migrations."""
 
+import re
 from pathlib import Path
 
+import pytest
 import yaml
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -62,6 +64,29 @@ def test_metrics_count_requests_by_route_template(client, keys):
     assert "debrief_http_request_duration_seconds_bucket" in text
 
 
+def test_metrics_without_a_token_answer_this_host_only(client):
+    assert client.get("/metrics", environ_base={"REMOTE_ADDR": "127.0.0.5"}).status_code == 200
+    assert client.get("/metrics", environ_base={"REMOTE_ADDR": "::1"}).status_code == 200
+    for stranger in ("203.0.113.7", "10.0.0.1", "2001:db8::1", ""):
+        response = client.get("/metrics", environ_base={"REMOTE_ADDR": stranger})
+        assert response.status_code == 404 and response.content_type == "application/problem+json", stranger
+        assert "debrief_http" not in response.get_data(as_text=True)
+
+
+def test_metrics_with_a_token_answer_its_bearer_only(database_url):
+    app = create_app({"database_url": database_url, "metrics_token": "scrape-me-7f3a"})
+    client = app.test_client()
+    remote = {"REMOTE_ADDR": "203.0.113.7"}
+    for header in (None, "Bearer wrong", "Basic c2NyYXBlLW1lLTdmM2E=", "Bearer scrape-me-7f3"):
+        for where in ({}, remote):
+            response = client.get("/metrics", headers={"Authorization": header} if header else {}, environ_base=where)
+            assert response.status_code == 401 and response.content_type == "application/problem+json", (header, where)
+            assert response.headers["WWW-Authenticate"].startswith("Bearer")
+    response = client.get("/metrics", headers={"Authorization": "Bearer scrape-me-7f3a"}, environ_base=remote)
+    assert response.status_code == 200 and "debrief_http_requests_total" in response.get_data(as_text=True)
+    app.extensions["debrief"].close()
+
+
 def test_unknown_methods_do_not_create_metric_series(client):
     for n in range(3):
         client.open("/healthz", method=f"X{n}RANDOM")
@@ -80,6 +105,39 @@ def test_openapi_is_valid_and_served(client):
     assert document["paths"]["/v1/incidents"]["post"]["x-roles"] == ["coordinator", "dispatch"]
     assert client.get("/openapi.json").status_code == 200
     assert client.get("/docs").status_code == 200
+
+
+def test_docs_load_nothing_from_another_host_and_run_no_inline_script(client):
+    page = client.get("/docs")
+    assert page.status_code == 200 and page.mimetype == "text/html"
+    csp = dict(d.strip().split(" ", 1) for d in page.headers["Content-Security-Policy"].split(";"))
+    assert csp["default-src"] == "'none'" and csp["script-src"] == "'self'" and csp["connect-src"] == "'self'"
+    assert csp["style-src"] == "'self'" and csp["frame-ancestors"] == "'none'"
+    assert "unsafe" not in page.headers["Content-Security-Policy"] and "http" not in page.headers["Content-Security-Policy"]
+    html = page.get_data(as_text=True)
+    assert "//" not in html  # no absolute or protocol-relative URL
+    assert re.findall(r"<script(?![^>]*\bsrc=)[^>]*>", html) == []  # every script is a file of this host
+    assets = re.findall(r'(?:src|href)="([^"]+)"', html) + [re.search(r'data-spec-url="([^"]+)"', html).group(1)]
+    assert len(assets) >= 5
+    for url in assets:
+        answer = client.get(url)
+        assert answer.status_code == 200, url
+        assert answer.headers["X-Content-Type-Options"] == "nosniff"
+        answer.close()
+    for name in ("LICENSE", "index.html", "..%2F__init__.py", "oauth2-redirect.html"):
+        assert client.get(f"/docs/{name}").status_code == 404
+
+
+@pytest.mark.parametrize("role", ["coordinator", "admin", None])
+def test_participant_level_answers_are_never_cached(client, keys, role):
+    created = client.post("/v1/incidents", json=incident_body(), headers=keys.auth("dispatch")).get_json()
+    url = {"coordinator": f"/v1/incidents/{created['id']}/followups", "admin": "/v1/audit",
+           None: "/v1/responses/not-a-token"}[role]
+    response = client.get(url, headers=keys.auth(role) if role else {})
+    assert response.status_code == (404 if role is None else 200)
+    assert response.headers["Cache-Control"] == "no-store"
+    if role is None:
+        assert client.post(url, json={"action": "decline"}).headers["Cache-Control"] == "no-store"
 
 
 def test_migrations_match_the_models(app):
