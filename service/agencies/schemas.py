@@ -2,7 +2,7 @@
 
 import marshmallow as ma
 
-from service.fields import PatchSchema, TimeZoneName, text
+from service.fields import EmailAddress, FullMatch, PatchSchema, TimeZoneName, text
 
 
 class AgencyCreate(ma.Schema):
@@ -10,7 +10,7 @@ class AgencyCreate(ma.Schema):
 
     code = ma.fields.String(
         required=True,
-        validate=[ma.validate.Length(min=2, max=32), ma.validate.Regexp(r"^[a-z0-9][a-z0-9-]*$", error="Lower-case letters, digits and '-'.")],
+        validate=[ma.validate.Length(min=2, max=32), FullMatch(r"^[a-z0-9][a-z0-9-]*$", error="Lower-case letters, digits and '-'.")],
     )
     name = text(max_length=200, required=True)
     timezone = TimeZoneName(required=True, metadata={"example": "America/Toronto"})
@@ -26,7 +26,7 @@ class AgencyPatch(PatchSchema):
         metadata={"description": "Planning-policy overrides: durations in hours, times as HH:MM, phases as [name, minutes] pairs",
                   "example": {"debriefing_closes_after": 96, "earliest_start": "09:00", "max_group_size": 15}},
     )
-    coordinator_email = ma.fields.Email(
+    coordinator_email = EmailAddress(
         allow_none=True, validate=ma.validate.Length(max=254),
         metadata={"description": "The CISM team's mailbox: planning problems and follow-ups to arrange"},
     )

@@ -30,7 +30,7 @@ def create(*, db: Session, data: Mapping[str, Any]) -> Agency:
 
 def get_by_code(*, db: Session, code: str) -> Agency:
     """The agency with this code."""
-    if not AGENCY_CODE.match(code):
+    if not AGENCY_CODE.fullmatch(code):
         raise NotFound(f"No agency with code {code!r}.")
     agency = db.scalar(select(Agency).where(Agency.code == code))
     if agency is None:

@@ -6,7 +6,7 @@ from typing import Any
 
 import marshmallow as ma
 
-from service.fields import Instant, PatchSchema, choice, identifier, text
+from service.fields import EmailAddress, FullMatch, Instant, PatchSchema, choice, identifier, text
 from service.sessions.schemas import SessionRead
 from service.vocabulary import EXPOSURES, INCIDENT_STATUSES, INCIDENT_TYPES, LANGUAGES, ROLES
 
@@ -18,9 +18,9 @@ class PersonnelCreate(ma.Schema):
 
     external_id = identifier(required=True, metadata={"description": "The person's id in the agency's systems"})
     name = text(max_length=200, required=True)
-    email = ma.fields.Email(required=True, validate=ma.validate.Length(max=254))
+    email = EmailAddress(required=True, validate=ma.validate.Length(max=254))
     phone = ma.fields.String(
-        validate=ma.validate.Regexp(r"^\+?[0-9][0-9 ().-]{4,30}$", error="Not a valid phone number."),
+        validate=FullMatch(r"^\+?[0-9][0-9 ().-]{4,30}$", error="Not a valid phone number."),
         allow_none=True,
     )
     role = choice(ROLES, required=True)
@@ -79,7 +79,7 @@ class IdempotencyHeaders(ma.Schema):
 
     idempotency_key = ma.fields.String(
         data_key="Idempotency-Key",
-        validate=[ma.validate.Length(min=1, max=255), ma.validate.Regexp(r"^[\x21-\x7e]+$", error="Visible ASCII only.")],
+        validate=[ma.validate.Length(min=1, max=255), FullMatch(r"^[\x21-\x7e]+$", error="Visible ASCII only.")],
     )
 
 

@@ -125,6 +125,9 @@ def test_bad_idempotency_key_header_is_422(client, keys, app):
         ("patch", "/v1/agencies/north", {"policy": {"load_lookback_days": 10**9}}, "admin", 422),
         ("patch", "/v1/agencies/north", {"policy": {"buffer_minutes": 10**12}}, "admin", 422),
         ("patch", "/v1/agencies/north", {"policy": {"defusing_phases": [["intro\u0000", 45]]}}, "admin", 422),
+        ("patch", "/v1/agencies/north", {"policy": {"debriefing_phases": [["introduction", 10**18]]}}, "admin", 422),
+        ("patch", "/v1/agencies/north", {"policy": {"debriefing_phases": [["introduction\n", 15]]}}, "admin", 422),
+        ("post", "/v1/agencies", {"code": "east\n", "name": "East Police", "timezone": "America/Halifax"}, "admin", 422),
         ("get", "/v1/facilitators?cursor=WyIwMDAxLTAxLTAxVDAwOjAwOjAwKzA1OjAwIiwgIjEiXQ", None, "coordinator", 422),
     ],
 )
@@ -168,9 +171,15 @@ VALUES = {
     "-1e18": lambda v: -(10**18),
     "largest double": lambda v: 1.7976931348623157e308,
     "100,000 characters": lambda v: "x" * 100_000,
+    "right-to-left override": lambda v: "a\u202eb",
+    "zero-width space": lambda v: "a\u200bb",
+    "line separator": lambda v: "a\u2028b",
+    "trailing newline": lambda v: f"{v}\n",
 }
 PATH_VALUES = {
     "NUL": lambda v: f"{v}\u0000",
+    "trailing newline": lambda v: f"{v}\n",
+    "right-to-left override": lambda v: f"{v}\u202e",
     "escape sequence": lambda v: f"{v}\u001b[2J",
     "4,000 digits": lambda v: "9" * 4000,
     "10,000 characters": lambda v: "x" * 10_000,
@@ -236,7 +245,8 @@ def hostile_requests(op, side, other):
             yield f"{name} in {{{param}}}", bad, None
     for param in QUERY_PARAMS.get(op.key, ()):
         for name, make in PATH_VALUES.items():
-            yield f"{name} in ?{param}", f"{url.partition('?')[0]}?{param}={quote(make('1'), safe='')}", None
+            # On "x": a number with white space around it (`limit=1%0A`) is still the number.
+            yield f"{name} in ?{param}", f"{url.partition('?')[0]}?{param}={quote(make('x'), safe='')}", None
 
 
 @pytest.mark.parametrize("op", OPERATIONS, ids=str)
