@@ -22,6 +22,7 @@ from service.auth import access
 from service.config import Config
 from service.db import make_engine, make_session_factory, utcnow
 from service.errors import ProblemSchema
+from service.incidents.schemas import IncidentSummaryRead
 from service.followups.outgoing import MessageContext
 from service.metrics import HttpMetrics
 from service.web import close_db_session
@@ -122,7 +123,7 @@ def create_app(config: Mapping[str, Any] | Config | None = None, *, clock: Calla
             "components": {"securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}}},
         },
     )
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.database_url, lock_timeout_ms=settings.lock_timeout_ms)
     api = DebriefApi(app, spec_kwargs={"extra_plugins": [access.AccessDocPlugin(), JsonBodyDocPlugin()]})
     metrics = HttpMetrics()
     services = Services(
@@ -150,6 +151,8 @@ def create_app(config: Mapping[str, Any] | Config | None = None, *, clock: Calla
     blueprints = (health_blp, agencies_blp, facilitators_blp, incidents_blp, sessions_blp, calendars_blp, followups_blp, audit_blp)
     for blueprint in blueprints:
         api.register_blueprint(blueprint)
+    # Named by the incident list's items (oneOf), which no operation answers on its own.
+    api.spec.components.schema("IncidentSummaryRead", schema=IncidentSummaryRead)
 
     metrics.install(app)
     access.install(app)

@@ -74,6 +74,9 @@ def _serve(port: int, host: str, workers: int | None, demo: bool) -> None:
         "accesslog": None,  # our own log names the route, never the path (paths carry tokens)
         "timeout": 30,
         "graceful_timeout": 10,
+        # gunicorn's control socket (gunicornc: reload, scale, stop) is an administration channel this
+        # service does not use; without it there is nothing to guard.
+        "control_socket_disable": True,
     }
     if not config.redis_url:
         # No Redis: each worker relays and delivers the outbox itself, so one command does it all.

@@ -39,6 +39,8 @@ class Config:
     delivery_visibility_seconds: int = DEFAULT_DELIVERY_VISIBILITY_SECONDS
     # Days after an incident is closed before its participants' personal data is erased.
     retention_days: int = DEFAULT_RETENTION_DAYS
+    # PostgreSQL: the longest a statement waits for a lock before the request is retried or answered 503.
+    lock_timeout_ms: int = 5000
     # The bearer token /metrics asks for; unset, /metrics answers loopback clients only.
     metrics_token: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)

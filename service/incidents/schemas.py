@@ -128,10 +128,29 @@ class IncidentRead(ma.Schema):
     updated_at = ma.fields.AwareDateTime(required=True)
 
 
+class IncidentSummaryRead(ma.Schema):
+    """An incident in a supervisor's list: which one, and the plan's state (its counts are at /status)."""
+
+    id = ma.fields.UUID(required=True)
+    external_id = ma.fields.String(required=True)
+    status = ma.fields.String(required=True)
+    window = ma.fields.Nested(WindowRead, required=True)
+    at_risk = ma.fields.Boolean(required=True)
+
+
+class IncidentListItem(ma.fields.Field):
+    """An incident as the caller may list it: whole for dispatch and coordinators, its status for supervisors."""
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> Any:
+        return (IncidentSummaryRead if getattr(value, "summary", False) else IncidentRead)().dump(value)
+
+
 class IncidentPage(ma.Schema):
     """One page of incidents."""
 
-    items = ma.fields.List(ma.fields.Nested(IncidentRead), required=True)
+    items = ma.fields.List(IncidentListItem(metadata={"oneOf": [
+        {"$ref": "#/components/schemas/IncidentRead"}, {"$ref": "#/components/schemas/IncidentSummaryRead"},
+    ]}), required=True, metadata={"description": "Supervisors get each incident's status only (IncidentSummaryRead)"})
     next_cursor = ma.fields.String(allow_none=True, required=True)
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from datetime import timedelta
 
 import pytest
-from rq import Queue, SimpleWorker
+from rq import SimpleWorker
 from sqlalchemy import create_engine
 
 from service import migrate
@@ -101,7 +101,8 @@ def test_a_worker_killed_mid_delivery_is_retried_with_the_same_message_id(tmp_pa
         receiver.hold = None
         assert relay_once(services, rq_dispatch(services.redis)) == 1
         with app.app_context():
-            SimpleWorker([Queue(queues.DELIVERY, connection=services.redis)], connection=services.redis).work(burst=True)
+            SimpleWorker([queues.queue(queues.DELIVERY, services.redis)], connection=services.redis,
+                         serializer=queues.SERIALIZER).work(burst=True)
         with services.session_factory() as db:
             row = db.get(OutboxMessage, id)
             assert (row.status, row.attempts) == (SENT, 2)

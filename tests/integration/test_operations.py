@@ -8,10 +8,13 @@ import yaml
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from openapi_spec_validator import validate
+from sqlalchemy import create_engine, func, select, text
 
 from service.app import create_app
 from service.models import metadata
 from service.openapi import generate
+from service.sessions.service import PLANNING_LOCK
+from tests.conftest import FakeClock, seed_agencies, wipe
 from tests.factories import incident_body
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -144,3 +147,46 @@ def test_migrations_match_the_models(app):
     with app.extensions["debrief"].engine.connect() as conn:
         context = MigrationContext.configure(conn, opts={"compare_type": True})
         assert compare_metadata(context, metadata) == []
+
+
+def test_postgresql_connections_wait_for_a_lock_five_seconds_at_most(postgres_url):
+    app = create_app({"database_url": postgres_url})
+    with app.extensions["debrief"].engine.connect() as conn:
+        assert conn.execute(text("SHOW lock_timeout")).scalar() == "5s"
+    app.extensions["debrief"].close()
+
+
+@pytest.fixture
+def impatient(postgres_url):
+    """The app on PostgreSQL, waiting 200 ms for a lock."""
+    app = create_app({"database_url": postgres_url, "lock_timeout_ms": 200}, clock=FakeClock())
+    with app.extensions["debrief"].session_factory() as db:
+        keys = seed_agencies(db)
+    yield app, keys
+    wipe(app.extensions["debrief"].engine)
+    app.extensions["debrief"].close()
+
+
+def test_a_lock_not_granted_in_time_is_a_503_problem(impatient, postgres_url):
+    app, keys = impatient
+    client = app.test_client()
+    other = create_engine(postgres_url)
+    with other.begin() as conn:
+        conn.execute(text("LOCK TABLE agencies IN ACCESS EXCLUSIVE MODE"))
+        response = client.patch("/v1/agencies/north", json={"name": "Renamed"}, headers=keys.auth("admin"))
+        assert response.status_code == 503 and response.content_type == "application/problem+json"
+        assert response.headers["Retry-After"] and "retry" in response.get_json()["detail"]
+    other.dispose()
+    assert client.patch("/v1/agencies/north", json={"name": "Renamed"}, headers=keys.auth("admin")).status_code == 200
+
+
+def test_a_planner_lock_not_granted_in_time_is_retried_then_the_report_is_kept_and_flagged(impatient, postgres_url):
+    app, keys = impatient
+    client = app.test_client()
+    other = create_engine(postgres_url)
+    with other.begin() as conn:
+        conn.execute(select(func.pg_advisory_xact_lock(PLANNING_LOCK)))  # a planner that does not let go
+        response = client.post("/v1/incidents", json=incident_body(), headers=keys.auth("dispatch"))
+    other.dispose()
+    assert response.status_code == 201, response.get_json()
+    assert response.get_json()["problems"] == [{"group": None, "kind": "debriefing", "reasons": ["planning_contention"]}]

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import secrets
+import subprocess
+import sys
 import threading
+import zlib
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from redis import Redis
@@ -42,7 +47,8 @@ def relay_and_work(app, services) -> int:
 
 def work(app, services) -> None:
     with app.app_context():
-        SimpleWorker([Queue(queues.DELIVERY, connection=services.redis)], connection=services.redis).work(burst=True)
+        SimpleWorker([queues.queue(queues.DELIVERY, services.redis)], connection=services.redis,
+                     serializer=queues.SERIALIZER).work(burst=True)
 
 
 def queue_email(services, dedup_key="invite:1", *, due_in=timedelta(0), **payload):
@@ -59,6 +65,30 @@ def queue_email(services, dedup_key="invite:1", *, due_in=timedelta(0), **payloa
 def row(services, id) -> OutboxMessage:
     with services.session_factory() as db:
         return db.get(OutboxMessage, id)
+
+
+class Planted:
+    """What someone with access to Redis could put in a pickled job: unpickling it runs code."""
+
+    def __init__(self, path) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        return (Path.touch, (self.path,))
+
+
+def test_jobs_are_json_and_a_pickled_job_planted_in_redis_never_runs(services, sink, database_url, redis_url, tmp_path):
+    id = queue_email(services)
+    relay_once(services, rq_dispatch(services.redis))
+    stored = zlib.decompress(services.redis.hget(f"rq:job:{id}", "data"))
+    assert json.loads(stored) == ["workers.jobs.deliver", None, [str(id)], {}]
+    planted = tmp_path / "ran"
+    Queue(queues.DELIVERY, connection=services.redis).enqueue("workers.jobs.deliver", Planted(planted))  # pickled
+    env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url, "SMTP_URL": sink.url}
+    subprocess.run([sys.executable, "-m", "service", "worker", "--burst"], env=env, cwd=tmp_path, check=True,
+                   capture_output=True, timeout=120)
+    assert not planted.exists()
+    assert sink.message_ids() == [f"<{id}@debrief>"]
 
 
 def test_a_message_queued_in_a_rolled_back_transaction_is_never_delivered(app, services, sink):
@@ -329,6 +359,6 @@ def test_the_relay_command_enqueues_due_messages_for_the_worker(app, services, s
     monkeypatch.setenv("REDIS_URL", redis_url)
     result = CliRunner().invoke(main, ["relay", "--once"], catch_exceptions=False)
     assert result.exit_code == 0 and "1 messages relayed" in result.output
-    assert Queue(queues.DELIVERY, connection=services.redis).job_ids == [str(id)]
+    assert queues.queue(queues.DELIVERY, services.redis).job_ids == [str(id)]
     work(app, services)
     assert sink.message_ids() == [f"<{id}@debrief>"]
