@@ -56,3 +56,6 @@ class WebhookSecretRead(ma.Schema):
     """A new webhook signing secret: shown once, never again."""
 
     webhook_secret = ma.fields.String(required=True, metadata={"example": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"})
+    previous_valid_until = ma.fields.AwareDateTime(allow_none=True, required=True, metadata={
+        "description": "Until then deliveries carry two signatures, with the new secret and with the previous one "
+                       "(`webhook-signature: v1,<new> v1,<previous>`); null when there was no previous secret"})

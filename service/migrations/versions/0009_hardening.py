@@ -1,0 +1,31 @@
+"""hardening: webhook secret rotation with overlap
+
+Revision ID: 0009
+Revises: 0007
+Create Date: 2026-12-06 23:00:00.000000
+
+Chained to 0007 on the hardening branch; 0008 (follow-ups) is being written elsewhere, and whoever
+merges second re-chains this one after it.
+"""
+
+from alembic import op
+import sqlalchemy as sa
+import service.db
+
+
+revision = '0009'
+down_revision = '0007'
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table('agencies', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('webhook_previous_secret', sa.String(length=100), nullable=True))
+        batch_op.add_column(sa.Column('webhook_previous_until', service.db.UTCDateTime(timezone=True), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table('agencies', schema=None) as batch_op:
+        batch_op.drop_column('webhook_previous_until')
+        batch_op.drop_column('webhook_previous_secret')
