@@ -141,6 +141,7 @@ def create_app(config: Mapping[str, Any] | Config | None = None, *, clock: Calla
 
     from service.agencies.views import blp as agencies_blp
     from service.audit.views import blp as audit_blp
+    from service.auth.views import blp as keys_blp
     from service.calendars.views import blp as calendars_blp
     from service.facilitators.views import blp as facilitators_blp
     from service.followups.views import blp as followups_blp
@@ -148,7 +149,8 @@ def create_app(config: Mapping[str, Any] | Config | None = None, *, clock: Calla
     from service.incidents.views import blp as incidents_blp
     from service.sessions.views import blp as sessions_blp
 
-    blueprints = (health_blp, agencies_blp, facilitators_blp, incidents_blp, sessions_blp, calendars_blp, followups_blp, audit_blp)
+    blueprints = (health_blp, agencies_blp, facilitators_blp, incidents_blp, sessions_blp, calendars_blp, followups_blp, audit_blp,
+                  keys_blp)
     for blueprint in blueprints:
         api.register_blueprint(blueprint)
     # Named by the incident list's items (oneOf), which no operation answers on its own.

@@ -95,6 +95,13 @@ def _zone_names() -> frozenset[str]:
     return _ZONES
 
 
+class PageArgs(ma.Schema):
+    """Cursor and size of a newest-first list (service.pagination.newest_first)."""
+
+    limit = ma.fields.Integer(load_default=100, validate=ma.validate.Range(min=1, max=500))
+    cursor = ma.fields.String(validate=ma.validate.Length(max=200))
+
+
 class PatchSchema(ma.Schema):
     """A partial update: at least one field must be given."""
 

@@ -11,7 +11,7 @@ from flask import Flask, Response, g, request
 from service.auth.service import authenticate
 from service.errors import Forbidden, Unauthenticated
 from service.ui import is_page
-from service.web import db_session
+from service.web import db_session, now
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +70,9 @@ MATRIX: dict[tuple[str, str], Access] = {
     # Participant-level data: the CISM coordinators only, and every read is audited.
     ("followups.IncidentFollowups", "GET"): roles("coordinator", participant_data=True),
     ("audit.AuditLog", "GET"): roles("admin", participant_data=True),
+    ("keys.Keys", "POST"): roles("admin"),
+    ("keys.Keys", "GET"): roles("admin"),
+    ("keys.KeyById", "DELETE"): roles("admin"),
     # The signed link is the participant's credential: they have no API key.
     ("followups.Response", "GET"): Access(public=True, participant_data=True),
     ("followups.Response", "POST"): Access(public=True, participant_data=True),
@@ -103,9 +106,9 @@ def enforce_access() -> None:
     token = _bearer_token()
     if token is None:
         raise Unauthenticated("Send `Authorization: Bearer <api key>`.")
-    principal = authenticate(db=db_session(), secret=token)
+    principal = authenticate(db=db_session(), secret=token, now=now())
     if principal is None:
-        raise Unauthenticated("The API key is unknown or revoked.")
+        raise Unauthenticated("The API key is unknown, revoked or expired.")
     if rule is None or principal.role not in rule.roles:
         raise Forbidden(f"A {principal.role} key may not {request.method} this resource.")
     g.principal = principal
