@@ -162,6 +162,8 @@ def handle_http_exception(error: HTTPException) -> Response:
     status = error.code or 500
     page = _page_error(status)
     if page is not None:
+        if status == 405 and error.valid_methods:  # type: ignore[attr-defined]
+            page.headers["Allow"] = ", ".join(error.valid_methods)  # type: ignore[attr-defined]
         return page
     data = getattr(error, "data", None) or {}
     errors = _validation_errors(data) if status in (400, 422) and data else None

@@ -190,3 +190,8 @@ def test_a_planner_lock_not_granted_in_time_is_retried_then_the_report_is_kept_a
     other.dispose()
     assert response.status_code == 201, response.get_json()
     assert response.get_json()["problems"] == [{"group": None, "kind": "debriefing", "reasons": ["planning_contention"]}]
+
+
+def test_a_method_not_allowed_says_which_are_even_when_answered_as_a_page(client):
+    response = client.open("/healthz", method="TRACE")
+    assert response.status_code == 405 and "GET" in response.headers["Allow"]
