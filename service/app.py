@@ -22,8 +22,8 @@ from service.auth import access
 from service.config import Config
 from service.db import make_engine, make_session_factory, utcnow
 from service.errors import ProblemSchema
-from service.incidents.schemas import IncidentSummaryRead
 from service.followups.outgoing import MessageContext
+from service.incidents.schemas import IncidentSummaryRead
 from service.metrics import HttpMetrics
 from service.web import close_db_session
 

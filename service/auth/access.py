@@ -47,6 +47,9 @@ MATRIX: dict[tuple[str, str], Access] = {
     ("agencies.AgencyByCode", "GET"): roles("admin"),
     ("agencies.AgencyByCode", "PATCH"): roles("admin"),
     ("agencies.AgencyWebhookSecret", "POST"): roles("admin"),
+    ("keys.Keys", "POST"): roles("admin"),
+    ("keys.Keys", "GET"): roles("admin"),
+    ("keys.KeyById", "DELETE"): roles("admin"),
     ("incidents.Incidents", "POST"): roles("dispatch", "coordinator"),
     ("incidents.Incidents", "GET"): roles("dispatch", "coordinator", "supervisor"),
     ("incidents.IncidentById", "GET"): roles("dispatch", "coordinator"),
@@ -70,9 +73,6 @@ MATRIX: dict[tuple[str, str], Access] = {
     # Participant-level data: the CISM coordinators only, and every read is audited.
     ("followups.IncidentFollowups", "GET"): roles("coordinator", participant_data=True),
     ("audit.AuditLog", "GET"): roles("admin", participant_data=True),
-    ("keys.Keys", "POST"): roles("admin"),
-    ("keys.Keys", "GET"): roles("admin"),
-    ("keys.KeyById", "DELETE"): roles("admin"),
     # The signed link is the participant's credential: they have no API key.
     ("followups.Response", "GET"): Access(public=True, participant_data=True),
     ("followups.Response", "POST"): Access(public=True, participant_data=True),
