@@ -130,7 +130,7 @@ def baseline(count: int, database_url: str, workdir: Path) -> tuple[tuple[float,
 
     redis = Redis.from_url(REDIS_URL)
     redis.flushdb()
-    queue = Queue(queues.DELIVERY, connection=redis)
+    queue = queues.queue(queues.DELIVERY, redis)
     # The options rq_dispatch gives a delivery, so that RQ's bookkeeping per job is the same.
     for start in range(0, count, 1000):
         queue.enqueue_many([

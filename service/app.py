@@ -17,12 +17,13 @@ from redis import Redis
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, configure_mappers, sessionmaker
 
-from service import console, errors, ui
+from service import apidocs, console, errors, ui
 from service.auth import access
 from service.config import Config
 from service.db import make_engine, make_session_factory, utcnow
 from service.errors import ProblemSchema
 from service.followups.outgoing import MessageContext
+from service.incidents.schemas import IncidentSummaryRead
 from service.metrics import HttpMetrics
 from service.web import close_db_session
 
@@ -47,6 +48,10 @@ class DebriefApi(Api):
         default = {"description": "Problem details (RFC 9457)", "schema": self.ERROR_SCHEMA}
         prepare_response(default, self.spec, errors.PROBLEM_CONTENT_TYPE)
         self.spec.components.response("DEFAULT_ERROR", default, lazy=True)
+
+    def _register_swagger_ui_rule(self, blueprint: Any) -> None:
+        # Ours, not flask-smorest's page: that one loads Swagger UI from a CDN and starts it inline.
+        apidocs.register(blueprint, "/" + self.config["OPENAPI_SWAGGER_UI_PATH"])
 
 
 class JsonBodyDocPlugin(BasePlugin):
@@ -111,7 +116,6 @@ def create_app(config: Mapping[str, Any] | Config | None = None, *, clock: Calla
         OPENAPI_URL_PREFIX="/",
         OPENAPI_JSON_PATH="openapi.json",
         OPENAPI_SWAGGER_UI_PATH="docs",
-        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/",
         API_SPEC_OPTIONS={
             "info": {
                 "description": "Schedules critical-incident stress debriefings (CISD) for first responders.",
@@ -119,7 +123,7 @@ def create_app(config: Mapping[str, Any] | Config | None = None, *, clock: Calla
             "components": {"securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}}},
         },
     )
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.database_url, lock_timeout_ms=settings.lock_timeout_ms)
     api = DebriefApi(app, spec_kwargs={"extra_plugins": [access.AccessDocPlugin(), JsonBodyDocPlugin()]})
     metrics = HttpMetrics()
     services = Services(
@@ -137,6 +141,7 @@ def create_app(config: Mapping[str, Any] | Config | None = None, *, clock: Calla
 
     from service.agencies.views import blp as agencies_blp
     from service.audit.views import blp as audit_blp
+    from service.auth.views import blp as keys_blp
     from service.calendars.views import blp as calendars_blp
     from service.facilitators.views import blp as facilitators_blp
     from service.followups.views import blp as followups_blp
@@ -144,7 +149,8 @@ def create_app(config: Mapping[str, Any] | Config | None = None, *, clock: Calla
     from service.incidents.views import blp as incidents_blp
     from service.sessions.views import blp as sessions_blp
 
-    blueprints = (health_blp, agencies_blp, facilitators_blp, incidents_blp, sessions_blp, calendars_blp, followups_blp, audit_blp)
+    blueprints = (health_blp, agencies_blp, facilitators_blp, incidents_blp, sessions_blp, calendars_blp, followups_blp, audit_blp,
+                  keys_blp)
     for blueprint in blueprints:
         api.register_blueprint(blueprint)
     if settings.demo:
@@ -167,6 +173,8 @@ def create_app(config: Mapping[str, Any] | Config | None = None, *, clock: Calla
 
     for pages in (followup_pages, facilitator_pages, session_pages):
         app.register_blueprint(pages)
+    # Named by the incident list's items (oneOf), which no operation answers on its own.
+    api.spec.components.schema("IncidentSummaryRead", schema=IncidentSummaryRead)
 
     metrics.install(app)
     metrics.watch_outbox(engine, services.clock)

@@ -1,4 +1,4 @@
-"""The `debrief` command: serve, worker, relay, db upgrade, keys create, users create."""
+"""The `debrief` command: serve, worker, relay, db upgrade, keys create/list/revoke, users create, catalogs."""
 
 from __future__ import annotations
 
@@ -77,6 +77,9 @@ def _serve(port: int, host: str, workers: int | None, demo: bool) -> None:
         "accesslog": None,  # our own log names the route, never the path (paths carry tokens)
         "timeout": 30,
         "graceful_timeout": 10,
+        # gunicorn's control socket (gunicornc: reload, scale, stop) is an administration channel this
+        # service does not use; without it there is nothing to guard.
+        "control_socket_disable": True,
     }
     if not config.redis_url:
         # No Redis: each worker relays and delivers the outbox itself, so one command does it all.
@@ -156,17 +159,54 @@ def keys() -> None:
 @click.option("--role", required=True, type=click.Choice(["admin", "coordinator", "dispatch", "supervisor", "facilitator"]))
 @click.option("--agency", "agency_code", help="Agency code (every role but admin)")
 @click.option("--facilitator", "facilitator_id", type=int, help="Facilitator id (facilitator keys)")
-def keys_create(role: str, agency_code: str | None, facilitator_id: int | None) -> None:
+@click.option("--expires-in-days", type=click.IntRange(1, 3650), help="The key stops working after N days (default: never)")
+def keys_create(role: str, agency_code: str | None, facilitator_id: int | None, expires_in_days: int | None) -> None:
     """Create an API key and print it alone on stdout."""
-    from service.auth.service import create_key
+    from service.auth.service import issue_key
     from service.errors import DomainError
 
     with _services() as services, services.session_factory() as session:
         try:
-            secret = create_key(db=session, role=role, agency_code=agency_code, facilitator_id=facilitator_id)
+            issued = issue_key(db=session, role=role, agency_code=agency_code, facilitator_id=facilitator_id,
+                               expires_in_days=expires_in_days, now=services.clock())
         except DomainError as exc:
             raise click.ClickException(exc.detail) from None
-    click.echo(secret)
+    click.echo(issued.key)
+
+
+@keys.command("list")
+def keys_list() -> None:
+    """Print every key (id, role, agency, facilitator, created, expires, last used, revoked), newest first; never a secret."""
+    from service.auth.service import list_page
+
+    def day(moment: Any) -> str:
+        return moment.strftime("%Y-%m-%d %H:%M") if moment else "-"
+
+    click.echo("id\trole\tagency\tfacilitator\tcreated\texpires\tlast used\trevoked")
+    with _services() as services, services.session_factory() as session:
+        cursor = None
+        while True:
+            page, cursor = list_page(db=session, limit=500, cursor=cursor)
+            for k in page:
+                click.echo("\t".join([str(k.id), k.role, k.agency or "-", str(k.facilitator_id or "-"), day(k.created_at),
+                                      day(k.expires_at), day(k.last_used_at), day(k.revoked_at)]))
+            if cursor is None:
+                break
+
+
+@keys.command("revoke")
+@click.argument("key_id", type=click.IntRange(1, 2**31 - 1))
+def keys_revoke(key_id: int) -> None:
+    """Revoke a key by its id (see `keys list`): its next request is refused."""
+    from service.auth.service import revoke
+    from service.errors import DomainError
+
+    with _services() as services, services.session_factory() as session:
+        try:
+            revoke(db=session, key_id=key_id, now=services.clock())
+        except DomainError as exc:
+            raise click.ClickException(exc.detail) from None
+    click.echo(f"key {key_id} revoked", err=True)
 
 
 @main.group()

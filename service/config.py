@@ -30,20 +30,23 @@ class Config:
     max_content_length: int = 2 * 1024 * 1024
     # How far in the future an occurred_at may lie, for clock skew between CAD and us.
     clock_skew_seconds: int = 300
-    # Outbox delivery: the From of our emails, the secret that signs webhooks (whsec_...),
+    # Outbox delivery: the From of our emails (webhooks are signed with each agency's own secret),
     # how many attempts before a message is dead, and how long a message may stay queued or
     # sending before the relay takes it for lost (longer than a job may run, see workers.relay).
     mail_from: str = DEFAULT_MAIL_FROM
     # Signs participants' response links. Unset: a key generated once and kept in the
     # database, so that links survive restarts and work in every worker process.
     secret_key: str | None = None
-    webhook_secret: str | None = None
     delivery_max_attempts: int = DEFAULT_DELIVERY_MAX_ATTEMPTS
     delivery_visibility_seconds: int = DEFAULT_DELIVERY_VISIBILITY_SECONDS
     # Days after an incident is closed before its participants' personal data is erased.
     retention_days: int = DEFAULT_RETENTION_DAYS
     # `debrief serve --demo`: the demo's mailbox page shows every email the service would send.
     demo: bool = False
+    # PostgreSQL: the longest a statement waits for a lock before the request is retried or answered 503.
+    lock_timeout_ms: int = 5000
+    # The bearer token /metrics asks for; unset, /metrics answers loopback clients only.
+    metrics_token: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -58,10 +61,10 @@ class Config:
             public_base_url=(env.get("PUBLIC_BASE_URL") or DEFAULT_PUBLIC_BASE_URL).rstrip("/"),
             mail_from=env.get("MAIL_FROM") or DEFAULT_MAIL_FROM,
             secret_key=env.get("SECRET_KEY") or None,
-            webhook_secret=env.get("WEBHOOK_SECRET") or None,
             delivery_max_attempts=int(env.get("DELIVERY_MAX_ATTEMPTS") or DEFAULT_DELIVERY_MAX_ATTEMPTS),
             delivery_visibility_seconds=int(env.get("DELIVERY_VISIBILITY_SECONDS") or DEFAULT_DELIVERY_VISIBILITY_SECONDS),
             retention_days=int(env.get("RETENTION_DAYS") or DEFAULT_RETENTION_DAYS),
+            metrics_token=env.get("METRICS_TOKEN") or None,
         )
 
     def updated(self, overrides: Mapping[str, Any]) -> "Config":

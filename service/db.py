@@ -60,9 +60,12 @@ def utcnow() -> datetime:
 
 
 POSTGRES_CONNECT_TIMEOUT = 5  # seconds
+# The longest a statement waits for a lock (a row, a table, the planners' advisory lock) before
+# failing with 55P03: a stuck transaction costs its waiters a retry or a 503, not a pile-up of workers.
+POSTGRES_LOCK_TIMEOUT_MS = 5000
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
+def make_engine(url: str, *, lock_timeout_ms: int = POSTGRES_LOCK_TIMEOUT_MS, **kwargs: Any) -> Engine:
     """Create an engine with the settings each backend needs for concurrent use."""
     if url.startswith("sqlite"):
         # hide_parameters: a failing statement must not carry personal data into the logs.
@@ -87,7 +90,17 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     # A database host that stops answering (rather than refusing) must cost a request seconds and
     # a 503, not the operating system's minutes-long connect timeout.
     kwargs.setdefault("connect_args", {}).setdefault("connect_timeout", POSTGRES_CONNECT_TIMEOUT)
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10, hide_parameters=True, **kwargs)
+    engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10, hide_parameters=True, **kwargs)
+
+    @event.listens_for(engine, "connect")
+    def _postgres_lock_timeout(dbapi_connection: Any, _record: Any) -> None:
+        # Per connection (libpq's `options` in the URL stay the deployment's own); committed, or a
+        # rollback would undo it.
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute(f"SET lock_timeout = {int(lock_timeout_ms)}")
+        dbapi_connection.commit()
+
+    return engine
 
 
 def conflict_insert(db: Session) -> Any:

@@ -171,7 +171,8 @@ def handle_http_exception(error: HTTPException) -> Response:
     if errors and status == 422:
         detail = "The request body or parameters are invalid: see `errors`."
     elif status == 400 and errors == {"_schema": ["Invalid JSON body."]}:
-        detail, errors = "The request body is not valid JSON in UTF-8.", None
+        reason = data.get("reason")
+        detail, errors = f"The request body is not valid JSON in UTF-8{f' ({reason})' if reason else ''}.", None
     headers = dict(data.get("headers") or {})
     if status == 405 and error.valid_methods:  # type: ignore[attr-defined]
         headers["Allow"] = ", ".join(error.valid_methods)  # type: ignore[attr-defined]
@@ -193,8 +194,19 @@ def handle_domain_error(error: DomainError) -> Response:
     )
 
 
+LOCK_NOT_AVAILABLE = "55P03"
+
+
 def handle_database_down(error: DBAPIError) -> Response:
-    """A lost database connection is an outage (503), never a 500."""
+    """A lost database connection is an outage (503), never a 500; so is a lock not granted in time."""
+    if getattr(error.orig, "sqlstate", None) == LOCK_NOT_AVAILABLE:
+        log.warning("database lock not granted within lock_timeout")
+        page = _page_error(503)
+        if page is not None:
+            return page
+        return problem_response(
+            503, "The data is busy with another change; retry shortly.", slug="unavailable", headers={"Retry-After": "1"},
+        )
     if isinstance(error, OperationalError) or error.connection_invalidated:
         log.warning("database unavailable: %s", type(error.orig).__name__)
         page = _page_error(503)

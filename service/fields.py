@@ -11,18 +11,46 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 import marshmallow as ma
 
 _IDENTIFIER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/#-]*$")
+# Control characters (PostgreSQL refuses NUL; logs, mail headers and calendars dislike the rest),
+# surrogates, format characters (bidi overrides such as U+202E reverse what a reader sees; zero-width
+# ones hide text) and the line and paragraph separators (U+2028, U+2029: line breaks to JavaScript).
+_UNPRINTABLE = frozenset({"Cc", "Cs", "Cf", "Zl", "Zp"})
+
+
+def unprintable(text: str) -> bool:
+    """Whether a text holds a control, format, surrogate or line/paragraph separator character."""
+    return not (text.isascii() and text.isprintable()) and any(unicodedata.category(ch) in _UNPRINTABLE for ch in text)
+
+
+class FullMatch(ma.validate.Regexp):
+    """Regexp that must match the whole value: `$` alone lets a trailing newline through."""
+
+    def __call__(self, value: str) -> str:
+        if self.regex.fullmatch(value) is None:
+            raise ma.ValidationError(self._format_error(value))
+        return value
 
 
 class Text(ma.fields.String):
-    """A string without control characters (PostgreSQL refuses NUL; logs and mail dislike the rest)."""
+    """A printable string: no control or format character, no line or paragraph separator."""
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
         text = super()._deserialize(value, attr, data, **kwargs)
-        if any(unicodedata.category(ch) in ("Cc", "Cs") for ch in text):
-            raise ma.ValidationError("Must not contain control characters.")
+        if unprintable(text):
+            raise ma.ValidationError("Must not contain control, format or line-separator characters.")
         if text != text.strip():
             raise ma.ValidationError("Must not start or end with white space.")
         return text
+
+
+class EmailAddress(ma.fields.Email):
+    """An email address without control or format characters (its quoted form would allow them)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        address = super()._deserialize(value, attr, data, **kwargs)
+        if unprintable(address):
+            raise ma.ValidationError("Must not contain control, format or line-separator characters.")
+        return address
 
 
 def text(*, max_length: int, min_length: int = 1, **kwargs: Any) -> Text:
@@ -33,7 +61,7 @@ def text(*, max_length: int, min_length: int = 1, **kwargs: Any) -> Text:
 def identifier(**kwargs: Any) -> Text:
     """An external identifier: 1–64 visible ASCII characters."""
     return Text(
-        validate=[ma.validate.Length(min=1, max=64), ma.validate.Regexp(_IDENTIFIER, error="Not a valid identifier.")],
+        validate=[ma.validate.Length(min=1, max=64), FullMatch(_IDENTIFIER, error="Not a valid identifier.")],
         **kwargs,
     )
 
@@ -65,6 +93,13 @@ def _zone_names() -> frozenset[str]:
     if _ZONES is None:
         _ZONES = frozenset(available_timezones())
     return _ZONES
+
+
+class PageArgs(ma.Schema):
+    """Cursor and size of a newest-first list (service.pagination.newest_first)."""
+
+    limit = ma.fields.Integer(load_default=100, validate=ma.validate.Range(min=1, max=500))
+    cursor = ma.fields.String(validate=ma.validate.Length(max=200))
 
 
 class PatchSchema(ma.Schema):

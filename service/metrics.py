@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hmac
+import ipaddress
 import os
 import time
 from datetime import datetime
@@ -16,6 +18,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 
+from service.errors import NotFound, Unauthenticated
 
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
@@ -104,3 +107,29 @@ class OutboxCollector(Collector):
         age = (now - oldest).total_seconds() if oldest is not None else 0.0
         yield GaugeMetricFamily("debrief_outbox_oldest_due_age_seconds",
                                 "How long the oldest due, undelivered message has waited", value=max(age, 0.0))
+
+
+def is_loopback(address: str | None) -> bool:
+    """Whether a client address is this host's own (127.0.0.0/8, ::1, or ::ffff:127.x.y.z)."""
+    try:
+        ip = ipaddress.ip_address(address or "")
+    except ValueError:
+        return False  # e.g. a Unix socket's empty address
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_loopback
+
+
+def check_scraper(*, token: str | None, authorization: str, remote_addr: str | None) -> None:
+    """Let a Prometheus scraper in: the bearer of METRICS_TOKEN, or without one a client on this host only.
+
+    Route names and counts map the service's use, so strangers get a 404 (as if there were no
+    such page), or a 401 when a token is set, since then the endpoint is meant to be reached.
+    """
+    if token is None:
+        if not is_loopback(remote_addr):
+            raise NotFound("Not found.")
+        return
+    scheme, _, presented = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(presented.strip().encode(), token.encode()):
+        raise Unauthenticated("Send `Authorization: Bearer <METRICS_TOKEN>`.")

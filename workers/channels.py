@@ -56,8 +56,8 @@ class Delivery:
     kind: str
     recipient: str
     payload: Mapping[str, Any]
-    # A webhook's signing secret: the agency's own, read when the message is claimed.
-    secret: str | None = None
+    # A webhook's signing secrets: the agency's own (two while a rotation overlaps), read when the message is claimed.
+    secrets: tuple[str, ...] = ()
 
 
 class Channel(Protocol):
@@ -172,6 +172,11 @@ def sign_webhook(secret: str, message_id: str, timestamp: int, body: bytes) -> s
     return f"v1,{base64.b64encode(digest).decode('ascii')}"
 
 
+def signature_header(secrets: tuple[str, ...], message_id: str, timestamp: int, body: bytes) -> str:
+    """One signature per secret, space-separated, as Standard Webhooks allows: a receiver accepts any that it can check."""
+    return " ".join(sign_webhook(secret, message_id, timestamp, body) for secret in secrets)
+
+
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
     # A redirect is not a delivery: urllib would turn the POST into a GET, losing the body.
     def redirect_request(self, *args: Any, **kwargs: Any) -> None:
@@ -181,22 +186,19 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 class WebhookChannel:
     """A JSON POST signed per Standard Webhooks; any answer but 2xx is a failure.
 
-    Signed with the agency's secret carried by the delivery, else with WEBHOOK_SECRET.
+    Signed with the agency's own secrets, carried by the delivery, and never with a shared one: a
+    secret known to several agencies' receivers would let each forge events to the others.
     """
 
-    def __init__(self, secret: str | None, clock: Callable[[], datetime], *, timeout: float = NETWORK_TIMEOUT) -> None:
-        if secret is not None:
-            decode_secret(secret)  # a malformed secret fails at start-up, not at the first delivery
-        self.secret = secret
+    def __init__(self, clock: Callable[[], datetime], *, timeout: float = NETWORK_TIMEOUT) -> None:
         self.clock = clock
         self.timeout = timeout
         self.opener = urllib.request.build_opener(_NoRedirect)
 
     def send(self, delivery: Delivery) -> None:
         """POST the payload with the webhook-id, webhook-timestamp and webhook-signature headers."""
-        secret = delivery.secret or self.secret
-        if secret is None:
-            raise DeliveryFailed("webhook secret not configured")
+        if not delivery.secrets:
+            raise DeliveryFailed("the agency has no webhook secret")
         body = json.dumps(delivery.payload, separators=(",", ":"), sort_keys=True).encode()
         message_id = str(delivery.message_id)
         timestamp = int(self.clock().timestamp())
@@ -204,7 +206,7 @@ class WebhookChannel:
             "Content-Type": "application/json",
             "webhook-id": message_id,
             "webhook-timestamp": str(timestamp),
-            "webhook-signature": sign_webhook(secret, message_id, timestamp, body),
+            "webhook-signature": signature_header(delivery.secrets, message_id, timestamp, body),
         })
         try:
             with self.opener.open(request, timeout=self.timeout) as response:
@@ -222,4 +224,4 @@ def channels_for(config: Config, clock: Callable[[], datetime]) -> dict[str, Cha
     """The channel of each outbox channel name, as configured."""
     email: Channel = (SmtpChannel(config.smtp_url, config.mail_from, ca_file=config.smtp_ca_file)
                       if config.smtp_url else LogChannel())
-    return {EMAIL: email, WEBHOOK: WebhookChannel(config.webhook_secret, clock)}
+    return {EMAIL: email, WEBHOOK: WebhookChannel(clock)}

@@ -17,7 +17,7 @@ from flask import current_app
 from sqlalchemy import Connection, select, update
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from service.agencies.models import Agency
+from service.agencies.models import Agency, signing_secrets
 from service.outbox.models import DEAD, EMAIL, PENDING, QUEUED, SENDING, SENT, WEBHOOK, OutboxMessage
 from service.sessions.models import Session
 from workers.channels import Channel, Delivery, DeliveryFailed, channels_for
@@ -91,12 +91,17 @@ def deliver_message(services: Services, message_id: uuid.UUID, channels: Mapping
             conn.commit()
             log.warning("message %s (%s) dead after %d attempts", message_id, claimed.kind, attempt - 1)
             return DEAD
-        secret = None
+        secrets: tuple[str, ...] = ()
         if claimed.channel == WEBHOOK and claimed.agency_id is not None:
-            secret = conn.scalar(select(Agency.webhook_secret).where(Agency.id == claimed.agency_id))
+            agency = conn.execute(
+                select(Agency.webhook_secret, Agency.webhook_previous_secret, Agency.webhook_previous_until)
+                .where(Agency.id == claimed.agency_id)
+            ).one_or_none()
+            if agency is not None:
+                secrets = signing_secrets(*agency, services.clock())
         conn.commit()  # the claim is short; no transaction stays open while we talk to the receiver
         record_by = time.monotonic() + min(RECORD_PATIENCE, services.config.delivery_visibility_seconds / 2)
-        delivery = Delivery(message_id, claimed.kind, claimed.recipient, dict(claimed.payload), secret)
+        delivery = Delivery(message_id, claimed.kind, claimed.recipient, dict(claimed.payload), secrets)
 
         try:
             channels[claimed.channel].send(delivery)

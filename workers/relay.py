@@ -75,7 +75,7 @@ def rq_dispatch(connection: Redis) -> Dispatch:
     """Enqueue each message as an RQ delivery job whose id is the message id."""
     from workers.jobs import deliver
 
-    queue = Queue(queues.DELIVERY, connection=connection)
+    queue = queues.queue(queues.DELIVERY, connection)
 
     def enqueue(ids: Sequence[uuid.UUID]) -> None:
         job_ids = [str(id) for id in ids]
@@ -88,7 +88,7 @@ def rq_dispatch(connection: Redis) -> Dispatch:
             # started registry, whose later clean-up would mark the new job (same id) failed.
             # The row is past the visibility timeout, so no live job holds it.
             try:
-                Job.fetch(job_id, connection=connection).delete()
+                Job.fetch(job_id, connection=connection, serializer=queues.SERIALIZER).delete()
             except NoSuchJobError:
                 pass
         queue.enqueue_many([

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from redis import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from rq import Queue, Worker
+from rq import Worker
 from rq.exceptions import StopRequested
 from sqlalchemy.exc import DBAPIError
 
@@ -102,7 +102,8 @@ def run_worker(config: Config, *, burst: bool = False) -> bool:
                 worker = None
                 try:
                     # RQ's worker talks to Redis from its constructor on.
-                    worker = DeliveryWorker([Queue(name, connection=connection) for name in queues.ALL], connection=connection)
+                    worker = DeliveryWorker([queues.queue(name, connection) for name in queues.ALL], connection=connection,
+                                            serializer=queues.SERIALIZER)
                     worked = worker.work(burst=burst, with_scheduler=False) or worked
                 except (RedisConnectionError, RedisTimeoutError) as exc:
                     # RQ quits its loop when Redis vanishes mid-job, and its clean-up then fails as well.

@@ -33,7 +33,7 @@ def _decode(name: str, value: Any) -> Any:
     if name in PHASE_FIELDS:
         # Phase names reach agendas, mails and calendar feeds: short printable text only.
         if not isinstance(value, list) or not all(
-            isinstance(p, list) and len(p) == 2 and isinstance(p[0], str) and PHASE_NAME.match(p[0]) for p in value
+            isinstance(p, list) and len(p) == 2 and isinstance(p[0], str) and PHASE_NAME.fullmatch(p[0]) for p in value
         ):
             raise ValueError(f"{name}: expected [[name, minutes], ...] with names of 1-40 letters, digits, '-' or spaces")
     if name in CLOCK_FIELDS:

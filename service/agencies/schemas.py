@@ -2,7 +2,7 @@
 
 import marshmallow as ma
 
-from service.fields import PatchSchema, TimeZoneName, text
+from service.fields import EmailAddress, FullMatch, PatchSchema, TimeZoneName, text
 
 
 class AgencyCreate(ma.Schema):
@@ -10,7 +10,7 @@ class AgencyCreate(ma.Schema):
 
     code = ma.fields.String(
         required=True,
-        validate=[ma.validate.Length(min=2, max=32), ma.validate.Regexp(r"^[a-z0-9][a-z0-9-]*$", error="Lower-case letters, digits and '-'.")],
+        validate=[ma.validate.Length(min=2, max=32), FullMatch(r"^[a-z0-9][a-z0-9-]*$", error="Lower-case letters, digits and '-'.")],
     )
     name = text(max_length=200, required=True)
     timezone = TimeZoneName(required=True, metadata={"example": "America/Toronto"})
@@ -26,7 +26,7 @@ class AgencyPatch(PatchSchema):
         metadata={"description": "Planning-policy overrides: durations in hours, times as HH:MM, phases as [name, minutes] pairs",
                   "example": {"debriefing_closes_after": 96, "earliest_start": "09:00", "max_group_size": 15}},
     )
-    coordinator_email = ma.fields.Email(
+    coordinator_email = EmailAddress(
         allow_none=True, validate=ma.validate.Length(max=254),
         metadata={"description": "The CISM team's mailbox: planning problems and follow-ups to arrange"},
     )
@@ -56,3 +56,6 @@ class WebhookSecretRead(ma.Schema):
     """A new webhook signing secret: shown once, never again."""
 
     webhook_secret = ma.fields.String(required=True, metadata={"example": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"})
+    previous_valid_until = ma.fields.AwareDateTime(allow_none=True, required=True, metadata={
+        "description": "Until then deliveries carry two signatures, with the new secret and with the previous one "
+                       "(`webhook-signature: v1,<new> v1,<previous>`); null when there was no previous secret"})

@@ -5,7 +5,7 @@ from service.api import Blueprint
 
 from service.agencies import service
 from service.agencies.schemas import AgencyCreate, AgencyPatch, AgencyRead, WebhookSecretRead
-from service.web import db_session
+from service.web import db_session, now
 
 blp = Blueprint("agencies", __name__, url_prefix="/v1/agencies", description="Agencies served by the CISM team.")
 
@@ -35,6 +35,7 @@ class AgencyByCode(MethodView):
     @blp.arguments(AgencyPatch)
     @blp.response(200, AgencyRead)
     @blp.alt_response(404, response="NOT_FOUND")
+    @blp.alt_response(409, response="CONFLICT", description="webhook_url set before a webhook secret was issued")
     @blp.alt_response(422, response="UNPROCESSABLE_ENTITY")
     def patch(self, changes, code):
         """Change an agency, including its planning-policy overrides."""
@@ -48,5 +49,5 @@ class AgencyWebhookSecret(MethodView):
     @blp.response(201, WebhookSecretRead)
     @blp.alt_response(404, response="NOT_FOUND")
     def post(self, code):
-        """Issue a new signing secret (the old one stops at once); it is shown only in this answer."""
-        return {"webhook_secret": service.rotate_webhook_secret(db=db_session(), code=code)}, 201
+        """Issue a new signing secret, shown only in this answer; the previous one also signs deliveries for 24 hours."""
+        return service.rotate_webhook_secret(db=db_session(), code=code, now=now()), 201

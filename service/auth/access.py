@@ -6,25 +6,29 @@ from dataclasses import dataclass
 from typing import Any
 
 from apispec import BasePlugin
-from flask import Flask, g, request
+from flask import Flask, Response, g, request
 
 from service.auth.service import authenticate
 from service.errors import Forbidden, Unauthenticated
 from service.ui import is_page
-from service.web import db_session
+from service.web import db_session, now
 
 
 @dataclass(frozen=True, slots=True)
 class Access:
-    """Roles allowed on one endpoint and method; `public` needs no key at all."""
+    """Roles allowed on one endpoint and method; `public` needs no key at all.
+
+    `participant_data`: answers show participants' own data, which no cache (a browser's, a proxy's) may keep.
+    """
 
     roles: frozenset[str] = frozenset()
     public: bool = False
+    participant_data: bool = False
 
 
-def roles(*names: str) -> Access:
+def roles(*names: str, participant_data: bool = False) -> Access:
     """Access for the given API-key roles."""
-    return Access(roles=frozenset(names))
+    return Access(roles=frozenset(names), participant_data=participant_data)
 
 
 PUBLIC = Access(public=True)
@@ -38,10 +42,14 @@ MATRIX: dict[tuple[str, str], Access] = {
     ("health.openapi_yaml", "GET"): PUBLIC,
     ("api-docs.openapi_json", "GET"): PUBLIC,
     ("api-docs.openapi_swagger_ui", "GET"): PUBLIC,
+    ("api-docs.swagger_ui_asset", "GET"): PUBLIC,
     ("agencies.Agencies", "POST"): roles("admin"),
     ("agencies.AgencyByCode", "GET"): roles("admin"),
     ("agencies.AgencyByCode", "PATCH"): roles("admin"),
     ("agencies.AgencyWebhookSecret", "POST"): roles("admin"),
+    ("keys.Keys", "POST"): roles("admin"),
+    ("keys.Keys", "GET"): roles("admin"),
+    ("keys.KeyById", "DELETE"): roles("admin"),
     ("incidents.Incidents", "POST"): roles("dispatch", "coordinator"),
     ("incidents.Incidents", "GET"): roles("dispatch", "coordinator", "supervisor"),
     ("incidents.IncidentById", "GET"): roles("dispatch", "coordinator"),
@@ -63,11 +71,11 @@ MATRIX: dict[tuple[str, str], Access] = {
     ("sessions.SessionComplete", "POST"): roles("coordinator", "facilitator"),
     ("sessions.SessionDecline", "POST"): roles("facilitator"),
     # Participant-level data: the CISM coordinators only, and every read is audited.
-    ("followups.IncidentFollowups", "GET"): roles("coordinator"),
-    ("audit.AuditLog", "GET"): roles("admin"),
+    ("followups.IncidentFollowups", "GET"): roles("coordinator", participant_data=True),
+    ("audit.AuditLog", "GET"): roles("admin", participant_data=True),
     # The signed link is the participant's credential: they have no API key.
-    ("followups.Response", "GET"): PUBLIC,
-    ("followups.Response", "POST"): PUBLIC,
+    ("followups.Response", "GET"): Access(public=True, participant_data=True),
+    ("followups.Response", "POST"): Access(public=True, participant_data=True),
 }
 
 
@@ -98,17 +106,25 @@ def enforce_access() -> None:
     token = _bearer_token()
     if token is None:
         raise Unauthenticated("Send `Authorization: Bearer <api key>`.")
-    principal = authenticate(db=db_session(), secret=token)
+    principal = authenticate(db=db_session(), secret=token, now=now())
     if principal is None:
-        raise Unauthenticated("The API key is unknown or revoked.")
+        raise Unauthenticated("The API key is unknown, revoked or expired.")
     if rule is None or principal.role not in rule.roles:
         raise Forbidden(f"A {principal.role} key may not {request.method} this resource.")
     g.principal = principal
 
 
+def _no_store(response: Response) -> Response:
+    rule = access_for(request.endpoint, request.method)
+    if rule is not None and rule.participant_data:
+        response.headers["Cache-Control"] = "no-store"
+    return response
+
+
 def install(app: Flask) -> None:
-    """Run the access check before every request."""
+    """Run the access check before every request; keep participants' data out of caches."""
     app.before_request(enforce_access)
+    app.after_request(_no_store)
 
 
 class AccessDocPlugin(BasePlugin):

@@ -22,3 +22,6 @@ class ApiKey(Base):
     facilitator_id: Mapped[int | None] = mapped_column(ForeignKey("facilitators.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # To the hour (see service.auth.service.LAST_USED_PRECISION): a write per request would cost intake.
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

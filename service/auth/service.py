@@ -1,20 +1,25 @@
-"""API keys: creation and authentication."""
+"""API keys: creation, listing, revocation and authentication."""
 
 from __future__ import annotations
 
 import hashlib
 import secrets
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from service.agencies.models import Agency
 from service.auth.models import ApiKey
 from service.errors import InvalidInput, NotFound
+from service.pagination import newest_first, row_id
 from service.vocabulary import API_ROLES
 
 KEY_PREFIX = "dbk_"
+MAX_EXPIRY_DAYS = 3650
+# How stale `last_used_at` may be: finer would be a write on every request.
+LAST_USED_PRECISION = timedelta(hours=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,13 +32,37 @@ class Principal:
     facilitator_id: int | None
 
 
+@dataclass(frozen=True, slots=True)
+class KeyView:
+    """An API key as listed: never its secret."""
+
+    id: int
+    role: str
+    agency: str | None
+    facilitator_id: int | None
+    created_at: datetime
+    expires_at: datetime | None
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedKey:
+    """A new key: its secret, shown this once, and its id (to list or revoke it)."""
+
+    id: int
+    key: str
+    expires_at: datetime | None
+
+
 def hash_key(secret: str) -> str:
     """SHA-256 of a key: keys carry 256 random bits, so a slow hash would add nothing."""
     return hashlib.sha256(secret.encode("utf-8")).hexdigest()
 
 
-def create_key(*, db: Session, role: str, agency_code: str | None = None, facilitator_id: int | None = None) -> str:
-    """Create an API key and return its secret, which is never stored."""
+def issue_key(*, db: Session, role: str, agency_code: str | None = None, facilitator_id: int | None = None,
+              expires_in_days: int | None = None, now: datetime | None = None) -> IssuedKey:
+    """Create an API key, valid for `expires_in_days` when given; its secret is returned, never stored."""
     if role not in API_ROLES:
         raise InvalidInput(f"Unknown role {role!r}.", errors={"role": [f"Must be one of: {', '.join(API_ROLES)}."]})
     agency_id = None
@@ -55,17 +84,66 @@ def create_key(*, db: Session, role: str, agency_code: str | None = None, facili
         facilitator = db.get(Facilitator, facilitator_id)
         if facilitator is None or facilitator.agency_id not in (None, agency_id):
             raise NotFound(f"No facilitator {facilitator_id} in agency {agency_code!r}.")
+    expires_at = None
+    if expires_in_days is not None:
+        if not 1 <= expires_in_days <= MAX_EXPIRY_DAYS:
+            raise InvalidInput("A key expires in 1 to 3650 days.", errors={"expires_in_days": [f"From 1 to {MAX_EXPIRY_DAYS}."]})
+        if now is None:
+            raise ValueError("an expiring key needs the current time")
+        expires_at = now + timedelta(days=expires_in_days)
     secret = KEY_PREFIX + secrets.token_urlsafe(32)
-    db.add(ApiKey(key_hash=hash_key(secret), role=role, agency_id=agency_id, facilitator_id=facilitator_id))
+    key = ApiKey(key_hash=hash_key(secret), role=role, agency_id=agency_id, facilitator_id=facilitator_id,
+                 expires_at=expires_at, **({"created_at": now} if now is not None else {}))
+    db.add(key)
     db.commit()
-    return secret
+    return IssuedKey(key.id, secret, expires_at)
 
 
-def authenticate(*, db: Session, secret: str) -> Principal | None:
-    """The principal of a presented key, or None when it is unknown or revoked."""
+def create_key(*, db: Session, role: str, agency_code: str | None = None, facilitator_id: int | None = None) -> str:
+    """Create a key that does not expire and return its secret."""
+    return issue_key(db=db, role=role, agency_code=agency_code, facilitator_id=facilitator_id).key
+
+
+def list_page(*, db: Session, limit: int, cursor: str | None) -> tuple[list[KeyView], str | None]:
+    """Every key, newest first: role, scope, dates; never a secret."""
+    rows, next_cursor = newest_first(db, select(ApiKey), at=ApiKey.created_at, id=ApiKey.id, limit=limit, cursor=cursor,
+                                     parse_id=row_id)
+    codes = dict(db.execute(select(Agency.id, Agency.code).where(Agency.id.in_({k.agency_id for k in rows}))).all())
+    return [
+        KeyView(id=k.id, role=k.role, agency=codes.get(k.agency_id), facilitator_id=k.facilitator_id, created_at=k.created_at,
+                expires_at=k.expires_at, last_used_at=k.last_used_at, revoked_at=k.revoked_at)
+        for k in rows
+    ], next_cursor
+
+
+def revoke(*, db: Session, key_id: int, now: datetime) -> None:
+    """Revoke a key for good (again: nothing changes); its next request is a 401."""
+    key = db.get(ApiKey, key_id)
+    if key is None:
+        raise NotFound(f"No API key {key_id}.")
+    if key.revoked_at is None:
+        key.revoked_at = now
+    db.commit()
+
+
+def authenticate(*, db: Session, secret: str, now: datetime) -> Principal | None:
+    """The principal of a presented key; None when it is unknown, revoked, expired, or a deactivated facilitator's."""
+    from service.facilitators.models import Facilitator
+
     if not secret.startswith(KEY_PREFIX) or len(secret) > 128:
         return None
-    key = db.scalar(select(ApiKey).where(ApiKey.key_hash == hash_key(secret), ApiKey.revoked_at.is_(None)))
+    key = db.scalar(
+        select(ApiKey)
+        .outerjoin(Facilitator, Facilitator.id == ApiKey.facilitator_id)
+        .where(ApiKey.key_hash == hash_key(secret), ApiKey.revoked_at.is_(None),
+               or_(ApiKey.expires_at.is_(None), ApiKey.expires_at > now),
+               # A facilitator's key works while they are active: deactivating them disables it.
+               or_(ApiKey.facilitator_id.is_(None), Facilitator.active.is_(True)))
+    )
     if key is None:
         return None
-    return Principal(key_id=key.id, role=key.role, agency_id=key.agency_id, facilitator_id=key.facilitator_id)
+    principal = Principal(key_id=key.id, role=key.role, agency_id=key.agency_id, facilitator_id=key.facilitator_id)
+    if key.last_used_at is None or now - key.last_used_at >= LAST_USED_PRECISION:
+        db.execute(update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=now))
+        db.commit()
+    return principal

@@ -141,7 +141,8 @@ def _facilitator_and_fingerprint(db: DbSession, token: str, now: datetime, organ
         .select_from(Facilitator)
         .outerjoin(Assignment, and_(*shown))
         .outerjoin(Session, Session.id == Assignment.session_id)
-        .where(Facilitator.calendar_token_hash == hash_token(token))
+        # A deactivated facilitator's feed is gone (404) until they are active again.
+        .where(Facilitator.calendar_token_hash == hash_token(token), Facilitator.active.is_(True))
         .group_by(Facilitator.id)  # the other columns depend on it
     ).one_or_none()
     if found is None:

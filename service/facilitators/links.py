@@ -9,6 +9,7 @@ and the other way round. Every message carries a freshly signed one.
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -23,6 +24,7 @@ LINK_OPEN = timedelta(days=30)
 PREFIX = "/f/"
 # Tokens are about 60 characters; anything far longer is not one of ours.
 MAX_TOKEN = 400
+TOKEN_ALPHABET = re.compile(r"[A-Za-z0-9_.-]+")
 
 __all__ = ["ExpiredToken", "FacilitatorClaim", "InvalidToken", "expiry", "own_path", "session_path", "sign", "verify"]
 
@@ -48,7 +50,8 @@ def sign(key: str, *, facilitator_id: int, expires_at: datetime) -> str:
 
 def verify(key: str, token: str, *, now: datetime) -> FacilitatorClaim:
     """The claim of a token; InvalidToken if forged, malformed or not a facilitator's, ExpiredToken once expired."""
-    if len(token) > MAX_TOKEN:
+    # itsdangerous would silently drop characters outside its alphabet: such a token is not ours.
+    if len(token) > MAX_TOKEN or not TOKEN_ALPHABET.fullmatch(token):
         raise InvalidToken()
     try:
         value = URLSafeSerializer(key, salt=SALT).loads(token)

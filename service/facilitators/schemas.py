@@ -10,7 +10,8 @@ import marshmallow as ma
 
 from service.calendars.schemas import ONLY_ONCE, CalendarUrlRead
 from service.fields import (
-    AGENCY_CODE, EARLIEST_YEAR, LATEST_YEAR, Instant, PatchSchema, StrictBoolean, TimeZoneName, choice, identifier, text,
+    AGENCY_CODE, EARLIEST_YEAR, LATEST_YEAR, EmailAddress, FullMatch, Instant, PatchSchema, StrictBoolean, TimeZoneName,
+    choice, identifier, text,
 )
 from service.i18n import N_
 from service.vocabulary import LANGUAGES
@@ -28,7 +29,7 @@ class ClockTime(ma.fields.Field):
         return None if value is None else value.strftime("%H:%M")
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> time:
-        if not isinstance(value, str) or not _CLOCK.match(value):
+        if not isinstance(value, str) or not _CLOCK.fullmatch(value):
             raise ma.ValidationError('Not a time of day "HH:MM".')
         if value == "24:00":
             return time(0, 0)
@@ -71,7 +72,7 @@ class CertificationSchema(ma.Schema):
 
     name = ma.fields.String(
         required=True,
-        validate=ma.validate.Regexp(r"^[A-Z][A-Z0-9_-]{1,31}$", error="Upper-case code such as GCI or LICENSE."),
+        validate=FullMatch(r"^[A-Z][A-Z0-9_-]{1,31}$", error="Upper-case code such as GCI or LICENSE."),
         metadata={"description": "GCI (group crisis intervention) is required for group sessions; LICENSE for clinicians"},
     )
     expires_on = ma.fields.Date(required=True)
@@ -87,7 +88,7 @@ def _roster_fields(required: bool) -> dict[str, ma.fields.Field]:
     r = {"required": True} if required else {}
     return {
         "name": text(max_length=200, **r),
-        "email": ma.fields.Email(validate=ma.validate.Length(max=254), **r),
+        "email": EmailAddress(validate=ma.validate.Length(max=254), **r),
         "unit": text(max_length=64, allow_none=True),
         "external_id": identifier(allow_none=True, metadata={"description": "Personnel id in their agency (conflict checks)"}),
         "languages": ma.fields.List(choice(LANGUAGES), validate=[ma.validate.Length(min=1, max=2), _unique],
@@ -105,7 +106,7 @@ class FacilitatorCreate(ma.Schema.from_dict(_roster_fields(required=True))):  # 
     """A facilitator to add to the roster."""
 
     kind = choice(FACILITATOR_KINDS, required=True)
-    agency = ma.fields.String(allow_none=True, validate=ma.validate.Regexp(AGENCY_CODE, error="Not an agency code."), metadata={"description": "Agency code; none for the provincial pool (admin only)"})
+    agency = ma.fields.String(allow_none=True, validate=FullMatch(AGENCY_CODE, error="Not an agency code."), metadata={"description": "Agency code; none for the provincial pool (admin only)"})
     availability = ma.fields.Nested(AvailabilitySchema, required=True)
 
 

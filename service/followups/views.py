@@ -1,5 +1,7 @@
 """Participants' response links, and the coordinators' follow-up list."""
 
+import re
+
 from flask.views import MethodView
 
 from service.api import Blueprint
@@ -12,12 +14,13 @@ from service.web import db_session, now, principal
 
 blp = Blueprint("followups", __name__, url_prefix="/v1", description="Invitations, offers and check-ins of participants.")
 
-# Tokens are about 110 characters; anything far longer is not one of ours.
-MAX_TOKEN = 400
+# Tokens are about 110 characters of URL-safe base64 and dots; anything else is not one of ours (and
+# itsdangerous would drop characters outside ASCII before checking the signature, accepting variants).
+TOKEN = re.compile(r"[A-Za-z0-9_.-]{1,400}")
 
 
 def _token(token: str) -> str:
-    if len(token) > MAX_TOKEN:
+    if not TOKEN.fullmatch(token):
         raise NotFound("This link is not valid.")
     return token
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import marshmallow as ma
 
-from service.fields import Instant, PatchSchema, choice, identifier, text
+from service.fields import EmailAddress, FullMatch, Instant, PatchSchema, choice, identifier, text
 from service.sessions.schemas import SessionRead
 from service.vocabulary import EXPOSURES, INCIDENT_STATUSES, INCIDENT_TYPES, LANGUAGES, ROLES
 
@@ -18,9 +18,9 @@ class PersonnelCreate(ma.Schema):
 
     external_id = identifier(required=True, metadata={"description": "The person's id in the agency's systems"})
     name = text(max_length=200, required=True)
-    email = ma.fields.Email(required=True, validate=ma.validate.Length(max=254))
+    email = EmailAddress(required=True, validate=ma.validate.Length(max=254))
     phone = ma.fields.String(
-        validate=ma.validate.Regexp(r"^\+?[0-9][0-9 ().-]{4,30}$", error="Not a valid phone number."),
+        validate=FullMatch(r"^\+?[0-9][0-9 ().-]{4,30}$", error="Not a valid phone number."),
         allow_none=True,
     )
     role = choice(ROLES, required=True)
@@ -79,7 +79,7 @@ class IdempotencyHeaders(ma.Schema):
 
     idempotency_key = ma.fields.String(
         data_key="Idempotency-Key",
-        validate=[ma.validate.Length(min=1, max=255), ma.validate.Regexp(r"^[\x21-\x7e]+$", error="Visible ASCII only.")],
+        validate=[ma.validate.Length(min=1, max=255), FullMatch(r"^[\x21-\x7e]+$", error="Visible ASCII only.")],
     )
 
 
@@ -128,10 +128,29 @@ class IncidentRead(ma.Schema):
     updated_at = ma.fields.AwareDateTime(required=True)
 
 
+class IncidentSummaryRead(ma.Schema):
+    """An incident in a supervisor's list: which one, and the plan's state (its counts are at /status)."""
+
+    id = ma.fields.UUID(required=True)
+    external_id = ma.fields.String(required=True)
+    status = ma.fields.String(required=True)
+    window = ma.fields.Nested(WindowRead, required=True)
+    at_risk = ma.fields.Boolean(required=True)
+
+
+class IncidentListItem(ma.fields.Field):
+    """An incident as the caller may list it: whole for dispatch and coordinators, its status for supervisors."""
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> Any:
+        return (IncidentSummaryRead if getattr(value, "summary", False) else IncidentRead)().dump(value)
+
+
 class IncidentPage(ma.Schema):
     """One page of incidents."""
 
-    items = ma.fields.List(ma.fields.Nested(IncidentRead), required=True)
+    items = ma.fields.List(IncidentListItem(metadata={"oneOf": [
+        {"$ref": "#/components/schemas/IncidentRead"}, {"$ref": "#/components/schemas/IncidentSummaryRead"},
+    ]}), required=True, metadata={"description": "Supervisors get each incident's status only (IncidentSummaryRead)"})
     next_cursor = ma.fields.String(allow_none=True, required=True)
 
 

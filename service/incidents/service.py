@@ -57,6 +57,23 @@ class IncidentView:
 
 
 @dataclass(frozen=True, slots=True)
+class IncidentSummary:
+    """An incident in a supervisor's list: the plan's state only (no sessions, groups or problems)."""
+
+    id: uuid.UUID
+    external_id: str
+    status: str
+    window: Window
+    at_risk: bool
+    summary: bool = True
+
+
+# Roles that list incidents as their status only (and see counts at /status): never the groups,
+# whose keys (language, exposure, command staff) can single people out.
+STATUS_ONLY_ROLES = frozenset({"supervisor"})
+
+
+@dataclass(frozen=True, slots=True)
 class Intake:
     """The outcome of an incident report: the incident and whether it is new."""
 
@@ -247,26 +264,38 @@ def get(*, db: Session, agency_id: int, incident_id: uuid.UUID) -> IncidentView:
 
 def list_page(
     *, db: Session, agency_id: int, status: str | None, limit: int, cursor: str | None, at_risk: bool = False,
-    now: datetime | None = None,
-) -> tuple[list[IncidentView], str | None]:
+    now: datetime, role: str,
+) -> tuple[list[IncidentView] | list[IncidentSummary], str | None]:
     """Incidents of the agency, newest first (at risk: the window closing first), one page at a time."""
     query = select(Incident).where(Incident.agency_id == agency_id)
     if status is not None:
         query = query.where(Incident.status == status)
     if at_risk:
-        return _at_risk_page(db, query, limit=limit, cursor=cursor, now=now)
-    rows, next_cursor = newest_first(db, query, at=Incident.created_at, id=Incident.id, limit=limit, cursor=cursor,
-                                     parse_id=uuid.UUID)
+        rows, next_cursor = _at_risk_page(db, query, limit=limit, cursor=cursor, now=now)
+    else:
+        rows, next_cursor = newest_first(db, query, at=Incident.created_at, id=Incident.id, limit=limit, cursor=cursor,
+                                         parse_id=uuid.UUID)
+    if role in STATUS_ONLY_ROLES:
+        return [_summary(r, now) for r in rows], next_cursor
     return _views(db, rows), next_cursor
 
 
-def _at_risk_page(db: Session, query: Any, *, limit: int, cursor: str | None, now: datetime | None) -> tuple[list[IncidentView], str | None]:
+def _summary(incident: Incident, now: datetime) -> IncidentSummary:
+    zone = ZoneInfo(incident.agency.timezone)
+    window = debriefing_window(incident.occurred_at, sessions.policy_for(incident.agency))
+    return IncidentSummary(
+        id=incident.id, external_id=incident.external_id, status=incident.status,
+        window=Window(window.opens_at.astimezone(zone), window.closes_at.astimezone(zone)),
+        at_risk=incident_status.is_at_risk(incident, window.closes_at, now),
+    )
+
+
+def _at_risk_page(db: Session, query: Any, *, limit: int, cursor: str | None, now: datetime) -> tuple[list[Incident], str | None]:
     """Incidents needing attention, or unplanned with the window closing within 12 h, the earliest close first.
 
     One agency has one policy, so its windows close in the order its incidents occurred: the
     cursor is on (occurred_at, id).
     """
-    assert now is not None
     query = query.where(Incident.status.in_(("needs_attention", "received")))
     if cursor:
         occurred, after = decode_cursor(cursor, uuid.UUID)
@@ -281,7 +310,7 @@ def _at_risk_page(db: Session, query: Any, *, limit: int, cursor: str | None, no
             more = True
             break
         rows.append(incident)
-    return _views(db, rows), (encode_cursor(rows[-1].occurred_at, rows[-1].id) if more else None)
+    return rows, (encode_cursor(rows[-1].occurred_at, rows[-1].id) if more else None)
 
 
 def _views(db: Session, rows: list[Incident]) -> list[IncidentView]:

@@ -38,10 +38,11 @@ class Incidents(MethodView):
     @blp.response(200, IncidentPage)
     @blp.alt_response(422, response="UNPROCESSABLE_ENTITY")
     def get(self, args):
-        """List incidents, newest first (at risk: the window closing first)."""
+        """List incidents, newest first (at risk: the window closing first); a supervisor gets their status only."""
         items, next_cursor = service.list_page(
             db=db_session(), agency_id=principal().agency_id, status=args.get("status"),
             limit=args["limit"], cursor=args.get("cursor"), at_risk=args.get("at_risk", False), now=now(),
+            role=principal().role,
         )
         return {"items": items, "next_cursor": next_cursor}
 

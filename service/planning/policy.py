@@ -16,6 +16,9 @@ _TIME_FIELDS = frozenset({"earliest_start", "latest_start", "latest_end"})
 _PHASE_FIELDS = frozenset({"debriefing_phases", "defusing_phases"})
 # Zero is meaningful for these (no buffer, no lookback); every other count must be positive.
 _NON_NEGATIVE_INTS = frozenset({"buffer_minutes", "load_lookback_days"})
+# A session fits in a day (the planner's grid is a day's), in a handful of phases.
+MAX_SESSION_MINUTES = 24 * 60
+MAX_PHASES = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,17 +82,21 @@ def _check_field(name: str, value: Any) -> None:
         if not isinstance(value, time) or value.tzinfo is not None:
             raise ValueError(f"{name}: expected a naive datetime.time")
     elif name in _PHASE_FIELDS:
-        if not isinstance(value, tuple) or not value:
-            raise ValueError(f"{name}: expected a non-empty tuple of (phase, minutes)")
+        if not isinstance(value, tuple) or not 0 < len(value) <= MAX_PHASES:
+            raise ValueError(f"{name}: expected 1 to {MAX_PHASES} (phase, minutes) pairs")
         for phase in value:
             if (not isinstance(phase, tuple) or len(phase) != 2 or not isinstance(phase[0], str)
                     or not phase[0] or not _is_int(phase[1]) or phase[1] <= 0):
                 raise ValueError(f"{name}: each phase must be (name, positive minutes)")
+        if sum(minutes for _, minutes in value) > MAX_SESSION_MINUTES:
+            raise ValueError(f"{name}: a session lasts at most {MAX_SESSION_MINUTES} minutes")
     else:
         if not _is_int(value):
             raise ValueError(f"{name}: expected an int, got {type(value).__name__}")
         if value < 0 or (value == 0 and name not in _NON_NEGATIVE_INTS):
             raise ValueError(f"{name}: must be positive")
+        if name == "individual_minutes" and value > MAX_SESSION_MINUTES:
+            raise ValueError(f"{name}: a session lasts at most {MAX_SESSION_MINUTES} minutes")
 
 
 def _check_consistency(p: PlanningPolicy) -> None:

@@ -189,7 +189,8 @@ def load_state(db: DbSession, *, now: datetime, policy: PlanningPolicy, facilita
 # facilitator rows in id order. What cannot follow that order (a facilitator's own change takes
 # their row first) is covered by retrying on deadlock, as on a lost race.
 
-RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})  # deadlock detected, serialization failure
+# Deadlock detected, serialization failure, a lock not granted within lock_timeout (service.db).
+RETRYABLE_SQLSTATES = frozenset({"40P01", "40001", "55P03"})
 EXCLUSION_VIOLATION = "23P01"
 T = TypeVar("T")
 

@@ -110,7 +110,10 @@ def base_env(**overrides: str) -> dict[str, str]:
 def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """`debrief serve --demo` on the embedded default, exactly as the README says."""
     workdir = tmp_path_factory.mktemp("serve")
-    process, output, port = start_server(["--demo"], base_env(DATABASE_URL=f"sqlite:///{workdir}/e2e.sqlite3"), workdir)
+    # Its own home: where gunicorn would put its control socket.
+    env = {k: v for k, v in base_env(DATABASE_URL=f"sqlite:///{workdir}/e2e.sqlite3", HOME=str(workdir)).items()
+           if k != "XDG_RUNTIME_DIR"}
+    process, output, port = start_server(["--demo"], env, workdir)
     keys, feed_url = {}, ""
     assert process.stdout is not None
     for line in process.stdout:

@@ -13,10 +13,11 @@ from pathlib import Path
 from datetime import timedelta
 
 import pytest
-from rq import Queue, SimpleWorker
+from rq import SimpleWorker
 from sqlalchemy import create_engine
 
 from service import migrate
+from service.agencies.models import Agency
 from service.app import create_app
 from service.db import make_session_factory, utcnow
 from service.outbox.models import SENT, OutboxMessage
@@ -69,15 +70,18 @@ def test_a_worker_killed_mid_delivery_is_retried_with_the_same_message_id(tmp_pa
     engine.dispose()
     receiver = WebhookReceiver(hold=__import__("threading").Event())
     receiver.start()
-    app = create_app({"database_url": url, "webhook_secret": secret, "redis_url": redis_url})
+    app = create_app({"database_url": url, "redis_url": redis_url})
     services = app.extensions["debrief"]
     try:
         with services.session_factory() as db:
+            agency = Agency(code="north", name="North Police", timezone="America/Toronto", policy={}, webhook_secret=secret)
+            db.add(agency)
+            db.flush()
             id = queue_message(db, dedup_key="hook", kind="incident.planned", channel="webhook", recipient=receiver.url,
-                               payload={"type": "incident.planned"}, now=utcnow())
+                               payload={"type": "incident.planned"}, now=utcnow(), agency_id=agency.id)
             db.commit()
         assert relay_once(services, rq_dispatch(services.redis)) == 1
-        env = base_env(DATABASE_URL=url, REDIS_URL=redis_url, WEBHOOK_SECRET=secret)
+        env = base_env(DATABASE_URL=url, REDIS_URL=redis_url)
         worker = subprocess.Popen([sys.executable, "-m", "service", "worker"], env=env, cwd=tmp_path,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
@@ -101,7 +105,8 @@ def test_a_worker_killed_mid_delivery_is_retried_with_the_same_message_id(tmp_pa
         receiver.hold = None
         assert relay_once(services, rq_dispatch(services.redis)) == 1
         with app.app_context():
-            SimpleWorker([Queue(queues.DELIVERY, connection=services.redis)], connection=services.redis).work(burst=True)
+            SimpleWorker([queues.queue(queues.DELIVERY, services.redis)], connection=services.redis,
+                         serializer=queues.SERIALIZER).work(burst=True)
         with services.session_factory() as db:
             row = db.get(OutboxMessage, id)
             assert (row.status, row.attempts) == (SENT, 2)

@@ -85,6 +85,11 @@ def test_metrics_and_spec_are_served(demo_server):
     assert spec.status == 200 and spec.body.startswith(b"components:")
 
 
+def test_gunicorn_opens_no_control_socket(demo_server):
+    home = demo_server.output.parent
+    assert not list(home.rglob("*.ctl")) and not (home / ".gunicorn").exists()
+
+
 def test_request_log_names_routes_never_keys_or_bodies(demo_server):
     key = demo_server.keys["dispatch"]
     demo_server.request("POST", "/v1/incidents", body=incident_body("CAD-LOG"), key=key)

@@ -1,5 +1,7 @@
 """Authentication, roles and agency scope."""
 
+from datetime import datetime, timedelta
+
 import pytest
 
 from service.auth.access import MATRIX
@@ -129,3 +131,67 @@ def test_bad_policy_override_is_422_and_changes_nothing(client, keys, policy, se
 def test_only_admin_changes_agencies(client, keys):
     assert client.patch("/v1/agencies/north", json={"name": "X"}, headers=keys.auth("coordinator")).status_code == 403
     assert client.patch("/v1/agencies/nowhere", json={"name": "X"}, headers=keys.auth("admin")).status_code == 404
+
+
+# -- keys: listed, revoked and expiring; a deactivated facilitator's key and feed stop ---------------
+
+
+def test_admins_list_keys_without_their_secrets_and_see_when_each_was_last_used(client, keys, clock):
+    client.get("/v1/incidents", headers=keys.auth("dispatch"))
+    listed = client.get("/v1/keys", headers=keys.auth("admin"))
+    assert listed.status_code == 200 and listed.headers.get("Cache-Control") is None
+    items = listed.get_json()["items"]
+    assert len(items) == 6 and {k["role"] for k in items} == {"admin", "coordinator", "dispatch", "supervisor"}
+    raw = listed.get_data(as_text=True)
+    assert not any(getattr(keys, role) in raw for role in ("admin", "dispatch", "coordinator")) and "dbk_" not in raw
+    [dispatch] = [k for k in items if k["role"] == "dispatch" and k["agency"] == "north"]
+    assert dispatch["last_used_at"] is not None and dispatch["revoked_at"] is None and dispatch["expires_at"] is None
+    [other] = [k for k in items if k["role"] == "dispatch" and k["agency"] == "south"]
+    assert other["last_used_at"] is None
+    for role in ("coordinator", "dispatch", "supervisor"):
+        assert client.get("/v1/keys", headers=keys.auth(role)).status_code == 403
+
+
+def test_a_revoked_key_is_401_at_once(client, keys):
+    [dispatch] = [k for k in client.get("/v1/keys", headers=keys.auth("admin")).get_json()["items"]
+                  if k["role"] == "dispatch" and k["agency"] == "north"]
+    assert client.get("/v1/incidents", headers=keys.auth("dispatch")).status_code == 200
+    assert client.delete(f"/v1/keys/{dispatch['id']}", headers=keys.auth("admin")).status_code == 204
+    response = client.get("/v1/incidents", headers=keys.auth("dispatch"))
+    assert response.status_code == 401 and response.content_type == "application/problem+json"
+    assert client.delete(f"/v1/keys/{dispatch['id']}", headers=keys.auth("admin")).status_code == 204
+    assert client.delete("/v1/keys/2147483000", headers=keys.auth("admin")).status_code == 404
+    assert client.get("/v1/incidents", headers=keys.auth("other_dispatch")).status_code == 200
+
+
+def test_a_key_issued_with_an_expiry_stops_working_when_it_expires(client, keys, clock):
+    issued = client.post("/v1/keys", json={"role": "dispatch", "agency": "north", "expires_in_days": 2},
+                         headers=keys.auth("admin"))
+    assert issued.status_code == 201, issued.get_json()
+    auth = {"Authorization": f"Bearer {issued.get_json()['key']}"}
+    assert datetime.fromisoformat(issued.get_json()["expires_at"]) == clock() + timedelta(days=2)
+    assert client.get("/v1/incidents", headers=auth).status_code == 200
+    clock.advance(days=2, seconds=-1)
+    assert client.get("/v1/incidents", headers=auth).status_code == 200
+    clock.advance(seconds=1)
+    assert client.get("/v1/incidents", headers=auth).status_code == 401
+    assert client.post("/v1/keys", json={"role": "dispatch", "agency": "north", "expires_in_days": 0},
+                       headers=keys.auth("admin")).status_code == 422
+
+
+def test_deactivating_a_facilitator_disables_their_key_and_feed(app, client, keys):
+    from tests.integration.planning_helpers import add_roster, facilitator_key
+
+    [facilitator_id] = add_roster(client, keys, clinicians=1, peers=0)
+    own = facilitator_key(app, facilitator_id)
+    feed = client.post(f"/v1/facilitators/{facilitator_id}/calendar-token", headers=own).get_json()["calendar_url"]["https"]
+    path = feed.split("://", 1)[1].partition("/")[2]
+    assert client.get(f"/{path}").status_code == 200
+    off = client.patch(f"/v1/facilitators/{facilitator_id}", json={"active": False}, headers=keys.auth("coordinator"))
+    assert off.status_code == 200
+    assert client.get(f"/v1/facilitators/{facilitator_id}", headers=own).status_code == 401
+    assert client.get(f"/{path}").status_code == 404
+    on = client.patch(f"/v1/facilitators/{facilitator_id}", json={"active": True}, headers=keys.auth("coordinator"))
+    assert on.status_code == 200
+    assert client.get(f"/v1/facilitators/{facilitator_id}", headers=own).status_code == 200
+    assert client.get(f"/{path}").status_code == 200

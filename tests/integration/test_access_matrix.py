@@ -42,7 +42,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session as DbSession
 
 from service.app import create_app
-from service.auth.service import create_key
+from service.auth.service import create_key, issue_key
 from service.calendars.service import issue_token
 from service.facilitators.models import Facilitator
 from service.outbox.models import OutboxMessage
@@ -144,6 +144,7 @@ class Side:
     people: list[tuple[str, str]]  # (name, email) of the incident's participants
     calendar_token: str
     response_token: str
+    spare_key_id: int  # a key of the agency that nothing else uses (for revocation)
     keys: dict[str, dict[str, str]] = field(default_factory=dict)  # role -> Authorization header
 
 
@@ -204,6 +205,7 @@ class Harness:
         with self._session() as db:
             keys = seed_agencies(db)
             south_supervisor = create_key(db=db, role="supervisor", agency_code="south")
+            spare = {code: issue_key(db=db, role="dispatch", agency_code=code).id for code in ("north", "south")}
         # Disjoint regions: each incident is staffed from its own agency's roster only (the planner may
         # otherwise book another agency's facilitators, which is allowed and would blur "own" and "other").
         north_roster = add_roster(client, keys, regions=["north-east"])
@@ -244,6 +246,7 @@ class Harness:
                 roster=roster, roster_names=[f"Facilitator {n}" for n in range(start, start + len(roster))],
                 roster_emails=[f"facilitator{n}@cism.example.org" for n in range(start, start + len(roster))],
                 people=[(p["name"], p["email"]) for p in people], calendar_token=calendar_token, response_token=response_token,
+                spare_key_id=spare[code],
                 keys={**auth, "admin": keys.auth("admin"),
                       "facilitator": facilitator_key(self.app, facilitator_id, code),
                       "colleague": facilitator_key(self.app, colleague_id, code)},
@@ -288,6 +291,7 @@ BODIES: dict[tuple[str, str], BodyBuilder] = {
     ("put", "/v1/facilitators/{facilitator_id}/availability"): lambda caller, target: {"weekly": EVERY_DAY, "exceptions": []},
     ("post", "/v1/sessions/{session_id}/reschedule"): lambda caller, target: {"starts_at": target.session_starts_at},
     ("post", "/v1/responses/{token}"): lambda caller, target: {"action": "decline"},
+    ("post", "/v1/keys"): lambda caller, target: {"role": "dispatch", "agency": target.code, "expires_in_days": 30},
 }
 # Unscoped operations whose body names the target agency: another agency is refused (403 or 404).
 BODY_NAMES_AGENCY = frozenset({("post", "/v1/facilitators")})
@@ -299,7 +303,7 @@ def path_value(op: Operation, name: str, target: Side) -> str:
     if name == "token" and op.path.startswith("/v1/responses/"):
         return target.response_token
     values = {"code": target.code, "incident_id": target.incident_id, "session_id": target.session_id,
-              "facilitator_id": target.facilitator_id}
+              "facilitator_id": target.facilitator_id, "key_id": target.spare_key_id}
     if name not in values:
         pytest.fail(f"{op}: no value for path parameter {{{name}}}; teach path_value() about it")
     return str(values[name])

@@ -56,3 +56,30 @@ def test_users_create_admin_has_no_agency_and_others_need_one(app, keys, databas
         assert refused.exit_code != 0 and refused.stdout == ""
     again = run(["users", "create", "--email", "ADMIN@cism.example.org", "--role", "admin"], database_url, monkeypatch)
     assert again.exit_code != 0 and "already exists" in again.output
+
+
+def test_keys_list_shows_each_key_and_never_a_secret(app, keys, database_url, monkeypatch):
+    app.test_client().get("/v1/incidents", headers=keys.auth("dispatch"))
+    result = run(["keys", "list"], database_url, monkeypatch)
+    assert result.exit_code == 0
+    header, *rows = result.stdout.splitlines()
+    assert header.split("\t") == ["id", "role", "agency", "facilitator", "created", "expires", "last used", "revoked"]
+    assert len(rows) == 6 and "dbk_" not in result.stdout
+    used = [r.split("\t") for r in rows if "\tdispatch\tnorth\t" in r]
+    assert len(used) == 1 and used[0][6] != "-" and used[0][7] == "-"
+
+
+def test_keys_revoke_stops_a_key_and_an_expiring_key_can_be_created(app, keys, database_url, monkeypatch):
+    client = app.test_client()
+    listed = run(["keys", "list"], database_url, monkeypatch).stdout.splitlines()[1:]
+    [key_id] = [r.split("\t")[0] for r in listed if "\tdispatch\tnorth\t" in r]
+    assert run(["keys", "revoke", key_id], database_url, monkeypatch).exit_code == 0
+    assert client.get("/v1/incidents", headers=keys.auth("dispatch")).status_code == 401
+    assert run(["keys", "revoke", "2147483000"], database_url, monkeypatch).exit_code != 0
+    created = run(["keys", "create", "--role", "dispatch", "--agency", "north", "--expires-in-days", "30"],
+                  database_url, monkeypatch)
+    assert created.exit_code == 0 and created.stdout.startswith("dbk_")
+    assert client.get("/v1/incidents", headers={"Authorization": f"Bearer {created.stdout.strip()}"}).status_code == 200
+    [expiring] = [r.split("\t") for r in run(["keys", "list"], database_url, monkeypatch).stdout.splitlines()[1:]
+                  if r.split("\t")[5] != "-"]
+    assert expiring[1:3] == ["dispatch", "north"]

@@ -4,15 +4,24 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import secrets
+import subprocess
+import sys
 import threading
-from datetime import timedelta
+import uuid
+import zlib
+from datetime import datetime, timedelta
+from pathlib import Path
 
 import pytest
 from redis import Redis
 from rq import Queue, SimpleWorker
 from sqlalchemy import func, select, update
 
+from service.agencies.models import Agency
+from service.auth.service import create_key
+from service.config import Config
 from service.outbox.models import CANCELLED, DEAD, PENDING, QUEUED, SENT, OutboxMessage
 from service.outbox.service import Attachment, cancel_pending, email_payload, queue_message, queue_messages
 from tests.conftest import wipe
@@ -28,9 +37,26 @@ ICS = b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nEND:VCALENDAR\r\n"
 def services(app, redis_url, sink):
     """The app's services, configured to deliver to the sink and sign webhooks."""
     services = app.extensions["debrief"]
-    services.config = services.config.updated({"smtp_url": sink.url, "webhook_secret": SECRET, "delivery_max_attempts": 3})
+    services.config = services.config.updated({"smtp_url": sink.url, "delivery_max_attempts": 3})
     services.redis = Redis.from_url(redis_url)
+    with services.session_factory() as db:
+        db.add(Agency(code="north", name="North Police", timezone="America/Toronto", policy={}, webhook_secret=SECRET))
+        db.commit()
     return services
+
+
+def agency_id(services, code="north") -> int:
+    with services.session_factory() as db:
+        return db.scalar(select(Agency.id).where(Agency.code == code))
+
+
+def queue_webhook(services, receiver, dedup_key="hook", *, agency=None) -> uuid.UUID:
+    with services.session_factory() as db:
+        id = queue_message(db, dedup_key=dedup_key, kind="incident.planned", channel="webhook", recipient=receiver.url,
+                           payload={"type": "incident.planned", "data": {"ref": "abc"}}, now=services.clock(),
+                           agency_id=agency or agency_id(services))
+        db.commit()
+    return id
 
 
 def relay_and_work(app, services) -> int:
@@ -42,7 +68,8 @@ def relay_and_work(app, services) -> int:
 
 def work(app, services) -> None:
     with app.app_context():
-        SimpleWorker([Queue(queues.DELIVERY, connection=services.redis)], connection=services.redis).work(burst=True)
+        SimpleWorker([queues.queue(queues.DELIVERY, services.redis)], connection=services.redis,
+                     serializer=queues.SERIALIZER).work(burst=True)
 
 
 def queue_email(services, dedup_key="invite:1", *, due_in=timedelta(0), **payload):
@@ -61,6 +88,30 @@ def row(services, id) -> OutboxMessage:
         return db.get(OutboxMessage, id)
 
 
+class Planted:
+    """What someone with access to Redis could put in a pickled job: unpickling it runs code."""
+
+    def __init__(self, path) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        return (Path.touch, (self.path,))
+
+
+def test_jobs_are_json_and_a_pickled_job_planted_in_redis_never_runs(services, sink, database_url, redis_url, tmp_path):
+    id = queue_email(services)
+    relay_once(services, rq_dispatch(services.redis))
+    stored = zlib.decompress(services.redis.hget(f"rq:job:{id}", "data"))
+    assert json.loads(stored) == ["workers.jobs.deliver", None, [str(id)], {}]
+    planted = tmp_path / "ran"
+    Queue(queues.DELIVERY, connection=services.redis).enqueue("workers.jobs.deliver", Planted(planted))  # pickled
+    env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url, "SMTP_URL": sink.url}
+    subprocess.run([sys.executable, "-m", "service", "worker", "--burst"], env=env, cwd=tmp_path, check=True,
+                   capture_output=True, timeout=120)
+    assert not planted.exists()
+    assert sink.message_ids() == [f"<{id}@debrief>"]
+
+
 def test_a_message_queued_in_a_rolled_back_transaction_is_never_delivered(app, services, sink):
     with services.session_factory() as db:
         queue_message(db, dedup_key="k", kind="invitation", channel="email", recipient="a@example.org",
@@ -74,10 +125,7 @@ def test_a_message_queued_in_a_rolled_back_transaction_is_never_delivered(app, s
 
 def test_due_messages_are_delivered_once_by_email_and_signed_webhook(app, services, sink, receiver):
     email_id = queue_email(services, html="<p>Hello</p>", attachments=[Attachment("invitation.ics", "text/calendar", ICS)])
-    with services.session_factory() as db:
-        hook_id = queue_message(db, dedup_key="hook:1", kind="incident.planned", channel="webhook", recipient=receiver.url,
-                                payload={"type": "incident.planned", "data": {"ref": "abc"}}, now=services.clock())
-        db.commit()
+    hook_id = queue_webhook(services, receiver)
 
     assert relay_and_work(app, services) == 2
     assert relay_and_work(app, services) == 0
@@ -181,10 +229,7 @@ def test_a_message_refused_once_is_delivered_on_retry(app, services, sink, clock
 
 def test_a_webhook_answered_with_an_error_is_retried(app, services, receiver, clock):
     receiver.status = 500
-    with services.session_factory() as db:
-        id = queue_message(db, dedup_key="hook", kind="incident.planned", channel="webhook", recipient=receiver.url,
-                           payload={"type": "incident.planned"}, now=services.clock())
-        db.commit()
+    id = queue_webhook(services, receiver)
     relay_and_work(app, services)
     failed = row(services, id)
     assert (failed.status, failed.last_error) == (PENDING, "http 500")
@@ -329,6 +374,59 @@ def test_the_relay_command_enqueues_due_messages_for_the_worker(app, services, s
     monkeypatch.setenv("REDIS_URL", redis_url)
     result = CliRunner().invoke(main, ["relay", "--once"], catch_exceptions=False)
     assert result.exit_code == 0 and "1 messages relayed" in result.output
-    assert Queue(queues.DELIVERY, connection=services.redis).job_ids == [str(id)]
+    assert queues.queue(queues.DELIVERY, services.redis).job_ids == [str(id)]
     work(app, services)
     assert sink.message_ids() == [f"<{id}@debrief>"]
+
+
+# -- webhook secrets: each agency's own, rotated with a day of overlap -------------------------------
+
+
+def test_an_agency_without_its_own_secret_gets_no_unsigned_or_shared_signed_webhook(app, services, receiver, monkeypatch):
+    # WEBHOOK_SECRET was a fallback shared by every agency: one agency's receiver could forge events to another.
+    monkeypatch.setenv("WEBHOOK_SECRET", SECRET)
+    services.config = Config.from_env().updated({"database_url": services.config.database_url, "delivery_max_attempts": 3})
+    with services.session_factory() as db:
+        db.add(Agency(code="south", name="South Police", timezone="America/Vancouver", policy={}, webhook_url=receiver.url))
+        db.commit()
+    id = queue_webhook(services, receiver, agency=agency_id(services, "south"))
+    relay_and_work(app, services)
+    assert receiver.requests == []
+    assert (row(services, id).status, row(services, id).last_error) == (PENDING, "the agency has no webhook secret")
+
+
+def test_setting_a_webhook_url_needs_the_agencys_secret_first(app, services):
+    client = app.test_client()
+    with services.session_factory() as db:
+        db.add(Agency(code="south", name="South Police", timezone="America/Vancouver", policy={}))
+        db.commit()
+        admin = {"Authorization": f"Bearer {create_key(db=db, role='admin')}"}
+    hook = {"webhook_url": "https://hooks.south.example.org/debrief"}
+    refused = client.patch("/v1/agencies/south", json=hook, headers=admin)
+    assert refused.status_code == 409 and "webhook_url" in refused.get_json()["errors"]
+    assert client.get("/v1/agencies/south", headers=admin).get_json()["webhook_url"] is None
+    issued = client.post("/v1/agencies/south/webhook-secret", headers=admin).get_json()
+    assert issued["webhook_secret"].startswith("whsec_") and issued["previous_valid_until"] is None
+    assert client.patch("/v1/agencies/south", json=hook, headers=admin).status_code == 200
+
+
+def test_a_rotated_secret_signs_beside_the_new_one_for_a_day(app, services, receiver, clock):
+    client = app.test_client()
+    with services.session_factory() as db:
+        admin = {"Authorization": f"Bearer {create_key(db=db, role='admin')}"}
+    rotated = client.post("/v1/agencies/north/webhook-secret", headers=admin)
+    assert rotated.status_code == 201
+    new = rotated.get_json()["webhook_secret"]
+    assert datetime.fromisoformat(rotated.get_json()["previous_valid_until"]) == clock() + timedelta(hours=24)
+
+    queue_webhook(services, receiver, "hook:1")
+    relay_and_work(app, services)
+    clock.advance(hours=24)
+    queue_webhook(services, receiver, "hook:2")
+    relay_and_work(app, services)
+
+    during, after = receiver.requests
+    for request, secrets_used in ((during, (new, SECRET)), (after, (new,))):
+        signed = (request.headers["webhook-id"], int(request.headers["webhook-timestamp"]), request.body)
+        # Standard Webhooks: space-separated signatures, the receiver accepts any one it can verify.
+        assert request.headers["webhook-signature"] == " ".join(sign_webhook(s, *signed) for s in secrets_used)

@@ -140,3 +140,20 @@ def test_admins_read_the_audit_log_of_followup_reads(client, keys, app):
     assert len(page["items"]) == len(rest["items"]) == 1 and page["items"][0]["id"] != rest["items"][0]["id"]
     for role in ("coordinator", "supervisor", "dispatch"):
         assert client.get("/v1/audit", headers=keys.auth(role)).status_code == 403
+
+
+def test_a_supervisor_lists_incidents_as_their_status_only(client, keys):
+    add_roster(client, keys)
+    incident = report(client, keys, incident_body())
+    assert incident["sessions"] and incident["sessions"][0]["group"]
+    for query in ("", "?at_risk=true", "?status=planned"):
+        listed = client.get(f"/v1/incidents{query}", headers=keys.auth("supervisor"))
+        assert listed.status_code == 200
+        for item in listed.get_json()["items"]:
+            # No sessions, groups (their keys name a language, an exposure, command staff) or problems.
+            assert set(item) == {"id", "external_id", "status", "window", "at_risk"}, item
+    [item] = client.get("/v1/incidents", headers=keys.auth("supervisor")).get_json()["items"]
+    assert item == {"id": incident["id"], "external_id": incident["external_id"], "status": "planned",
+                    "window": incident["window"], "at_risk": False}
+    [whole] = client.get("/v1/incidents", headers=keys.auth("coordinator")).get_json()["items"]
+    assert whole["sessions"] == incident["sessions"]

@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 import pytest
 
 from service.outbox.service import Attachment, email_payload
-from workers.channels import Delivery, LogChannel, SmtpChannel, WebhookChannel, sign_webhook
+from workers.channels import Delivery, DeliveryFailed, LogChannel, SmtpChannel, WebhookChannel, sign_webhook, signature_header
 from workers.jobs import backoff
 
 MESSAGE_ID = uuid.UUID("6f1c2a4e-52a1-4a4e-9d7e-0c5a3b1d2e3f")
@@ -22,9 +22,16 @@ def test_signature_matches_the_standard_webhooks_test_vector():
     assert signature == "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
 
 
-def test_a_malformed_webhook_secret_is_refused_at_start():
-    with pytest.raises(ValueError):
-        WebhookChannel("whsec_not base64!", lambda: datetime.now(timezone.utc))
+def test_a_delivery_without_the_agencys_secret_is_never_sent():
+    channel = WebhookChannel(lambda: datetime.now(timezone.utc))
+    with pytest.raises(DeliveryFailed, match="no webhook secret"):
+        channel.send(Delivery(MESSAGE_ID, "incident.planned", "http://127.0.0.1:9/never", {"type": "x"}))
+
+
+def test_two_secrets_give_two_space_separated_signatures():
+    first, second = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "whsec_" + "A" * 43 + "="
+    header = signature_header((first, second), "msg_1", 1614265330, b"{}")
+    assert header == f"{sign_webhook(first, 'msg_1', 1614265330, b'{}')} {sign_webhook(second, 'msg_1', 1614265330, b'{}')}"
 
 
 def test_email_carries_the_stable_message_id_text_html_and_attachment():

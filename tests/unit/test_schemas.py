@@ -3,9 +3,11 @@
 import marshmallow as ma
 import pytest
 
+from service.agencies.schemas import AgencyCreate, AgencyPatch
 from service.errors import flatten_messages
-from service.incidents.schemas import IncidentCreate, IncidentPatch
-from tests.factories import incident_body, person
+from service.facilitators.schemas import FacilitatorCreate, WeeklyWindowSchema
+from service.incidents.schemas import IdempotencyHeaders, IncidentCreate, IncidentPatch
+from tests.factories import facilitator_body, incident_body, person
 
 
 def errors_of(schema, body):
@@ -83,3 +85,48 @@ def test_patch_needs_a_change_and_cancels_alone():
 def test_flatten_messages_builds_dotted_paths():
     nested = {"personnel": {0: {"email": ["bad"]}}, "severity": ["low"], "_schema": ["x"]}
     assert flatten_messages(nested) == {"personnel.0.email": ["bad"], "severity": ["low"], "_schema": ["x"]}
+
+
+# -- every pattern matches the whole value; no control, format or separator character gets in ---------
+
+
+@pytest.mark.parametrize(
+    ("schema", "body", "field"),
+    [
+        (IncidentCreate(), incident_body(external_id="CAD-1\n"), "external_id"),
+        (IncidentCreate(), incident_body(personnel=[person(1, phone="+1 416 555 0100\n")]), "personnel.0.phone"),
+        (AgencyCreate(), {"code": "east\n", "name": "East", "timezone": "America/Halifax"}, "code"),
+        (FacilitatorCreate(), facilitator_body(agency="north\n"), "agency"),
+        (FacilitatorCreate(), facilitator_body(certifications=[{"name": "GCI\n", "expires_on": "2027-12-31"}]),
+         "certifications.0.name"),
+        (WeeklyWindowSchema(), {"day": "mon", "start": "08:00\n", "end": "18:00"}, "start"),
+        (IdempotencyHeaders(), {"Idempotency-Key": "key-1\n"}, "Idempotency-Key"),
+    ],
+)
+def test_a_trailing_newline_does_not_pass_a_pattern(schema, body, field):
+    assert field in errors_of(schema, body)
+
+
+@pytest.mark.parametrize("address", [
+    '"a\u0001b"@example.org', '"a\u007fb"@example.org', '"a\u202eb"@example.org', "ab\u200b@example.org",
+    "ops@exa\u2028mple.org", "ops@example.org\n",
+])
+def test_email_addresses_refuse_control_and_format_characters(address):
+    assert "personnel.0.email" in errors_of(IncidentCreate(), incident_body(personnel=[person(1, email=address)]))
+    assert "coordinator_email" in errors_of(AgencyPatch(), {"coordinator_email": address})
+    assert "email" in errors_of(FacilitatorCreate(), facilitator_body(email=address))
+
+
+@pytest.mark.parametrize("char", ["\u202e", "\u2066", "\u200b", "\ufeff", "\u00ad", "\u2028", "\u2029", "\u0085", "\u001b"])
+def test_free_text_refuses_format_characters_and_separators(char):
+    assert "personnel.0.name" in errors_of(IncidentCreate(), incident_body(personnel=[person(1, name=f"Ann{char}Lee")]))
+    assert "region" in errors_of(IncidentCreate(), incident_body(region=f"north{char}east"))
+    assert "personnel.0.unit" in errors_of(IncidentCreate(), incident_body(personnel=[person(1, unit=f"a{char}b")]))
+    assert "name" in errors_of(AgencyPatch(), {"name": f"North{char}Police"})
+    assert "regions.0" in errors_of(FacilitatorCreate(), facilitator_body(regions=[f"n{char}e"]))
+
+
+def test_free_text_keeps_letters_of_every_script():
+    names = ["Émilie Côté-Tremblay", "Łukasz Wójcik", "Nguyễn Thị Minh", "ᐊᓂᕐᓂᐊᖅ", "Σοφία", "李小龍", "O'Brien"]
+    loaded = IncidentCreate().load(incident_body(personnel=[person(n, name=name) for n, name in enumerate(names)]))
+    assert [p["name"] for p in loaded["personnel"]] == names

@@ -6,7 +6,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from service.planning import (
-    Interval, Participant, WeeklyWindow, build_agenda, session_minutes, session_window, split_into_groups,
+    Interval, Participant, PlanningPolicy, WeeklyWindow, build_agenda, session_minutes, session_window, split_into_groups,
     team_requirements,
 )
 from service.planning.availability import FacilitatorCalendar
@@ -214,3 +214,14 @@ def test_time_off_is_half_open():
     assert calendar.time_off(at(2026, 6, 16, 11), at(2026, 6, 16, 13))
     assert not calendar.time_off(at(2026, 6, 16, 12), at(2026, 6, 16, 13))
     assert not calendar.time_off(at(2026, 6, 16, 8), at(2026, 6, 16, 9))
+
+
+@pytest.mark.parametrize("overrides", [
+    {"debriefing_phases": (("introduction", 10**18),)},
+    {"defusing_phases": (("introduction", 1000), ("exploration", 441))},
+    {"debriefing_phases": tuple((f"phase-{n}", 5) for n in range(21))},
+    {"individual_minutes": 24 * 60 + 1},
+])
+def test_a_session_lasts_at_most_a_day_in_at_most_twenty_phases(overrides):
+    with pytest.raises(ValueError):
+        PlanningPolicy().with_overrides(overrides)
