@@ -87,6 +87,22 @@ def time_left(closes_at: datetime, moment: datetime) -> str:
     return ngettext("Closes in %(num)d h", "Closes in %(num)d h", hours)
 
 
+def group_name(key: str | None) -> str:
+    """A group's key ("direct-command-fr-2") in words: "Directly involved, Command staff, Français, group 2"."""
+    if not key:
+        return ""
+    parts = key.split("-")
+    if parts[0] not in PERSON_EXPOSURES:
+        return key
+    words = [str(PERSON_EXPOSURES[parts[0]])]
+    if "command" in parts:
+        words.append(str(PERSON_ROLES["command"]))
+    words += [PERSON_LANGUAGES[p] for p in parts if p in PERSON_LANGUAGES]
+    if parts[-1].isdigit():
+        words.append(_("group %(num)d", num=int(parts[-1])))
+    return ", ".join(words)
+
+
 def problem_lines(problems: list[dict]) -> list[dict]:
     """Each problem: which session, and one line per reason (words, or the code when unknown)."""
     return [
@@ -100,6 +116,9 @@ def board() -> Response:
     """A coordinator's incidents: those at risk first (the window closing soonest), then the others, newest first."""
     who, moment, db = signed_in(), now(), db_session()
     only_at_risk = request.args.get("at_risk") == "1"
+    # Refreshing by itself is the coordinator's choice: a page that reloads unasked fails WCAG 2.2.1
+    # (and axe-core) unless the person can turn it off; here they turn it on, and off again.
+    auto = request.args.get("refresh") == "1"
     cursor = request.args.get("cursor") or None
     risky: list[incidents.IncidentView] = []
     if cursor is None:
@@ -115,7 +134,7 @@ def board() -> Response:
     return render("incidents/board.html", at_risk_incidents=risky, others=others, at_risk=only_at_risk,
                   risky={i.id for i in risky}, next_cursor=next_cursor, types=TYPES, statuses=STATUSES,
                   session_kinds=SESSION_KINDS, link=coordinator_incident_url, time_left=time_left,
-                  problem_lines=problem_lines, updated_at=moment, refresh=REFRESH_SECONDS,
+                  problem_lines=problem_lines, group_name=group_name, updated_at=moment, refresh=REFRESH_SECONDS, auto=auto,
                   zone=db.get(Agency, who.agency_id).timezone)  # type: ignore[union-attr]
 
 
@@ -149,7 +168,7 @@ def _back(incident_id: uuid.UUID) -> Response:
 def _page_context(incident: incidents.IncidentView) -> dict:
     return {"incident": incident, "types": TYPES, "statuses": STATUSES, "session_kinds": SESSION_KINDS,
             "session_statuses": SESSION_STATUSES, "facilitator_kinds": FACILITATOR_KINDS,
-            "zone": incident.window.closes_at.tzinfo.key}  # type: ignore[union-attr]
+            "zone": incident.window.closes_at.tzinfo.key, "group_name": group_name}  # type: ignore[union-attr]
 
 
 @blp.get("/<uuid:incident_id>")

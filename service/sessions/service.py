@@ -501,14 +501,20 @@ def _check_visible(caller: Principal, session: Session, incident: Incident) -> N
         raise NotFound(f"No session {session.id}.")
 
 
-def get(db: DbSession, *, caller: Principal, session_id: uuid.UUID) -> SessionView:
-    """One session."""
+def _visible(db: DbSession, caller: Principal, session_id: uuid.UUID) -> tuple[Session, Incident]:
+    """A session the caller may see, with its incident (read, not locked); else NotFound."""
     session = db.scalar(select(Session).where(Session.id == session_id).options(selectinload(Session.assignments)))
     if session is None:
         raise NotFound(f"No session {session_id}.")
     incident = db.get(Incident, session.incident_id)
     assert incident is not None
     _check_visible(caller, session, incident)
+    return session, incident
+
+
+def get(db: DbSession, *, caller: Principal, session_id: uuid.UUID) -> SessionView:
+    """One session."""
+    session, incident = _visible(db, caller, session_id)
     return present(session, ZoneInfo(incident.agency.timezone))
 
 
@@ -623,12 +629,7 @@ def reschedule_starts(db: DbSession, *, caller: Principal, session_id: uuid.UUID
     The same rules as `reschedule` (which checks the one chosen again, under the locks): the grid
     inside the session's window, and the whole team eligible at that time.
     """
-    session = db.scalar(select(Session).where(Session.id == session_id).options(selectinload(Session.assignments)))
-    if session is None:
-        raise NotFound(f"No session {session_id}.")
-    incident = db.get(Incident, session.incident_id)
-    assert incident is not None
-    _check_visible(caller, session, incident)
+    session, incident = _visible(db, caller, session_id)
     if session.status != "scheduled" or session.starts_at <= now:
         return []
     policy = policy_for(incident.agency)

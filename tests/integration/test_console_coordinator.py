@@ -61,7 +61,9 @@ def test_the_board_puts_incidents_at_risk_first_with_their_problems_in_words(app
     assert "CAD-OLD" in at_risk and "Needs attention" in at_risk and NO_CLINICIAN in at_risk
     assert "CAD-FINE" in others and "CAD-FINE" not in at_risk and "Closes in 70 h" in others
     html = coordinator.get("/incidents").get_data(as_text=True)
-    assert '<meta http-equiv="refresh" content="60">' in html and "Updated at" in page
+    assert "Updated at" in page and "http-equiv" not in html and "/incidents?refresh=1" in html
+    refreshing = coordinator.get("/incidents?refresh=1").get_data(as_text=True)
+    assert '<meta http-equiv="refresh" content="60">' in refreshing and "Stop refreshing" in refreshing
     assert "<table" not in html  # cards, for phones
     only = words(coordinator.get("/incidents?at_risk=1"))
     assert "CAD-OLD" in only and "CAD-FINE" not in only
