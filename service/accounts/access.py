@@ -32,9 +32,16 @@ PAGE_MATRIX: dict[str, frozenset[str]] = {
     "signin.signout": SIGNED_IN,
     "console.home": SIGNED_IN,
     "console.my_sessions": roles(FACILITATOR),
-    # Supervisors: their agency's incidents as counts only. Coordinators: the list (their board comes later).
+    # Supervisors: their agency's incidents as counts only. Coordinators: the board and each incident's page.
     "incident_pages.index": roles(COORDINATOR, SUPERVISOR),
     "incident_pages.status": roles(SUPERVISOR),
+    "incident_pages.show": roles(COORDINATOR),
+    "incident_pages.replan": roles(COORDINATOR),
+    "incident_pages.reschedule": roles(COORDINATOR),
+    "incident_pages.cancel": roles(COORDINATOR),
+    "incident_pages.complete": roles(COORDINATOR),
+    "incident_pages.add_personnel": roles(COORDINATOR),
+    "incident_pages.followups": roles(COORDINATOR),
     "agency_pages.index": roles(ADMIN),
     "agency_pages.create": roles(ADMIN),
     "accounts.index": roles(ADMIN),

@@ -1,19 +1,21 @@
-"""Incidents in the console: supervisors see their agency's incidents and each one's plan as counts only.
+"""Incidents in the console: the coordinators' board and incident pages; supervisors' counts.
 
 A supervisor's pages show what `GET /v1/incidents/{id}/status` shows, from the same function
 (`service.incidents.status.status_of`): no person's name, no count that could single one out,
-nothing clinical. Coordinators get the list for now; their board and incident pages come later
-(`coordinator_incident_url` is where the list will link to them).
+nothing clinical. Coordinators get a board (at risk first, planning problems in words with what
+would fix them) and a page per incident whose actions call the same services as the API:
+re-plan, reschedule, cancel and complete a session, add personnel, and the participants'
+follow-ups (every view audited).
 """
 
 from __future__ import annotations
 
 import uuid
 
-from flask import request
+from flask import request, url_for
 from werkzeug.wrappers import Response
 
-from service.accounts.models import SUPERVISOR
+from service.accounts.models import COORDINATOR, SUPERVISOR
 from service.console import console_blueprint, signed_in
 from service.i18n import N_
 from service.incidents import service as incidents
@@ -48,14 +50,16 @@ CHECKIN_COUNTS = {
 
 
 def coordinator_incident_url(incident: incidents.IncidentView) -> str | None:
-    """The coordinators' page of an incident, once it exists (None: the list shows no link)."""
-    return None
+    """The coordinators' page of an incident."""
+    return url_for("incident_pages.show", incident_id=incident.id)
 
 
 @blp.get("")
 def index() -> Response:
     """The agency's incidents, newest first (or those at risk, the window closing first), a page at a time."""
     who = signed_in()
+    if who.role == COORDINATOR:
+        return board.board()
     at_risk = request.args.get("at_risk") == "1"
     cursor = request.args.get("cursor") or None
     items, next_cursor = incidents.list_page(db=db_session(), agency_id=who.agency_id, status=None, limit=PAGE_SIZE,
@@ -74,3 +78,6 @@ def status(incident_id: uuid.UUID) -> Response:
     return render("incidents/status.html", plan=shown, incident=incident, types=TYPES, statuses=STATUSES,
                   session_kinds=SESSION_KINDS, session_statuses=SESSION_STATUSES, offer_counts=OFFER_COUNTS,
                   checkin_counts=CHECKIN_COUNTS, masked=incident_status.MASK)
+
+
+from service.incidents import board  # noqa: E402  (the coordinators' pages register on this blueprint)

@@ -503,14 +503,20 @@ def _check_visible(caller: Principal, session: Session, incident: Incident) -> N
         raise NotFound(f"No session {session.id}.")
 
 
-def get(db: DbSession, *, caller: Principal, session_id: uuid.UUID) -> SessionView:
-    """One session."""
+def _visible(db: DbSession, caller: Principal, session_id: uuid.UUID) -> tuple[Session, Incident]:
+    """A session the caller may see, with its incident (read, not locked); else NotFound."""
     session = db.scalar(select(Session).where(Session.id == session_id).options(selectinload(Session.assignments)))
     if session is None:
         raise NotFound(f"No session {session_id}.")
     incident = db.get(Incident, session.incident_id)
     assert incident is not None
     _check_visible(caller, session, incident)
+    return session, incident
+
+
+def get(db: DbSession, *, caller: Principal, session_id: uuid.UUID) -> SessionView:
+    """One session."""
+    session, incident = _visible(db, caller, session_id)
     return present(session, ZoneInfo(incident.agency.timezone))
 
 
@@ -592,6 +598,50 @@ def _window_anchor(db: DbSession, session: Session, incident: Incident) -> datet
     return incident.occurred_at
 
 
+def _allowed_starts(db: DbSession, session: Session, incident: Incident, policy: PlanningPolicy, now: datetime) -> list[datetime]:
+    """The grid starts a session may move to: inside its window, within the day's hours, not in the past."""
+    length = session.ends_at - session.starts_at
+    window = session_window(session.kind, _window_anchor(db, session, incident), policy)  # type: ignore[arg-type]
+    return grid_starts(window, not_before=now, minutes=int(length.total_seconds() // 60), zone=incident.agency.timezone,
+                       policy=policy)
+
+
+def _team_blocks(session: Session, state: PlanningState, *, starts_at: datetime, facts: IncidentFacts,
+                 policy: PlanningPolicy) -> dict[str, list[str]]:
+    """Why each facilitator of the session's team could not take it at `starts_at` (empty: the whole team can)."""
+    length = session.ends_at - session.starts_at
+    blocked = {}
+    for fid in sorted(a.facilitator_id for a in session.assignments if a.active):
+        if fid not in state.profiles:  # off the roster since: they can take nothing
+            blocked[f"facilitators.{fid}"] = ["inactive"]
+            continue
+        reasons = ineligibility_reasons(
+            state.profiles[fid], kind=session.kind, starts_at=starts_at, ends_at=starts_at + length,  # type: ignore[arg-type]
+            mode=session.mode, region=session.region, language=session.language, incident=facts,  # type: ignore[arg-type]
+            schedule=state.schedule, policy=policy, ignore_session_ref=str(session.id),
+        )
+        if reasons:
+            blocked[f"facilitators.{fid}"] = list(reasons)
+    return blocked
+
+
+def reschedule_starts(db: DbSession, *, caller: Principal, session_id: uuid.UUID, now: datetime) -> list[datetime]:
+    """The starts `reschedule` would accept for a session now, earliest first (nothing is written or locked).
+
+    The same rules as `reschedule` (which checks the one chosen again, under the locks): the grid
+    inside the session's window, and the whole team eligible at that time.
+    """
+    session, incident = _visible(db, caller, session_id)
+    if session.status != "scheduled" or session.starts_at <= now:
+        return []
+    policy = policy_for(incident.agency)
+    facts = incident_facts(incident)
+    team = sorted(a.facilitator_id for a in session.assignments if a.active)
+    state = load_state(db, now=now, policy=policy, facilitator_ids=team)
+    return [start for start in _allowed_starts(db, session, incident, policy, now)
+            if start != session.starts_at and not _team_blocks(session, state, starts_at=start, facts=facts, policy=policy)]
+
+
 def reschedule(db: DbSession, *, caller: Principal, session_id: uuid.UUID, starts_at: datetime, now: datetime) -> SessionView:
     """Move a session to a given start, checked by the same rules as planning."""
 
@@ -599,9 +649,7 @@ def reschedule(db: DbSession, *, caller: Principal, session_id: uuid.UUID, start
         policy = policy_for(incident.agency)
         facts = incident_facts(incident)
         length = session.ends_at - session.starts_at
-        window = session_window(session.kind, _window_anchor(db, session, incident), policy)  # type: ignore[arg-type]
-        allowed = grid_starts(window, not_before=now, minutes=int(length.total_seconds() // 60), zone=facts.timezone, policy=policy)
-        if starts_at not in allowed:
+        if starts_at not in _allowed_starts(db, session, incident, policy, now):
             raise InvalidInput(
                 "That start is not allowed for this session.",
                 errors={"starts_at": [
@@ -613,15 +661,7 @@ def reschedule(db: DbSession, *, caller: Principal, session_id: uuid.UUID, start
         team = sorted(a.facilitator_id for a in session.assignments if a.active)
         _lock_facilitators(db, team)
         state = load_state(db, now=now, policy=policy, facilitator_ids=team)
-        blocked = {}
-        for fid in team:
-            reasons = ineligibility_reasons(
-                state.profiles[fid], kind=session.kind, starts_at=starts_at, ends_at=starts_at + length,  # type: ignore[arg-type]
-                mode=session.mode, region=session.region, language=session.language, incident=facts,  # type: ignore[arg-type]
-                schedule=state.schedule, policy=policy, ignore_session_ref=str(session.id),
-            )
-            if reasons:
-                blocked[f"facilitators.{fid}"] = list(reasons)
+        blocked = _team_blocks(session, state, starts_at=starts_at, facts=facts, policy=policy)
         if blocked:
             raise Conflict("A facilitator of the team cannot take the session at that time.", errors=blocked)
         moved = replace(_planned(session), starts_at=starts_at, ends_at=starts_at + length,

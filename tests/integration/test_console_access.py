@@ -9,6 +9,8 @@ sends them on), another agency's incident 404; nobody signed in is sent to sign 
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 
 from service.accounts.access import ANONYMOUS, PAGE_MATRIX
@@ -54,7 +56,10 @@ def world(app, client, keys):
     for role, address in PEOPLE.items():
         clients[role] = app.test_client()
         sign_in(clients[role], app, address)
-    return {"own": own, "other": other, "accounts": accounts, "spare": spare, "clients": clients}
+    own_session = client.get(f"/v1/incidents/{own}", headers=keys.auth("coordinator")).get_json()["sessions"][0]["id"]
+    return {"own": own, "other": other, "accounts": accounts, "spare": spare, "clients": clients,
+            # The other agency has no roster: its incident has no session, so any id is another agency's.
+            "own_session": own_session, "other_session": str(uuid.uuid4())}
 
 
 def url_of(rule, world, target: str) -> str:
@@ -64,6 +69,8 @@ def url_of(rule, world, target: str) -> str:
             values[name] = world[target]
         elif name == "account_id":
             values[name] = world["spare"]
+        elif name == "session_id":
+            values[name] = world[f"{target}_session"]
         elif name == "token":
             values[name] = "not-a-link"
         else:
