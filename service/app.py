@@ -163,7 +163,9 @@ def create_app(config: Mapping[str, Any] | Config | None = None, *, clock: Calla
     from service.agencies.pages import blp as agency_pages
     from service.incidents.pages import blp as incident_pages
 
-    for blueprint in (signin_blp, console_blp, accounts_pages, agency_pages, incident_pages):
+    from service.auth.pages import blp as key_pages
+
+    for blueprint in (signin_blp, console_blp, accounts_pages, agency_pages, incident_pages, key_pages):
         app.register_blueprint(blueprint)
 
     # Pages for people: plain Flask blueprints, outside the API and its spec.

@@ -52,6 +52,7 @@ NAV: tuple[tuple[str, str], ...] = (
     ("incident_pages.index", N_("Incidents")),
     ("agency_pages.index", N_("Agencies")),
     ("accounts.index", N_("Accounts")),
+    ("key_pages.index", N_("API keys")),
     ("console.my_sessions", N_("My sessions")),
 )
 

@@ -48,6 +48,9 @@ PAGE_MATRIX: dict[str, frozenset[str]] = {
     "accounts.create": roles(ADMIN),
     "accounts.edit": roles(ADMIN),
     "accounts.disable": roles(ADMIN),
+    "key_pages.index": roles(ADMIN),
+    "key_pages.create": roles(ADMIN),
+    "key_pages.revoke": roles(ADMIN),
 }
 
 

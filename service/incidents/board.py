@@ -123,12 +123,12 @@ def board() -> Response:
     risky: list[incidents.IncidentView] = []
     if cursor is None:
         risky, _more = incidents.list_page(db=db, agency_id=who.agency_id, status=None, limit=100, cursor=None,
-                                           at_risk=True, now=moment)
+                                           at_risk=True, now=moment, role=who.role)
     others: list[incidents.IncidentView] = []
     next_cursor = None
     if not only_at_risk:
         page, next_cursor = incidents.list_page(db=db, agency_id=who.agency_id, status=None, limit=PAGE_SIZE,
-                                                cursor=cursor, now=moment)
+                                                cursor=cursor, now=moment, role=who.role)
         shown = {i.id for i in risky}
         others = [i for i in page if i.id not in shown and not _at_risk(i, moment)]
     return render("incidents/board.html", at_risk_incidents=risky, others=others, at_risk=only_at_risk,

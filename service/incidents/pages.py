@@ -63,7 +63,7 @@ def index() -> Response:
     at_risk = request.args.get("at_risk") == "1"
     cursor = request.args.get("cursor") or None
     items, next_cursor = incidents.list_page(db=db_session(), agency_id=who.agency_id, status=None, limit=PAGE_SIZE,
-                                             cursor=cursor, at_risk=at_risk, now=now())
+                                             cursor=cursor, at_risk=at_risk, now=now(), role=who.role)
     template = "incidents/supervisor_list.html" if who.role == SUPERVISOR else "incidents/list.html"
     risky = {i.id for i in items if incident_status.is_at_risk(i, i.window.closes_at, now())}
     return render(template, incidents=items, at_risk=at_risk, risky=risky, next_cursor=next_cursor, types=TYPES,

@@ -73,6 +73,8 @@ def url_of(rule, world, target: str) -> str:
             values[name] = world[f"{target}_session"]
         elif name == "token":
             values[name] = "not-a-link"
+        elif name == "key_id":
+            values[name] = 1  # the first of the fixtures' API keys (admins only: no agency scope)
         else:
             pytest.fail(f"{rule.endpoint}: no value known for the path parameter {name!r}")
     return rule.build(values, append_unknown=False)[1]
