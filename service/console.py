@@ -50,6 +50,7 @@ SIGNIN_PER_CLIENT = "30 per hour"
 # once a blueprint provides the endpoint (the coordinators' roster and agency pages come later).
 NAV: tuple[tuple[str, str], ...] = (
     ("incident_pages.index", N_("Incidents")),
+    ("roster_pages.index", N_("Roster")),
     ("agency_pages.index", N_("Agencies")),
     ("accounts.index", N_("Accounts")),
     ("console.my_sessions", N_("My sessions")),

@@ -41,6 +41,14 @@ PAGE_MATRIX: dict[str, frozenset[str]] = {
     "accounts.create": roles(ADMIN),
     "accounts.edit": roles(ADMIN),
     "accounts.disable": roles(ADMIN),
+    # The roster of the coordinator's agency (as the API lists it to them).
+    "roster_pages.index": roles(COORDINATOR),
+    "roster_pages.create": roles(COORDINATOR),
+    "roster_pages.edit": roles(COORDINATOR),
+    "roster_pages.add_time_off": roles(COORDINATOR),
+    "roster_pages.remove_time_off": roles(COORDINATOR),
+    "roster_pages.deactivate": roles(COORDINATOR),
+    "roster_pages.reactivate": roles(COORDINATOR),
 }
 
 

@@ -14,7 +14,7 @@ import pytest
 from service.accounts.access import ANONYMOUS, PAGE_MATRIX
 from service.console import CONSOLE_BLUEPRINTS
 from tests.console_helpers import add_account, csrf_of, sign_in
-from tests.factories import incident_body, person
+from tests.factories import facilitator_body, incident_body, person
 from tests.integration.planning_helpers import add_roster
 
 PEOPLE = {
@@ -43,7 +43,8 @@ def test_every_console_route_has_an_entry_in_the_page_matrix(app):
 @pytest.fixture
 def world(app, client, keys):
     """Two agencies with an incident each, an account of each role in `north`, and a facilitator on the roster."""
-    add_roster(client, keys)
+    roster = add_roster(client, keys)
+    other_facilitator = client.post("/v1/facilitators", json=facilitator_body(9), headers=keys.auth("other_coordinator")).get_json()["id"]
     own = client.post("/v1/incidents", json=incident_body(), headers=keys.auth("dispatch")).get_json()["id"]
     other = client.post("/v1/incidents", json=incident_body("CAD-SOUTH", personnel=[person(7)]),
                         headers=keys.auth("other_dispatch")).get_json()["id"]
@@ -54,7 +55,8 @@ def world(app, client, keys):
     for role, address in PEOPLE.items():
         clients[role] = app.test_client()
         sign_in(clients[role], app, address)
-    return {"own": own, "other": other, "accounts": accounts, "spare": spare, "clients": clients}
+    return {"own": own, "other": other, "accounts": accounts, "spare": spare, "clients": clients,
+            "facilitator": {"own": roster[-1], "other": other_facilitator}}
 
 
 def url_of(rule, world, target: str) -> str:
@@ -62,6 +64,8 @@ def url_of(rule, world, target: str) -> str:
     for name in rule.arguments:
         if name == "incident_id":
             values[name] = world[target]
+        elif name == "facilitator_id":
+            values[name] = world["facilitator"][target]
         elif name == "account_id":
             values[name] = world["spare"]
         elif name == "token":
@@ -77,7 +81,7 @@ def expected(endpoint: str, role: str, target: str, method: str) -> int:
     if endpoint == "signin.link":
         return 410
     if method == "POST":
-        return 303
+        return 404 if target == "other" else 303
     if (endpoint, role) in SENT_ON:
         return 303
     return 404 if target == "other" else 200
@@ -88,14 +92,14 @@ def test_each_role_sees_the_pages_of_the_table_and_no_other(app, world, role):
     client = world["clients"][role]
     checked = 0
     for rule in console_rules(app):
-        targets = ("own", "other") if "incident_id" in rule.arguments else ("own",)
+        targets = ("own", "other") if {"incident_id", "facilitator_id"} & rule.arguments else ("own",)
         for target in targets:
             url = url_of(rule, world, target)
             if "GET" in rule.methods:
                 answer = client.get(url)
                 assert answer.status_code == expected(rule.endpoint, role, target, "GET"), (rule.endpoint, url)
                 checked += 1
-            elif role not in PAGE_MATRIX[rule.endpoint] or rule.endpoint == "accounts.disable":
+            elif role not in PAGE_MATRIX[rule.endpoint] or rule.endpoint == "accounts.disable" or target == "other":
                 token = csrf_of(client.get(TOKEN_PAGE[role]).get_data(as_text=True))
                 answer = client.post(url, data={"csrf_token": token})
                 assert answer.status_code == expected(rule.endpoint, role, target, "POST"), (rule.endpoint, url)
