@@ -51,6 +51,7 @@ SIGNIN_PER_CLIENT = "30 per hour"
 NAV: tuple[tuple[str, str], ...] = (
     ("incident_pages.index", N_("Incidents")),
     ("roster_pages.index", N_("Roster")),
+    ("agency_settings.index", N_("Agency")),
     ("agency_pages.index", N_("Agencies")),
     ("accounts.index", N_("Accounts")),
     ("console.my_sessions", N_("My sessions")),

@@ -49,6 +49,11 @@ PAGE_MATRIX: dict[str, frozenset[str]] = {
     "roster_pages.remove_time_off": roles(COORDINATOR),
     "roster_pages.deactivate": roles(COORDINATOR),
     "roster_pages.reactivate": roles(COORDINATOR),
+    # The coordinator's own agency: its mailbox, webhook and planning numbers.
+    "agency_settings.index": roles(COORDINATOR),
+    "agency_settings.contact": roles(COORDINATOR),
+    "agency_settings.policy": roles(COORDINATOR),
+    "agency_settings.rotate_secret": roles(COORDINATOR),
 }
 
 

@@ -210,3 +210,69 @@ def test_another_agencys_facilitator_is_a_404_and_a_supervisor_gets_403(app, cli
     supervisor = app.test_client()
     sign_in(supervisor, app, "sup@north.example.org")
     assert supervisor.get("/roster").status_code == 403 and supervisor.get("/roster/new").status_code == 403
+
+
+# -- the coordinator's agency ---------------------------------------------------------------------------------
+
+
+def agency_of(client, keys, code: str = "north") -> dict:
+    return client.get(f"/v1/agencies/{code}", headers=keys.auth("admin")).get_json()
+
+
+def test_the_agency_page_changes_the_addresses_as_the_api_would(client, keys, coordinator):
+    page = page_text(coordinator.get("/agency"))
+    assert "North Police" in page and "No secret is set" in page and 'value="24"' in page
+    wrong = post_form(coordinator, "/agency/contact", {"coordinator_email": "cism-at-north", "webhook_url": "ftp://x.example"},
+                      form_page="/agency")
+    html = page_text(wrong, 422)
+    assert 'value="cism-at-north"' in html and 'href="#coordinator_email"' in html and 'href="#webhook_url"' in html
+    assert agency_of(client, keys)["coordinator_email"] is None
+    saved = post_form(coordinator, "/agency/contact", {"coordinator_email": "cism@north.example.org",
+                                                       "webhook_url": "https://hooks.north.example.org/debrief"}, form_page="/agency")
+    assert saved.status_code == 303
+    agency = agency_of(client, keys)
+    assert agency["coordinator_email"] == "cism@north.example.org"
+    assert agency["webhook_url"] == "https://hooks.north.example.org/debrief"
+    cleared = post_form(coordinator, "/agency/contact", {"coordinator_email": "", "webhook_url": ""}, form_page="/agency")
+    assert cleared.status_code == 303 and agency_of(client, keys)["webhook_url"] is None
+    assert agency_of(client, keys, "south")["coordinator_email"] is None
+
+
+def test_the_webhook_secret_is_shown_once(app, client, keys, coordinator):
+    shown = page_text(post_form(coordinator, "/agency/webhook-secret", {}, form_page="/agency"))
+    secret = re.search(r'<textarea id="new-secret"[^>]*>(whsec_[A-Za-z0-9+/=]+)</textarea>', shown).group(1)
+    from service.agencies.models import Agency
+    with app.extensions["debrief"].session_factory() as db:
+        assert db.query(Agency).filter_by(code="north").one().webhook_secret == secret
+    again = page_text(coordinator.get("/agency"))
+    assert secret not in again and "A secret is set" in again
+    assert coordinator.post("/agency/webhook-secret").status_code == 400  # no CSRF token
+
+
+def test_planning_numbers_are_checked_as_the_api_checks_them(client, keys, coordinator):
+    numbers = {"debriefing_opens_after": "24", "debriefing_closes_after": "96", "defusing_min_severity": "4",
+               "defusing_closes_after": "8", "max_group_size": "15", "participants_per_facilitator": "6",
+               "max_group_sessions_per_day": "1", "max_group_sessions_per_7_days": "3"}
+    saved = post_form(coordinator, "/agency/policy", numbers, form_page="/agency")
+    assert saved.status_code == 303
+    assert agency_of(client, keys)["policy"] == {"debriefing_closes_after": 96, "max_group_size": 15}
+    for wrong, field in (({"debriefing_closes_after": "12"}, "debriefing_closes_after"),
+                         ({"max_group_size": "0"}, "max_group_size"),
+                         ({"max_group_sessions_per_7_days": "abc"}, "max_group_sessions_per_7_days"),
+                         ({"defusing_closes_after": "-3"}, "defusing_closes_after")):
+        html = page_text(post_form(coordinator, "/agency/policy", {**numbers, **wrong}, form_page="/agency"), 422)
+        assert f'href="#{field}"' in html, wrong
+    assert agency_of(client, keys)["policy"] == {"debriefing_closes_after": 96, "max_group_size": 15}
+    back = post_form(coordinator, "/agency/policy", {**numbers, "debriefing_closes_after": "72"}, form_page="/agency")
+    assert back.status_code == 303 and agency_of(client, keys)["policy"] == {"max_group_size": 15}
+
+
+def test_only_coordinators_see_their_agency(app, client, keys):
+    add_account(app, "sup@north.example.org", "supervisor", "north")
+    supervisor = app.test_client()
+    sign_in(supervisor, app, "sup@north.example.org")
+    assert supervisor.get("/agency").status_code == 403
+    add_account(app, "coord@south.example.org", "coordinator", "south")
+    south = app.test_client()
+    sign_in(south, app, "coord@south.example.org")
+    assert "South Police" in page_text(south.get("/agency")) and "North Police" not in page_text(south.get("/agency"))
