@@ -161,12 +161,16 @@ def create_app(config: Mapping[str, Any] | Config | None = None, *, clock: Calla
     from service.accounts.pages import blp as accounts_pages
     from service.accounts.pages import console_blp, signin_blp
     from service.agencies.pages import blp as agency_pages
+    from service.facilitators.roster_pages import blp as roster_pages
+    from service.agencies.settings_pages import blp as agency_settings
     from service.incidents.pages import blp as incident_pages
 
     from service.auth.pages import blp as key_pages
 
     for blueprint in (signin_blp, console_blp, accounts_pages, agency_pages, incident_pages, key_pages):
         app.register_blueprint(blueprint)
+    app.register_blueprint(roster_pages)
+    app.register_blueprint(agency_settings)
 
     # Pages for people: plain Flask blueprints, outside the API and its spec.
     from service.facilitators.pages import blp as facilitator_pages

@@ -50,6 +50,8 @@ SIGNIN_PER_CLIENT = "30 per hour"
 # once a blueprint provides the endpoint (the coordinators' roster and agency pages come later).
 NAV: tuple[tuple[str, str], ...] = (
     ("incident_pages.index", N_("Incidents")),
+    ("roster_pages.index", N_("Roster")),
+    ("agency_settings.index", N_("Agency")),
     ("agency_pages.index", N_("Agencies")),
     ("accounts.index", N_("Accounts")),
     ("key_pages.index", N_("API keys")),

@@ -7,7 +7,7 @@ Pages get their words through Flask-Babel (the request's locale); messages, feed
 
 from __future__ import annotations
 
-from datetime import datetime, time
+from datetime import date, datetime, time
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterable
@@ -84,6 +84,11 @@ def time_of_day(hour: int, minute: int, lang: str) -> str:
 def day(moment: datetime, zone: str, lang: str) -> str:
     """A date in full words in the zone: "lundi 7 décembre 2026"."""
     return format_date(_local(moment, zone).date(), "full", locale=LOCALES[language(lang)])
+
+
+def short_day(value: date, lang: str) -> str:
+    """A calendar date, short: "Dec 12, 2026", "12 déc. 2026"."""
+    return format_date(value, "medium", locale=LOCALES[language(lang)])
 
 
 def when(moment: datetime, zone: str, lang: str) -> str:

@@ -51,6 +51,19 @@ PAGE_MATRIX: dict[str, frozenset[str]] = {
     "key_pages.index": roles(ADMIN),
     "key_pages.create": roles(ADMIN),
     "key_pages.revoke": roles(ADMIN),
+    # The roster of the coordinator's agency (as the API lists it to them).
+    "roster_pages.index": roles(COORDINATOR),
+    "roster_pages.create": roles(COORDINATOR),
+    "roster_pages.edit": roles(COORDINATOR),
+    "roster_pages.add_time_off": roles(COORDINATOR),
+    "roster_pages.remove_time_off": roles(COORDINATOR),
+    "roster_pages.deactivate": roles(COORDINATOR),
+    "roster_pages.reactivate": roles(COORDINATOR),
+    # The coordinator's own agency: its mailbox, webhook and planning numbers.
+    "agency_settings.index": roles(COORDINATOR),
+    "agency_settings.contact": roles(COORDINATOR),
+    "agency_settings.policy": roles(COORDINATOR),
+    "agency_settings.rotate_secret": roles(COORDINATOR),
 }
 
 

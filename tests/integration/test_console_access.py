@@ -16,7 +16,7 @@ import pytest
 from service.accounts.access import ANONYMOUS, PAGE_MATRIX
 from service.console import CONSOLE_BLUEPRINTS
 from tests.console_helpers import add_account, csrf_of, sign_in
-from tests.factories import incident_body, person
+from tests.factories import facilitator_body, incident_body, person
 from tests.integration.planning_helpers import add_roster
 
 PEOPLE = {
@@ -28,6 +28,10 @@ PEOPLE = {
 # A page of each role whose layout carries a form token.
 TOKEN_PAGE = {"coordinator": "/incidents", "supervisor": "/incidents", "admin": "/accounts", "facilitator": "/my-sessions",
               ANONYMOUS: "/signin"}
+# Forms an allowed role posts empty (with a token) in this test, and the answer: another agency's
+# facilitator or incident is always a 404.
+POSTED = {"accounts.disable": 303, "roster_pages.reactivate": 303, "agency_settings.contact": 303,
+          "agency_settings.policy": 422, "agency_settings.rotate_secret": 200}
 # Where an allowed role is sent on instead of being shown the page.
 SENT_ON = {("signin.form", role) for role in PEOPLE} | {("console.home", "facilitator")}
 
@@ -45,7 +49,8 @@ def test_every_console_route_has_an_entry_in_the_page_matrix(app):
 @pytest.fixture
 def world(app, client, keys):
     """Two agencies with an incident each, an account of each role in `north`, and a facilitator on the roster."""
-    add_roster(client, keys)
+    roster = add_roster(client, keys)
+    other_facilitator = client.post("/v1/facilitators", json=facilitator_body(9), headers=keys.auth("other_coordinator")).get_json()["id"]
     own = client.post("/v1/incidents", json=incident_body(), headers=keys.auth("dispatch")).get_json()["id"]
     other = client.post("/v1/incidents", json=incident_body("CAD-SOUTH", personnel=[person(7)]),
                         headers=keys.auth("other_dispatch")).get_json()["id"]
@@ -58,7 +63,8 @@ def world(app, client, keys):
         sign_in(clients[role], app, address)
     own_session = client.get(f"/v1/incidents/{own}", headers=keys.auth("coordinator")).get_json()["sessions"][0]["id"]
     return {"own": own, "other": other, "accounts": accounts, "spare": spare, "clients": clients,
-            # The other agency has no roster: its incident has no session, so any id is another agency's.
+            "facilitator": {"own": roster[-1], "other": other_facilitator},
+            # The other agency's one peer cannot staff its incident: no session there, so any id is another agency's.
             "own_session": own_session, "other_session": str(uuid.uuid4())}
 
 
@@ -67,6 +73,8 @@ def url_of(rule, world, target: str) -> str:
     for name in rule.arguments:
         if name == "incident_id":
             values[name] = world[target]
+        elif name == "facilitator_id":
+            values[name] = world["facilitator"][target]
         elif name == "account_id":
             values[name] = world["spare"]
         elif name == "session_id":
@@ -86,7 +94,7 @@ def expected(endpoint: str, role: str, target: str, method: str) -> int:
     if endpoint == "signin.link":
         return 410
     if method == "POST":
-        return 303
+        return 404 if target == "other" else POSTED[endpoint]
     if (endpoint, role) in SENT_ON:
         return 303
     return 404 if target == "other" else 200
@@ -97,14 +105,14 @@ def test_each_role_sees_the_pages_of_the_table_and_no_other(app, world, role):
     client = world["clients"][role]
     checked = 0
     for rule in console_rules(app):
-        targets = ("own", "other") if "incident_id" in rule.arguments else ("own",)
+        targets = ("own", "other") if {"incident_id", "facilitator_id"} & rule.arguments else ("own",)
         for target in targets:
             url = url_of(rule, world, target)
             if "GET" in rule.methods:
                 answer = client.get(url)
                 assert answer.status_code == expected(rule.endpoint, role, target, "GET"), (rule.endpoint, url)
                 checked += 1
-            elif role not in PAGE_MATRIX[rule.endpoint] or rule.endpoint == "accounts.disable":
+            elif role not in PAGE_MATRIX[rule.endpoint] or rule.endpoint in POSTED or target == "other":
                 token = csrf_of(client.get(TOKEN_PAGE[role]).get_data(as_text=True))
                 answer = client.post(url, data={"csrf_token": token})
                 assert answer.status_code == expected(rule.endpoint, role, target, "POST"), (rule.endpoint, url)
