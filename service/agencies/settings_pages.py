@@ -24,11 +24,11 @@ from service.agencies.models import Agency
 from service.agencies.policy import DURATION_FIELDS, MAX_HOURS, policy_from_overrides
 from service.agencies.schemas import AgencyPatch
 from service.console import console_blueprint, signed_in
-from service.errors import InvalidInput
+from service.errors import Conflict, InvalidInput
 from service.planning import PlanningPolicy
 from service import i18n
 from service.ui import current_language, render
-from service.web import db_session
+from service.web import db_session, now
 
 blp = console_blueprint("agency_settings", __name__, url_prefix="/agency")
 
@@ -117,7 +117,12 @@ def contact() -> Response:
         for name in error.normalized_messages():
             getattr(form, name).errors.append(str(CONTACT_ERRORS[name]))
         return _page(agency, form, _policy_form(policy_from_overrides(agency.policy)))
-    agencies.update(db=db_session(), code=agency.code, changes=changes)
+    try:
+        agencies.update(db=db_session(), code=agency.code, changes=changes)
+    except Conflict:
+        # Webhooks are signed with the agency's own secret: there must be one before an address.
+        form.webhook_url.errors.append(_("Create the webhook secret first (below), then give the address."))
+        return _page(agency, form, _policy_form(policy_from_overrides(agency.policy)))
     flash(_("The agency’s addresses were saved."))
     return redirect(url_for("agency_settings.index"), 303)
 
@@ -153,7 +158,7 @@ def policy() -> Response:
 def rotate_secret() -> Response:
     """Give the agency a new webhook secret, shown on this page this once; the old one stops signing."""
     agency = _agency()
-    secret = agencies.rotate_webhook_secret(db=db_session(), code=agency.code)
+    secret = agencies.rotate_webhook_secret(db=db_session(), code=agency.code, now=now()).webhook_secret
     contact = ContactForm(formdata=None, data={"coordinator_email": agency.coordinator_email or "",
                                                "webhook_url": agency.webhook_url or ""})
     return _page(agency, contact, _policy_form(policy_from_overrides(agency.policy)), secret=secret)

@@ -227,6 +227,13 @@ def test_the_agency_page_changes_the_addresses_as_the_api_would(client, keys, co
     html = page_text(wrong, 422)
     assert 'value="cism-at-north"' in html and 'href="#coordinator_email"' in html and 'href="#webhook_url"' in html
     assert agency_of(client, keys)["coordinator_email"] is None
+    # A webhook address only once the agency has its own secret: nothing would sign the events.
+    early = post_form(coordinator, "/agency/contact", {"coordinator_email": "cism@north.example.org",
+                                                       "webhook_url": "https://hooks.north.example.org/debrief"},
+                      form_page="/agency")
+    assert "Create the webhook secret first" in page_text(early, 422)
+    assert agency_of(client, keys)["webhook_url"] is None
+    post_form(coordinator, "/agency/webhook-secret", {}, form_page="/agency")
     saved = post_form(coordinator, "/agency/contact", {"coordinator_email": "cism@north.example.org",
                                                        "webhook_url": "https://hooks.north.example.org/debrief"}, form_page="/agency")
     assert saved.status_code == 303
