@@ -48,21 +48,74 @@ def start_chromium():
     return webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
 
 
+class Browser:
+    """One Chromium for the whole run (pages are independent: no cookie is kept between tests),
+    started again if it went away, so that one lost browser fails one test, not every one after it."""
+
+    def __init__(self) -> None:
+        self.driver: Any = None
+
+    def fresh(self) -> Any:
+        """The running browser with no cookie and a desktop width (a new one if it no longer answers)."""
+        from selenium.common.exceptions import WebDriverException
+        from urllib3.exceptions import HTTPError
+
+        if self.driver is not None:
+            try:
+                self.driver.delete_all_cookies()
+                self.driver.set_window_size(1280, 900)
+                return self.driver
+            except (WebDriverException, HTTPError, OSError):
+                self.quit()
+        self.driver = start_chromium()
+        return self.driver
+
+    def quit(self) -> None:
+        """End the browser, whatever state it is in."""
+        driver, self.driver = self.driver, None
+        if driver is not None:
+            try:
+                driver.quit()
+            except Exception:  # noqa: BLE001 - it may be gone already
+                pass
+
+
 @pytest.fixture(scope="session")
-def browser() -> Iterator[Any]:
-    """One Chromium for the whole run (pages are independent: no cookie is kept between tests)."""
-    driver = start_chromium()
-    yield driver
-    driver.quit()
+def browser() -> Iterator[Browser]:
+    """The run's Chromium."""
+    holder = Browser()
+    yield holder
+    holder.quit()
 
 
 @pytest.fixture
 def page(browser) -> Iterator[Any]:
-    """The browser, with no cookie and a desktop width; reset after the test."""
-    browser.delete_all_cookies()
-    browser.set_window_size(1280, 900)
-    yield browser
-    browser.delete_all_cookies()
+    """The browser, with no cookie and a desktop width."""
+    yield browser.fresh()
+
+
+def follow_link(driver, by: str, selector: str, *, attempts: int = 3) -> None:
+    """Click what leads to another page, and wait until that page has replaced this one.
+
+    Chromium may invalidate an element between finding and clicking it (a resize's re-layout): the
+    click is then tried again, unless the page already changed (the click went through).
+    """
+    from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.expected_conditions import staleness_of
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    old = driver.find_element(By.TAG_NAME, "html")
+    for attempt in range(attempts):
+        try:
+            driver.find_element(by, selector).click()
+            break
+        except (StaleElementReferenceException, WebDriverException):
+            if staleness_of(old)(driver):
+                break  # the click went through: the page is being replaced
+            if attempt == attempts - 1:
+                raise
+    WebDriverWait(driver, 30).until(staleness_of(old))
 
 
 def axe_violations(driver) -> list[dict[str, Any]]:

@@ -7,11 +7,9 @@ import re
 
 import pytest
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.expected_conditions import staleness_of
-from selenium.webdriver.support.wait import WebDriverWait
 
 from service.accounts import service as accounts
-from tests.browser import assert_accessible, screenshot
+from tests.browser import assert_accessible, follow_link, screenshot
 from tests.conftest import seed_agencies
 from tests.factories import incident_body
 from tests.integration.planning_helpers import add_roster
@@ -37,9 +35,7 @@ def world(live):
 
 def follow(page, by: str, selector: str) -> None:
     """Click what leads to another page, and wait until that page has replaced this one."""
-    old = page.find_element(By.TAG_NAME, "html")
-    page.find_element(by, selector).click()
-    WebDriverWait(page, 30).until(staleness_of(old))
+    follow_link(page, by, selector)
 
 
 def both_languages_accessible(page, url: str) -> None:

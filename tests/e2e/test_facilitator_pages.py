@@ -12,11 +12,9 @@ from urllib.parse import urlsplit
 
 import icalendar
 import pytest
-from selenium.webdriver.support.expected_conditions import staleness_of
-from selenium.webdriver.support.ui import WebDriverWait
 
 from service.calendars.render import event_uid
-from tests.browser import assert_accessible, screenshot
+from tests.browser import assert_accessible, follow_link, screenshot
 from tests.conftest import Keys, seed_agencies
 from tests.factories import facilitator_body, incident_body
 from workers.relay import in_process_dispatch, relay_once
@@ -92,9 +90,7 @@ def both_languages_accessible(page, lang: str = "en") -> None:
 
 def click_text(page, text: str) -> None:
     """Click the link or button that says `text`, and wait for the page it opens."""
-    shown = page.find_element("tag name", "html")
-    page.find_element("xpath", f"//*[self::a or self::button][normalize-space()={json.dumps(text, ensure_ascii=False)}]").click()
-    WebDriverWait(page, 30).until(staleness_of(shown))
+    follow_link(page, "xpath", f"//*[self::a or self::button][normalize-space()={json.dumps(text, ensure_ascii=False)}]")
 
 
 def heading(page) -> str:

@@ -24,7 +24,7 @@ from sqlalchemy import select
 
 from service.followups.models import Escalation, Followup
 from service.incidents.models import Personnel
-from tests.browser import assert_accessible, screenshot
+from tests.browser import assert_accessible, follow_link, screenshot
 from tests.conftest import seed_agencies
 from tests.factories import facilitator_body, incident_body, person
 from workers.relay import in_process_dispatch, relay_once
@@ -113,10 +113,8 @@ def go(page, url: str) -> None:
 
 def click(page, selector: str) -> None:
     """Press a button or link and wait for the page it leads to."""
-    old = page.find_element(By.TAG_NAME, "html")
-    page.find_element(By.CSS_SELECTOR, selector).click()
-    WebDriverWait(page, 10).until(lambda d: d.find_element(By.TAG_NAME, "html") != old
-                                  and d.execute_script("return document.readyState") == "complete")
+    follow_link(page, By.CSS_SELECTOR, selector)
+    WebDriverWait(page, 10).until(lambda d: d.execute_script("return document.readyState") == "complete")
 
 
 def lang(page) -> str:

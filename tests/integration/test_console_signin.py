@@ -14,7 +14,7 @@ from service.console import SESSION_COOKIE
 from service.outbox.models import EMAIL
 from tests.conftest import seed_agencies, wipe
 from tests.console_helpers import (
-    add_account, ask_for_link, csrf_of, emailed_link, post_form, press_sign_in, sign_in, signin_emails,
+    add_account, ask_for_link, emailed_link, post_form, press_sign_in, sign_in, signin_emails,
 )
 from tests.factories import facilitator_body
 
