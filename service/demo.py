@@ -28,6 +28,7 @@ ROSTER = [
     ("Priya Singh", "peer", ["en"]),
     ("Luc Gagnon", "peer", ["fr"]),
     ("Maya Chen", "peer", ["en"]),
+    ("Sophie Bouchard", "peer", ["fr"]),
 ]
 
 
