@@ -118,3 +118,27 @@ def test_an_admin_creates_an_account(page, live, sink, world):
     follow(page, By.CSS_SELECTOR, "form[action='/accounts/new'] button[type=submit]")
     assert "Il y a un problème" in page.find_element(By.TAG_NAME, "main").text
     assert_accessible(page)
+
+
+def test_an_admin_issues_a_dispatch_key_and_revokes_it(page, live, sink, world):
+    sign_in(page, live, sink, world, ADMIN)
+    both_languages_accessible(page, f"{live.url}/keys")
+    both_languages_accessible(page, f"{live.url}/keys/new")
+    page.get(f"{live.url}/keys/new?lang=en")
+    follow(page, By.CSS_SELECTOR, "form[action='/keys/new'] button[type=submit]")
+    assert page.find_element(By.ID, "role-error").is_displayed()  # nothing chosen: the error beside the field
+    assert_accessible(page)
+    page.find_element(By.CSS_SELECTOR, "#role option[value=dispatch]").click()
+    page.find_element(By.CSS_SELECTOR, "#agency option[value=north]").click()
+    follow(page, By.CSS_SELECTOR, "form[action='/keys/new'] button[type=submit]")
+    secret = page.find_element(By.CSS_SELECTOR, "code.secret").text
+    assert secret.startswith("dbk_")
+    key_id = page.find_element(By.CSS_SELECTOR, "dl.facts dd").text
+    assert_accessible(page)
+    api = live.app.test_client()
+    assert api.get("/v1/incidents", headers={"Authorization": f"Bearer {secret}"}).status_code == 200
+    page.get(f"{live.url}/keys?lang=en")
+    assert "dbk_" not in page.page_source
+    follow(page, By.CSS_SELECTOR, f"form[action='/keys/{key_id}/revoke'] button")
+    assert "is revoked" in page.find_element(By.TAG_NAME, "main").text
+    assert api.get("/v1/incidents", headers={"Authorization": f"Bearer {secret}"}).status_code == 401
