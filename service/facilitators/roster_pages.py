@@ -187,6 +187,8 @@ def roster() -> list[facilitators.FacilitatorView]:
         found.extend(items)
         if cursor is None:
             break
+    # The provincial pool serves this agency too: shown, read-only (its members are no one agency's to edit).
+    found.extend(facilitators.provincial_pool(db=db_session()))
     return sorted(found, key=lambda f: (not f.active, f.name.casefold(), f.id))
 
 
@@ -200,11 +202,12 @@ def certification_flags(view: facilitators.FacilitatorView, today: date) -> list
 def index() -> Response:
     """The roster, filtered by kind, language and region (a GET form)."""
     everyone = roster()
-    wanted = {name: request.args.get(name, "") for name in ("kind", "language", "region")}
+    wanted = {name: request.args.get(name, "") for name in ("kind", "language", "region", "agency")}
     shown = [f for f in everyone
              if (not wanted["kind"] or f.kind == wanted["kind"])
              and (not wanted["language"] or wanted["language"] in f.languages)
-             and (not wanted["region"] or wanted["region"] in f.regions)]
+             and (not wanted["region"] or wanted["region"] in f.regions)
+             and (not wanted["agency"] or (wanted["agency"] == "pool") == (f.agency_code is None))]
     zone = _agency_zone()
     today = now().astimezone(ZoneInfo(zone)).date()
     return render("roster/list.html", facilitators=shown, total=len(everyone), wanted=wanted, kinds=KIND_NAMES,

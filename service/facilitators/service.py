@@ -218,6 +218,11 @@ def list_page(*, db: Session, caller: Principal, limit: int, cursor: str | None)
     return [present(r) for r in rows], next_cursor
 
 
+def provincial_pool(*, db: Session) -> list[FacilitatorView]:
+    """The facilitators of no agency, who may serve every agency's incidents (coordinators see them, cannot edit them)."""
+    return [present(f) for f in db.scalars(select(Facilitator).where(Facilitator.agency_id.is_(None)).order_by(Facilitator.id))]
+
+
 def apply_changes(facilitator: Facilitator, changes: Mapping[str, Any]) -> None:
     """Write validated changes onto the row (the caller re-plans and commits)."""
     for name in ("name", "email", "unit", "external_id", "virtual_ok", "timezone", "active"):

@@ -87,6 +87,22 @@ def test_the_roster_is_filtered_and_flags_certifications_that_expire_soon(client
     assert "expire" in page_text(coordinator.get("/roster?lang=fr"))  # "GCI expire le ..." in French
 
 
+def test_the_provincial_pool_is_on_the_roster_read_only_and_can_be_filtered(client, keys, coordinator):
+    add_roster(client, keys)
+    pool = facilitator_body(10, kind="peer", agency=None, name="Pool Peer")
+    created = client.post("/v1/facilitators", json=pool, headers=keys.auth("admin"))
+    assert created.status_code == 201
+    pool_id = created.get_json()["id"]
+    html = page_text(coordinator.get("/roster"))
+    assert "Pool Peer" in html and "provincial pool (managed by the province)" in html
+    assert f"/roster/{pool_id}" not in html  # another's to edit: no link, and the page itself is a 404
+    assert coordinator.get(f"/roster/{pool_id}").status_code == 404
+    only_pool = page_text(coordinator.get("/roster?agency=pool"))
+    assert "Pool Peer" in only_pool and "Facilitator 1<" not in only_pool
+    ours = page_text(coordinator.get("/roster?agency=own"))
+    assert "Pool Peer" not in ours and "Facilitator 1" in ours
+
+
 def test_a_facilitator_added_through_the_form_is_on_the_api_roster(client, keys, coordinator):
     assert 'name="weekly-6-start"' in page_text(coordinator.get("/roster/new"))
     created = post_form(coordinator, "/roster/new", form_of(**{"weekly-5-available": None, "weekly-6-available": None}))
