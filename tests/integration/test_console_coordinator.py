@@ -7,6 +7,7 @@ import re
 import uuid
 from datetime import datetime
 
+import icalendar
 import pytest
 from sqlalchemy import func, select
 
@@ -119,6 +120,13 @@ def test_reschedule_offers_only_times_the_service_accepts_and_moves_the_session(
     assert len(outbox(app, "assignment_moved")) == len(session["facilitators"])
     assert len(outbox(app, "invitation_moved")) == incident["personnel_count"]
     assert "The session was moved" in words(coordinator.get(f"/incidents/{incident['id']}"))
+    # Each facilitator's calendar feed has the session at its new time.
+    for member in session["facilitators"]:
+        rotated = client.post(f"/v1/facilitators/{member['id']}/calendar-token", headers=keys.auth("coordinator"))
+        feed_path = "/v1/calendars/" + rotated.get_json()["calendar_url"]["https"].rsplit("/", 1)[-1]
+        [event] = [e for e in icalendar.Calendar.from_ical(client.get(feed_path).data).walk("VEVENT")
+                   if str(e["UID"]).startswith(session["id"])]
+        assert event.decoded("DTSTART") == datetime.fromisoformat(chosen)
 
 
 def test_cancel_asks_first_then_cancels_and_complete_marks_a_started_session_held(app, client, keys, clock, coordinator):
