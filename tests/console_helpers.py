@@ -65,3 +65,24 @@ def post_form(client, path: str, data: dict[str, Any], *, form_page: str | None 
     """Post a console form with the CSRF token of the page it is on."""
     token = csrf_of(client.get(form_page or path).get_data(as_text=True))
     return client.post(path, data={"csrf_token": token, **data})
+
+
+def signed_in_client(app, email: str, role: str, agency: str | None = None) -> Any:
+    """A test client signed in to the console with a new account."""
+    add_account(app, email, role, agency)
+    client = app.test_client()
+    sign_in(client, app, email)
+    return client
+
+
+def seed_live_console(live, *people: tuple[str, str, str | None]) -> tuple[Any, Any]:
+    """The live server's agencies and keys, and an account for each (email, role, agency): (keys, an API client)."""
+    from service.accounts import service as accounts
+    from tests.conftest import seed_agencies
+
+    services = live.app.extensions["debrief"]
+    with services.session_factory() as db:
+        keys = seed_agencies(db)
+        for email, role, agency in people:
+            accounts.create_account(db, email=email, role=role, agency_code=agency, now=services.clock())
+    return keys, live.app.test_client()

@@ -9,9 +9,8 @@ from datetime import datetime
 import pytest
 from selenium.webdriver.common.by import By
 
-from service.accounts import service as accounts
 from tests.browser import assert_accessible, screenshot
-from tests.conftest import seed_agencies
+from tests.console_helpers import seed_live_console
 from tests.e2e.test_console_pages import both_languages_accessible, follow, sign_in
 from tests.factories import incident_body
 from tests.integration.planning_helpers import add_roster
@@ -22,15 +21,11 @@ COORDINATOR = "coord@north.example.org"
 @pytest.fixture
 def world(live):
     """A roster with peers only, so the incident has a planning problem; a coordinator's account."""
-    services = live.app.extensions["debrief"]
-    with services.session_factory() as db:
-        keys = seed_agencies(db)
-        accounts.create_account(db, email=COORDINATOR, role="coordinator", agency_code="north", now=services.clock())
-    api = live.app.test_client()
+    keys, api = seed_live_console(live, (COORDINATOR, "coordinator", "north"))
     add_roster(api, keys, clinicians=0, peers=4)
     incident = api.post("/v1/incidents", json=incident_body(people=4), headers=keys.auth("dispatch")).get_json()
     assert incident["status"] == "needs_attention"
-    return {"incident": incident, "services": services, "api": api, "keys": keys}
+    return {"incident": incident, "services": live.app.extensions["debrief"], "api": api, "keys": keys}
 
 
 def test_a_coordinator_replans_an_incident_and_moves_its_session(page, live, sink, world):

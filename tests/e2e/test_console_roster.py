@@ -6,9 +6,8 @@ from __future__ import annotations
 import pytest
 from selenium.webdriver.common.by import By
 
-from service.accounts import service as accounts
 from tests.browser import assert_accessible, screenshot
-from tests.conftest import seed_agencies
+from tests.console_helpers import seed_live_console
 from tests.e2e.test_console_pages import both_languages_accessible, follow, sign_in
 from tests.factories import facilitator_body
 from tests.integration.planning_helpers import add_roster
@@ -19,16 +18,12 @@ COORDINATOR = "coord@north.example.org"
 @pytest.fixture
 def world(live):
     """Agencies, a roster with a certification that expires soon, and a coordinator's account."""
-    services = live.app.extensions["debrief"]
-    with services.session_factory() as db:
-        keys = seed_agencies(db)
-        accounts.create_account(db, email=COORDINATOR, role="coordinator", agency_code="north", now=services.clock())
-    api = live.app.test_client()
+    keys, api = seed_live_console(live, (COORDINATOR, "coordinator", "north"))
     add_roster(api, keys, clinicians=1, peers=2)
     soon = facilitator_body(7, name="Marie Tremblay", languages=["fr", "en"],
                             certifications=[{"name": "GCI", "expires_on": "2026-12-12"}])
     assert api.post("/v1/facilitators", json=soon, headers=keys.auth("coordinator")).status_code == 201
-    return {"services": services, "api": api, "keys": keys}
+    return {"services": live.app.extensions["debrief"], "api": api, "keys": keys}
 
 
 def set_value(page, element_id: str, value: str) -> None:

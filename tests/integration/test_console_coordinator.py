@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from service.audit.models import AuditEntry
 from service.incidents.models import Personnel
 from service.outbox.models import OutboxMessage
-from tests.console_helpers import add_account, csrf_of, post_form, sign_in
+from tests.console_helpers import add_account, csrf_of, post_form, sign_in, signed_in_client
 from tests.factories import incident_body, person
 from tests.integration.planning_helpers import add_roster
 
@@ -31,10 +31,7 @@ def words(answer, status: int = 200) -> str:
 
 @pytest.fixture
 def coordinator(app, keys):
-    add_account(app, COORDINATOR, "coordinator", "north")
-    browser = app.test_client()
-    sign_in(browser, app, COORDINATOR)
-    return browser
+    return signed_in_client(app, COORDINATOR, "coordinator", "north")
 
 
 def report(client, keys, body=None):

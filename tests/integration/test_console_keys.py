@@ -7,16 +7,12 @@ import re
 from sqlalchemy import select
 
 from service.auth.models import ApiKey
-from tests.console_helpers import add_account, csrf_of, sign_in
+from tests.console_helpers import csrf_of, signed_in_client
 
 ADMIN = "admin@cism.example.org"
 
 
-def signed_in(app, email: str, role: str, agency: str | None = None):
-    add_account(app, email, role, agency)
-    browser = app.test_client()
-    sign_in(browser, app, email)
-    return browser
+signed_in = signed_in_client
 
 
 def test_an_admin_issues_a_dispatch_key_shown_once_then_revokes_it(app, client, keys):

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from tests.console_helpers import add_account, csrf_of, post_form, sign_in
+from tests.console_helpers import add_account, csrf_of, post_form, sign_in, signed_in_client
 from tests.factories import facilitator_body, incident_body
 from tests.integration.planning_helpers import add_roster
 from tests.integration.test_facilitator_pages import api_session, exceptions_of, report, team_of
@@ -23,10 +23,7 @@ def page_text(answer, status: int = 200) -> str:
 
 @pytest.fixture
 def coordinator(app, keys):
-    add_account(app, COORDINATOR, "coordinator", "north")
-    browser = app.test_client()
-    sign_in(browser, app, COORDINATOR)
-    return browser
+    return signed_in_client(app, COORDINATOR, "coordinator", "north")
 
 
 def form_of(**overrides) -> dict[str, object]:
