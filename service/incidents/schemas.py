@@ -188,7 +188,8 @@ class SessionStatusRead(ma.Schema):
     starts_at = ma.fields.AwareDateTime(required=True)
     ends_at = ma.fields.AwareDateTime(required=True)
     status = ma.fields.String(required=True)
-    participant_count = ma.fields.Integer(required=True)
+    participant_count = count_of_people("People invited; the sessions of one kind share out the people involved, "
+                                        "so they are masked together")
     facilitator_count = ma.fields.Integer(required=True)
 
 

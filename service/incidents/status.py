@@ -71,6 +71,19 @@ def mask_counts(counts: dict[str, int]) -> dict[str, Count]:
     return {name: MASK if name in masked else n for name, n in counts.items()}
 
 
+def _sessions_as_counts(rows: list[Session], team: dict[Any, int], zone: ZoneInfo) -> list[dict[str, Any]]:
+    """The group sessions with their people counted; the sessions of one kind share out the people
+    involved (a group each), so each kind's counts are masked as one set."""
+    counts: dict[Any, Count] = {}
+    for kind in {s.kind for s in rows}:
+        counts.update(mask_counts({s.id: s.participant_count for s in rows if s.kind == kind}))
+    return [
+        {"id": s.id, "kind": s.kind, "starts_at": s.starts_at.astimezone(zone), "ends_at": s.ends_at.astimezone(zone),
+         "status": s.status, "participant_count": counts[s.id], "facilitator_count": team.get(s.id, 0)}
+        for s in rows
+    ]
+
+
 def is_at_risk(incident: Incident, closes_at: datetime, now: datetime) -> bool:
     """needs_attention, or not planned yet with its window closing within 12 hours."""
     if incident.status == "needs_attention":
@@ -99,11 +112,7 @@ def status_of(db: DbSession, *, agency_id: int | None, incident_id: uuid.UUID, n
         id=incident.id, status=incident.status,
         window={"opens_at": window.opens_at.astimezone(zone), "closes_at": window.closes_at.astimezone(zone)},
         at_risk=is_at_risk(incident, window.closes_at, now),
-        sessions=[
-            {"id": s.id, "kind": s.kind, "starts_at": s.starts_at.astimezone(zone), "ends_at": s.ends_at.astimezone(zone),
-             "status": s.status, "participant_count": s.participant_count, "facilitator_count": team.get(s.id, 0)}
-            for s in session_rows
-        ],
+        sessions=_sessions_as_counts(list(session_rows), team, zone),
         **_followup_counts(db, incident.id),
     )
 

@@ -52,6 +52,16 @@ def test_a_supervisor_sees_the_plan_as_counts(client, keys, app):
         assert f"Number{n}" not in body and f"officer{n}@" not in body and f"B000{n}" not in body
 
 
+def test_a_session_of_one_or_two_people_is_masked_with_one_more_of_its_kind(client, keys, app):
+    add_roster(client, keys, clinicians=3, peers=6)
+    people = [person(n) for n in range(1, 5)] + [person(5, exposure="witness")]
+    incident = report(client, keys, incident_body(personnel=people))
+    shown = status(client, keys, incident).get_json()
+    debriefings = [s["participant_count"] for s in shown["sessions"] if s["kind"] == "debriefing"]
+    # 4 direct, 1 witness: the 1 is masked, and the 4 too, or 5 people involved minus 4 would give it.
+    assert sorted(map(str, debriefings)) == ["masked", "masked"]
+
+
 def test_one_or_two_answers_are_never_shown_as_1_or_2(client, keys, app, clock):
     add_roster(client, keys)
     incident = report(client, keys, incident_body(people=6))
