@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from redis import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from rq import Worker
+from rq import SimpleWorker, Worker
 from rq.exceptions import StopRequested
 from sqlalchemy.exc import DBAPIError
 
@@ -57,23 +57,28 @@ def warm_up(services: Services) -> None:
 PUBSUB_POLL_SECONDS = 1.0
 
 
-class DeliveryWorker(Worker):
+class PromptPubSub:
+    """RQ's subscription to its command channel, with a pubsub thread that polls every second.
+
+    RQ lets the thread wait 60 s for a message, and redis-py's PubSubWorkerThread.stop() now
+    waits for that wait to end: a worker's shutdown then hung for up to a minute whenever the
+    thread had already read the unsubscribe reply before being told to stop. Mixed into every
+    RQ worker class Debrief runs (before RQ's class).
+    """
+
+    def subscribe(self) -> None:
+        """Subscribe to the worker's command channel with a prompt pubsub thread."""
+        self.log.info("Worker %s: subscribing to channel %s", self.name, self.pubsub_channel_name)  # type: ignore[attr-defined]
+        self.pubsub = self.connection.pubsub()  # type: ignore[attr-defined]
+        self.pubsub.subscribe(**{self.pubsub_channel_name: self.handle_payload})  # type: ignore[attr-defined]
+        self.pubsub_thread = self.pubsub.run_in_thread(
+            sleep_time=PUBSUB_POLL_SECONDS, daemon=True, exception_handler=self._pubsub_exception_handler)  # type: ignore[attr-defined]
+
+
+class DeliveryWorker(PromptPubSub, Worker):
     """RQ's worker, remembering a stop request: its loop also ends unasked when Redis goes away mid-job."""
 
     stop_requested = False
-
-    def subscribe(self) -> None:
-        """RQ's subscription to its command channel, with a pubsub thread that polls every second.
-
-        RQ lets the thread wait 60 s for a message, and redis-py's PubSubWorkerThread.stop()
-        now waits for that wait to end: a warm shutdown then hung for up to a minute whenever
-        the thread had already read the unsubscribe reply before being told to stop.
-        """
-        self.log.info("Worker %s: subscribing to channel %s", self.name, self.pubsub_channel_name)
-        self.pubsub = self.connection.pubsub()
-        self.pubsub.subscribe(**{self.pubsub_channel_name: self.handle_payload})
-        self.pubsub_thread = self.pubsub.run_in_thread(
-            sleep_time=PUBSUB_POLL_SECONDS, daemon=True, exception_handler=self._pubsub_exception_handler)
 
     def request_stop(self, signum: Any, frame: Any) -> None:
         """Warm shutdown (SIGTERM, SIGINT), noted so that run_worker does not start working again."""
@@ -126,3 +131,7 @@ def run_worker(config: Config, *, burst: bool = False) -> bool:
         except StopRequested:
             # A stop request taken by the ended worker's handler just before ours replaced it.
             return worked
+
+
+class BurstWorker(PromptPubSub, SimpleWorker):
+    """A worker that runs jobs in its own process until the queues are empty (tests and one-off runs)."""

@@ -13,7 +13,6 @@ from pathlib import Path
 from datetime import timedelta
 
 import pytest
-from rq import SimpleWorker
 from sqlalchemy import create_engine
 
 from service import migrate
@@ -28,6 +27,7 @@ from tests.receivers import SmtpSink, WebhookReceiver
 from workers import queues
 from workers.channels import sign_webhook
 from workers.relay import relay_once, rq_dispatch
+from workers.worker import BurstWorker
 
 pytestmark = pytest.mark.e2e
 
@@ -105,7 +105,7 @@ def test_a_worker_killed_mid_delivery_is_retried_with_the_same_message_id(tmp_pa
         receiver.hold = None
         assert relay_once(services, rq_dispatch(services.redis)) == 1
         with app.app_context():
-            SimpleWorker([queues.queue(queues.DELIVERY, services.redis)], connection=services.redis,
+            BurstWorker([queues.queue(queues.DELIVERY, services.redis)], connection=services.redis,
                          serializer=queues.SERIALIZER).work(burst=True)
         with services.session_factory() as db:
             row = db.get(OutboxMessage, id)

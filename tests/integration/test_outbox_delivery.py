@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from redis import Redis
-from rq import Queue, SimpleWorker
+from rq import Queue
 from sqlalchemy import func, select, update
 
 from service.agencies.models import Agency
@@ -28,6 +28,7 @@ from tests.conftest import wipe
 from workers import queues
 from workers.channels import sign_webhook
 from workers.relay import relay_once, rq_dispatch
+from workers.worker import BurstWorker
 
 SECRET = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
 ICS = b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nEND:VCALENDAR\r\n"
@@ -68,7 +69,7 @@ def relay_and_work(app, services) -> int:
 
 def work(app, services) -> None:
     with app.app_context():
-        SimpleWorker([queues.queue(queues.DELIVERY, services.redis)], connection=services.redis,
+        BurstWorker([queues.queue(queues.DELIVERY, services.redis)], connection=services.redis,
                      serializer=queues.SERIALIZER).work(burst=True)
 
 
