@@ -8,6 +8,7 @@ signature, its purpose and its expiry before anything is looked up.
 
 from __future__ import annotations
 
+import re
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -21,6 +22,9 @@ from service.db import conflict_insert
 from service.followups.models import ServiceSecret
 
 SALT = "debrief.response.v1"
+# What itsdangerous writes (URL-safe base64 and dots, ~110 characters for a participant, ~60 for a
+# facilitator). It drops other characters before checking the signature, which would accept variants.
+TOKEN_FORM = re.compile(r"[A-Za-z0-9_.-]{1,400}")
 GENERATED_KEY = "response_signing_key"
 
 
@@ -68,8 +72,15 @@ def sign(key: str, *, followup_id: uuid.UUID, kind: str, expires_at: datetime) -
     return URLSafeSerializer(key, salt=SALT).dumps([followup_id.hex, kind, int(expires_at.timestamp())])
 
 
+def well_formed(token: str) -> bool:
+    """Whether a token is written as this service writes tokens (participants' and facilitators' alike)."""
+    return TOKEN_FORM.fullmatch(token) is not None
+
+
 def verify(key: str, token: str, *, now: datetime, expired_ok: bool = False) -> ResponseClaim:
     """The claim of a token; InvalidToken if it is forged or malformed, ExpiredToken once it has expired (unless expired_ok)."""
+    if not well_formed(token):
+        raise InvalidToken()
     try:
         value = URLSafeSerializer(key, salt=SALT).loads(token)
     except (BadSignature, UnicodeError, ValueError):
