@@ -1,8 +1,9 @@
-"""The `debrief` command: serve, worker, relay, db upgrade, keys create/list/revoke, users create, catalogs."""
+"""The `debrief` command: serve, worker, relay, planner, db upgrade, keys create/list/revoke, users create, catalogs."""
 
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import tempfile
 from contextlib import contextmanager
@@ -81,10 +82,29 @@ def _serve(port: int, host: str, workers: int | None, demo: bool) -> None:
         # service does not use; without it there is nothing to guard.
         "control_socket_disable": True,
     }
-    if not config.redis_url:
-        # No Redis: each worker relays and delivers the outbox itself, so one command does it all.
-        options["post_worker_init"] = start_delivery_in_worker
-    GunicornServer(options, lambda: _app(config)).run()
+    if config.redis_url:
+        GunicornServer(options, lambda: _app(config)).run()
+        return
+    # No Redis: each worker relays and delivers the outbox itself, and a planner runs beside them,
+    # so one command does it all. The planner is a child process, not a thread of gunicorn's: its
+    # solver must not be loaded in a process that forks.
+    options["post_worker_init"] = start_delivery_in_worker
+    planner = _start_planner(config)
+    try:
+        GunicornServer(options, lambda: _app(config)).run()
+    finally:
+        planner.terminate()
+        try:
+            planner.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            planner.kill()
+            planner.wait()
+
+
+def _start_planner(config: Config) -> subprocess.Popen[bytes]:
+    """`debrief planner` as a child of this process, on the same database and with the same links."""
+    env = {**os.environ, "DATABASE_URL": config.database_url, "PUBLIC_BASE_URL": config.public_base_url}
+    return subprocess.Popen([sys.executable, "-m", "service", "planner", "--parent-pid", str(os.getpid())], env=env)
 
 
 @main.command()
@@ -121,6 +141,28 @@ def relay(interval: float, once: bool) -> None:
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         try:
             run_relay(services, dispatch, interval=interval, stop=stop)
+        except KeyboardInterrupt:
+            pass
+
+
+@main.command()
+@click.option("--once", is_flag=True, help="Plan what is waiting and stop.")
+@click.option("--parent-pid", type=int, hidden=True, help="Stop when this process (debrief serve) is gone.")
+def planner(once: bool, parent_pid: int | None) -> None:
+    """Plan incident reports as they arrive, together (the planner process)."""
+    import signal
+    import threading
+
+    from service.planner import plan_pending, run_planner
+
+    with _services() as services:
+        if once:
+            click.echo(f"{plan_pending(services)} incidents planned", err=True)
+            return
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        try:
+            run_planner(services, stop=stop, parent_pid=parent_pid)
         except KeyboardInterrupt:
             pass
 

@@ -94,7 +94,7 @@ def seed(app: Flask, *, base_url: str) -> str:
         "",
         "Report an incident:",
         f"  curl -s -X POST {base_url}/v1/incidents \\",
-        f"    -H 'Authorization: Bearer {keys['dispatch']}' -H 'Content-Type: application/json' \\",
+        f"    -H 'Authorization: Bearer {keys['dispatch']}' -H 'Content-Type: application/json' -H 'Prefer: wait=10' \\",
         "    -d '{\"external_id\": \"CAD-2026-0001\", \"type\": \"officer_involved_shooting\", \"severity\": 4,"
         f" \"occurred_at\": \"{occurred_at}\", \"region\": \"north\","
         " \"personnel\": [{\"external_id\": \"B1234\", \"name\": \"Alex Martin\", \"email\": \"alex.martin@example.org\","

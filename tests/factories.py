@@ -48,3 +48,20 @@ def facilitator_body(n: int = 1, *, kind: str = "peer", **overrides: Any) -> dic
     }
     body.update(overrides)
     return body
+
+
+def plan_reports(client: Any) -> int:
+    """Run the planner's pass over every report still `received`, as its process does once intake wakes it."""
+    from service.planner import plan_pending
+
+    return plan_pending(client.application.extensions["debrief"])
+
+
+def report_planned(client: Any, body: dict[str, Any], headers: dict[str, str]) -> dict[str, Any]:
+    """Report an incident, let the planner plan it, and read it back as it then stands."""
+    answer = client.post("/v1/incidents", json=body, headers=headers)
+    assert answer.status_code in (200, 201), answer.get_json()
+    plan_reports(client)
+    read = client.get(answer.headers["Location"], headers=headers)
+    assert read.status_code == 200, read.get_json()
+    return read.get_json()

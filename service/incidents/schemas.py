@@ -71,7 +71,7 @@ class IncidentPatch(PatchSchema):
         _unique_personnel(data.get("add_personnel") or [], "add_personnel")
 
 
-class IdempotencyHeaders(ma.Schema):
+class IntakeHeaders(ma.Schema):
     """Request headers of the incident intake."""
 
     class Meta:
@@ -80,6 +80,13 @@ class IdempotencyHeaders(ma.Schema):
     idempotency_key = ma.fields.String(
         data_key="Idempotency-Key",
         validate=[ma.validate.Length(min=1, max=255), FullMatch(r"^[\x21-\x7e]+$", error="Visible ASCII only.")],
+    )
+    prefer = ma.fields.String(
+        data_key="Prefer",
+        validate=ma.validate.Length(max=1000),
+        metadata={"description": "RFC 7240. `wait=N` (N <= 30) holds the answer until the incident is planned or N "
+                                 "seconds pass; the answer then says `Preference-Applied: wait=N`.",
+                  "example": "wait=10"},
     )
 
 

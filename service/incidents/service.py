@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, func, or_, select
@@ -189,25 +190,37 @@ def report(
     *, db: Session, agency_id: int, data: Mapping[str, Any], idempotency_key: str | None,
     now: datetime, clock_skew: timedelta,
 ) -> tuple[IncidentView, bool]:
-    """Record an incident report once and plan it; a retry gets the same incident, a changed body a 409."""
+    """Record an incident report once, for the planner to plan; a retry gets the same incident, a changed body a 409."""
     intake = _record(db=db, agency_id=agency_id, data=data, idempotency_key=idempotency_key, now=now, clock_skew=clock_skew)
-    incident_id = intake.incident.id
-    if intake.incident.status == "received":
-        # Committed but not yet planned (new, or a crash between the two commits): plan now.
-        try:
-            sessions.plan(db, incident_id=incident_id, now=now)
-        except Conflict:
-            _flag_contention(db, incident_id=incident_id, now=now)
-    return present(db, _load(db, agency_id=agency_id, incident_id=incident_id)), intake.created
+    return present(db, _load(db, agency_id=agency_id, incident_id=intake.incident.id)), intake.created
 
 
-def _flag_contention(db: Session, *, incident_id: uuid.UUID, now: datetime) -> None:
-    """The report is stored but could not be planned for contention: say so rather than stay silent."""
+def await_plan(*, db: Session, agency_id: int, incident_id: uuid.UUID, seconds: float,
+               clock: Callable[[], float] = time.monotonic, pause: Callable[[float], None] = time.sleep) -> IncidentView:
+    """The incident once the planner has planned it, or as it stands after `seconds`."""
+    deadline = clock() + seconds
+    interval = 0.02
+    while True:
+        db.rollback()  # a fresh read each time
+        status = db.scalar(select(Incident.status).where(Incident.id == incident_id, Incident.agency_id == agency_id))
+        db.rollback()  # no transaction (on SQLite, no lock) held while waiting
+        left = deadline - clock()
+        if status != "received" or left <= 0:
+            return get(db=db, agency_id=agency_id, incident_id=incident_id)
+        pause(min(interval, left))
+        interval = min(interval * 2, 0.25)
+
+
+def flag_unplanned(db: Session, *, incident_id: uuid.UUID, reason: str, now: datetime) -> None:
+    """A report the planner could not plan: say so (needs_attention, coordinators alerted) rather than leave it `received`."""
     incident = sessions.lock_incident(db, incident_id)
     if incident is not None and incident.status == "received":
-        sessions.set_problem(incident, None, "debriefing", ["planning_contention"])
+        sessions.set_problem(incident, None, "debriefing", [reason])
+        incident.updated_at = now
         sync_incident(db, incident, now)  # the coordinators' alert, and everyone's 30-day check-in
         db.commit()
+    else:
+        db.rollback()
 
 
 def _record(
@@ -229,6 +242,7 @@ def _record(
         personnel=_personnel_rows(data["personnel"]), created_at=now, updated_at=now,
     )
     db.add(incident)
+    sessions.wake_planner(db)
     try:
         if idempotency_key is not None:
             db.flush()

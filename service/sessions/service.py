@@ -35,8 +35,9 @@ from service.followups.models import Followup
 from service.followups.outgoing import individual_unstaffed, sync_incident
 from service.incidents.models import Incident, Personnel
 from service.planning import (
-    AgendaItem, Booking, FacilitatorPool, FacilitatorProfile, Group, IncidentFacts, Participant, PlannedSession, PlanningPolicy,
-    Schedule, build_agenda, find_replacement, ineligibility_reasons, plan_incident, plan_individual, split_into_groups,
+    AgendaItem, Booking, FacilitatorPool, FacilitatorProfile, Group, IncidentFacts, IncidentPlan, Participant, PlannedSession,
+    PlanningPolicy, Schedule, build_agenda, find_replacement, ineligibility_reasons, plan_incident, plan_individual, plan_surge,
+    session_ref, split_into_groups,
 )
 from service.planning import individual_starts as planned_starts
 from service.planning.agenda import session_window
@@ -48,6 +49,8 @@ GROUP_KINDS = ("defusing", "debriefing")
 PLANNING_ATTEMPTS = 4
 # The PostgreSQL advisory lock key of booking from the pool (any constant no other code uses).
 PLANNING_LOCK = 0x44656272  # "Debr"
+# The PostgreSQL NOTIFY channel on which intake wakes the planners.
+PLANNER_CHANNEL = "debrief_planner"
 INDIVIDUAL_NOTICE = timedelta(hours=4)
 UTC = timezone.utc
 # Bookings loaded one by one: those that started at most this long ago (no session lasts longer).
@@ -264,15 +267,18 @@ def _lock_sessions(db: DbSession, query: Any) -> list[Session]:
     return list(db.scalars(query.execution_options(populate_existing=True)))
 
 
-def _recheck(db: DbSession, planned: Sequence[tuple[PlannedSession, str]], *, incident: IncidentFacts,
+def _recheck(db: DbSession, planned: Sequence[tuple[PlannedSession, str, IncidentFacts]], *,
              policy: PlanningPolicy, now: datetime, ignore: Iterable[str] = ()) -> None:
-    """After locking, check the new bookings against what is committed now; raise LostRace if taken."""
-    team = {fid for session, _ in planned for fid in session.facilitator_ids}
+    """After locking, check the new bookings (session, group language, incident) against what is committed now.
+
+    Raises LostRace when one was taken meanwhile.
+    """
+    team = {fid for session, _, _ in planned for fid in session.facilitator_ids}
     _lock_facilitators(db, team)
     fresh = load_state(db, now=now, policy=policy, facilitator_ids=team)
     for ref in ignore:
         fresh.schedule.remove(ref)
-    for session, language in planned:
+    for session, language, incident in planned:
         for fid in session.facilitator_ids:
             reasons = ineligibility_reasons(
                 fresh.profiles[fid], kind=session.kind, starts_at=session.starts_at, ends_at=session.ends_at,
@@ -405,20 +411,53 @@ def plan_locked(db: DbSession, *, incident: Incident, now: datetime, include_can
     a coordinator cancelled stays cancelled (flagged as a problem) unless `include_cancelled`.
     """
     policy = policy_for(incident.agency)
+    state = load_state(db, now=now, policy=policy)
+    pending = _pending(db, incident, state, policy=policy, now=now, include_cancelled=include_cancelled)
+    outcome = _plan_one(pending, state, policy, now)
+    _recheck(db, _to_check(pending, outcome), policy=policy, now=now, ignore=pending.set_aside)
+    _apply(db, pending, outcome, now=now)
+
+
+@dataclass
+class _Pending:
+    """One locked incident about to be planned: its groups, and which of them to (re-)plan."""
+
+    incident: Incident
+    facts: IncidentFacts
+    wanted: dict[tuple[str, str], Group]
+    personnel_ids: dict[str, int]
+    problems: dict[tuple[str | None, str], list[str]]
+    to_plan: dict[tuple[str, str], Session | None]
+    stale: list[Session]
+    exclude: dict[str, frozenset[int]]
+
+    @property
+    def set_aside(self) -> list[str]:
+        """The booking refs of this incident's sessions that the plan replaces or cancels."""
+        return [str(s.id) for s in self.to_plan.values() if s is not None] + [str(s.id) for s in self.stale]
+
+    @property
+    def all_new(self) -> bool:
+        """Every group is planned from scratch (a report not planned yet)."""
+        return set(self.to_plan) == set(self.wanted) and not any(self.to_plan.values())
+
+
+def _pending(db: DbSession, incident: Incident, state: PlanningState, *, policy: PlanningPolicy, now: datetime,
+             include_cancelled: bool = False) -> _Pending:
+    """What planning this (locked) incident involves; the sessions it re-plans leave `state`'s schedule."""
     facts = incident_facts(incident)
     groups = split_into_groups(facts.participants, policy)
     kinds = GROUP_KINDS if incident.severity >= policy.defusing_min_severity else ("debriefing",)
     wanted = {(g.key, kind): g for g in groups for kind in kinds}
     personnel_ids = {p.external_id: p.id for p in incident.personnel}
-    problems = _problems(incident)
 
     sessions = _lock_sessions(db, select(Session).where(Session.incident_id == incident.id, Session.kind.in_(GROUP_KINDS)))
     active = {(s.group_key, s.kind): s for s in sessions if s.status == "scheduled"}
     latest: dict[tuple[str | None, str], Session] = {}
     for s in sorted(sessions, key=lambda s: s.created_at):
         latest[(s.group_key, s.kind)] = s
+    problems = _problems(incident)
 
-    state = load_state(db, now=now, policy=policy)
     to_plan: dict[tuple[str, str], Session | None] = {}
     for key, group in wanted.items():
         target = {personnel_ids[p.key] for p in group.participants}
@@ -439,29 +478,46 @@ def plan_locked(db: DbSession, *, incident: Incident, now: datetime, include_can
     stale = [s for key, s in active.items() if key not in wanted and s.starts_at > now]
     for session in stale:
         state.schedule.remove(str(session.id))
+    # A facilitator who declined a group's session is never put back on that group's session.
+    exclude = {
+        session_ref(facts.ref, s.group_key, s.kind): frozenset(a.facilitator_id for a in s.assignments if a.release_reason == "declined")
+        for s in sessions if (s.group_key, s.kind) in to_plan and any(a.release_reason == "declined" for a in s.assignments)
+    }
+    return _Pending(incident, facts, wanted, personnel_ids, problems, to_plan, stale, exclude)
 
-    outcome = plan_incident(facts, state.pool, state.schedule, policy, now=now, only=frozenset(to_plan)) if to_plan else None
+
+def _plan_one(pending: _Pending, state: PlanningState, policy: PlanningPolicy, now: datetime) -> IncidentPlan | None:
+    """Plan the groups of one incident that need it (None when none does), booking them into `state`."""
+    if not pending.to_plan:
+        return None
+    return plan_incident(pending.facts, state.pool, state.schedule, policy, now=now, only=frozenset(pending.to_plan))
+
+
+def _to_check(pending: _Pending, outcome: IncidentPlan | None) -> list[tuple[PlannedSession, str, IncidentFacts]]:
+    """The plan's sessions to re-check; existing sessions keep their id as booking ref, as the schedule has them."""
+    checks = []
+    for planned in outcome.sessions if outcome else ():
+        existing = pending.to_plan[(planned.group_key, planned.kind)]
+        checks.append((replace(planned, ref=str(existing.id)) if existing is not None else planned,
+                       pending.wanted[(planned.group_key, planned.kind)].language, pending.facts))
+    return checks
+
+
+def _apply(db: DbSession, pending: _Pending, outcome: IncidentPlan | None, *, now: datetime) -> None:
+    """Write a (re-checked) plan: sessions, teams, problems, the status, and the messages they owe."""
+    incident, problems = pending.incident, pending.problems
     placed = {(p.group_key, p.kind): p for p in (outcome.sessions if outcome else ())}
     missing = {(p.group_key, p.kind): p.reasons for p in (outcome.problems if outcome else ())}
-
-    # Existing sessions keep their id as booking ref, so the re-check can set their old bookings aside.
-    to_check = [
-        (replace(planned, ref=str(to_plan[key].id)) if to_plan[key] is not None else planned, wanted[key].language)
-        for key, planned in placed.items()
-    ]
-    _recheck(db, to_check, incident=facts, policy=policy, now=now,
-             ignore=[str(s.id) for s in to_plan.values() if s is not None] + [str(s.id) for s in stale])
-
-    for session in stale:
+    for session in pending.stale:
         _cancel(session, now=now, reason="group_changed")
-    for key, existing in to_plan.items():
-        group = wanted[key]
+    for key, existing in pending.to_plan.items():
+        group = pending.wanted[key]
         planned = placed.get(key)
         if planned is None:
             # Keep what exists (its people are already invited); say what is missing.
             problems[key] = list(missing.get(key, ()))
             if existing is not None:
-                _set_participants(existing, group, personnel_ids)
+                _set_participants(existing, group, pending.personnel_ids)
             continue
         problems.pop(key, None)
         if existing is None:
@@ -471,17 +527,80 @@ def plan_locked(db: DbSession, *, incident: Incident, now: datetime, include_can
                 region=planned.region, sequence=0, agenda=_agenda_rows(planned.agenda), created_at=now, updated_at=now,
             )
             _assign(session, planned.facilitator_ids)
-            _set_participants(session, group, personnel_ids)
+            _set_participants(session, group, pending.personnel_ids)
             db.add(session)
         else:
             if _move(existing, planned, now=now, reason="replanned"):
                 _bump(existing, now)
-            _set_participants(existing, group, personnel_ids)
+            _set_participants(existing, group, pending.personnel_ids)
 
-    _store_problems(incident, {key: reasons for key, reasons in problems.items() if key in wanted})
+    _store_problems(incident, {key: reasons for key, reasons in problems.items() if key in pending.wanted})
     refresh_status(incident)
     incident.updated_at = now
     sync_incident(db, incident, now)
+
+
+# -- the planner's batch: every report not planned yet, together ---------------------------------------
+
+
+def plan_received(db: DbSession, *, now: datetime, limit: int, solve_seconds: float) -> list[uuid.UUID]:
+    """Plan up to `limit` incidents still `received`, as one batch under the pool's lock; their ids.
+
+    The batch commits as a whole: a planner that dies before the commit leaves every one of them
+    `received` for the next pass, and planners that run side by side take turns on the lock.
+    """
+
+    def attempt() -> list[uuid.UUID]:
+        incidents = _lock_received(db, limit)
+        if not incidents:
+            db.rollback()
+            return []
+        plan_batch_locked(db, incidents, now=now, solve_seconds=solve_seconds)
+        commit(db)
+        return [incident.id for incident in incidents]
+
+    return retrying(db, attempt)
+
+
+def wake_planner(db: DbSession) -> None:
+    """Wake the planners when this transaction commits (PostgreSQL; elsewhere they poll)."""
+    if _postgres(db):
+        db.execute(select(func.pg_notify(PLANNER_CHANNEL, "")))
+
+
+def _lock_received(db: DbSession, limit: int) -> list[Incident]:
+    """The incidents still `received`, in surge order (earliest occurrence, then higher severity), locked."""
+    query = (
+        select(Incident).where(Incident.status == "received")
+        .order_by(Incident.occurred_at, Incident.severity.desc(), Incident.created_at, Incident.id).limit(limit)
+        .options(selectinload(Incident.personnel), selectinload(Incident.agency)).execution_options(populate_existing=True)
+    )
+    if _postgres(db):
+        query = query.with_for_update(of=Incident)
+    return list(db.scalars(query))
+
+
+def plan_batch_locked(db: DbSession, incidents: Sequence[Incident], *, now: datetime, solve_seconds: float) -> None:
+    """Plan locked incidents together, those of one planning policy competing for the pool as one surge."""
+    by_policy: dict[PlanningPolicy, list[Incident]] = {}
+    for incident in incidents:
+        by_policy.setdefault(policy_for(incident.agency), []).append(incident)
+    for policy, members in by_policy.items():
+        # Bookings written for an earlier policy's incidents are flushed, so this load sees them.
+        state = load_state(db, now=now, policy=policy)
+        pendings = [_pending(db, incident, state, policy=policy, now=now) for incident in members]
+        fresh = [p for p in pendings if p.all_new and p.to_plan]
+        outcomes: dict[str, IncidentPlan | None] = {}
+        if fresh:
+            outcomes.update(plan_surge([p.facts for p in fresh], state.pool, state.schedule, policy, now=now))
+        for p in pendings:
+            if p.facts.ref not in outcomes:
+                outcomes[p.facts.ref] = _plan_one(p, state, policy, now)
+        checks = [check for p in pendings for check in _to_check(p, outcomes[p.facts.ref])]
+        _recheck(db, checks, policy=policy, now=now, ignore=[ref for p in pendings for ref in p.set_aside])
+        for p in pendings:
+            _apply(db, p, outcomes[p.facts.ref], now=now)
+        db.flush()
 
 
 def cancel_incident_sessions(db: DbSession, *, incident: Incident, now: datetime) -> None:
@@ -701,7 +820,7 @@ def replace_facilitator(db: DbSession, *, session: Session, incident: Incident, 
         _bump(session, now)
         set_problem(incident, session.group_key, session.kind, ["no_replacement"])
         return
-    _recheck(db, [(found, session.language)], incident=facts, policy=policy, now=now, ignore=[str(session.id)])
+    _recheck(db, [(found, session.language, facts)], policy=policy, now=now, ignore=[str(session.id)])
     _move(session, found, now=now, reason=reason)
     _bump(session, now)
 
@@ -862,7 +981,7 @@ def book_individual(db: DbSession, *, incident: Incident, person: Personnel, fac
                               policy=policy, now=earliest, starts_at=starts_at, busy=participant_busy(db, person, now))
     if not isinstance(outcome, PlannedSession):
         return None
-    _recheck(db, [(outcome, person.language)], incident=facts, policy=policy, now=now)
+    _recheck(db, [(outcome, person.language, facts)], policy=policy, now=now)
     session = Session(
         incident_id=incident.id, kind="individual", group_key=None, language=person.language, status="scheduled",
         starts_at=outcome.starts_at, ends_at=outcome.ends_at, mode=outcome.mode, region=outcome.region, sequence=0,

@@ -99,6 +99,20 @@ def stop(process: subprocess.Popen) -> None:
         process.stdout.close()
 
 
+def wait_until_planned(engine: Any, timeout: float = 60) -> None:
+    """Wait until the planner has planned every report (none left `received`)."""
+    from sqlalchemy import text
+
+    deadline = time.monotonic() + timeout
+    while True:
+        with engine.connect() as conn:
+            waiting = conn.execute(text("SELECT count(*) FROM incidents WHERE status = 'received'")).scalar_one()
+        if not waiting:
+            return
+        assert time.monotonic() < deadline, f"{waiting} reports still unplanned after {timeout} s"
+        time.sleep(0.1)
+
+
 def base_env(**overrides: str) -> dict[str, str]:
     """The environment of a server under test."""
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "SMTP_URL", "PROMETHEUS_MULTIPROC_DIR")}

@@ -21,7 +21,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from tests.conftest import wipe
-from tests.e2e.conftest import Answer, Server, base_env, create_keys, issue_key, start_server, stop
+from tests.e2e.conftest import Answer, Server, base_env, create_keys, issue_key, start_server, stop, wait_until_planned
 from tests.factories import EVERY_DAY, facilitator_body, incident_body, person
 
 pytestmark = pytest.mark.e2e
@@ -127,7 +127,8 @@ def test_parallel_reports_declines_and_reschedules_keep_the_plan_consistent(post
         load = Load(server)
 
         def report(what: str, body: dict, headers: dict | None = None) -> tuple[str, Callable[[], Answer]]:
-            return what, lambda: server.request("POST", "/v1/incidents", body=body, key=dispatch, headers=headers)
+            return what, lambda: server.request("POST", "/v1/incidents", body=body, key=dispatch,
+                                                headers={"Prefer": "wait=30", **(headers or {})})
 
         def report_body(external_id: str, **overrides: Any) -> dict:
             people = [person(n, email=f"{external_id.lower()}-{n}@metro.example.org") for n in range(1, 4)]
@@ -158,6 +159,7 @@ def test_parallel_reports_declines_and_reschedules_keep_the_plan_consistent(post
             assert len({c.body["id"] for c in load.calls if c.what == what}) == 1
         winner = next(c for c in load.calls if c.what == "conflicting" and c.status == 201)
         assert all(c.body["incident_id"] == winner.body["id"] for c in load.calls if c.what == "conflicting" and c.status == 409)
+        wait_until_planned(engine)
 
         with engine.connect() as conn:
             scheduled = conn.execute(text(
@@ -216,6 +218,7 @@ def test_parallel_reports_declines_and_reschedules_keep_the_plan_consistent(post
             if call.what in ("distinct", "repeated", "keyed", "conflicting") and call.status in (200, 201):
                 answered[call.body["external_id"]].add(call.body["id"])
         assert all(len(ids) == 1 for ids in answered.values()), answered
+        wait_until_planned(engine)
         with engine.connect() as conn:
             stored = {external_id: str(id) for id, external_id in conn.execute(text("SELECT id, external_id FROM incidents"))}
             duplicates = conn.execute(text(

@@ -12,7 +12,7 @@ from selenium.webdriver.common.by import By
 from tests.browser import assert_accessible, screenshot
 from tests.console_helpers import seed_live_console
 from tests.e2e.test_console_pages import both_languages_accessible, follow, sign_in
-from tests.factories import incident_body
+from tests.factories import incident_body, report_planned
 from tests.integration.planning_helpers import add_roster
 
 COORDINATOR = "coord@north.example.org"
@@ -23,7 +23,7 @@ def world(live):
     """A roster with peers only, so the incident has a planning problem; a coordinator's account."""
     keys, api = seed_live_console(live, (COORDINATOR, "coordinator", "north"))
     add_roster(api, keys, clinicians=0, peers=4)
-    incident = api.post("/v1/incidents", json=incident_body(people=4), headers=keys.auth("dispatch")).get_json()
+    incident = report_planned(api, incident_body(people=4), keys.auth("dispatch"))
     assert incident["status"] == "needs_attention"
     return {"incident": incident, "services": live.app.extensions["debrief"], "api": api, "keys": keys}
 

@@ -11,7 +11,7 @@ from selenium.webdriver.common.by import By
 from service.accounts import service as accounts
 from tests.browser import assert_accessible, follow_link, screenshot
 from tests.conftest import seed_agencies
-from tests.factories import incident_body
+from tests.factories import incident_body, report_planned
 from tests.integration.planning_helpers import add_roster
 from workers.relay import in_process_dispatch, relay_once
 
@@ -29,7 +29,7 @@ def world(live):
             accounts.create_account(db, email=address, role=role, agency_code=agency, now=services.clock())
     api = live.app.test_client()
     add_roster(api, keys)
-    incident = api.post("/v1/incidents", json=incident_body(people=6), headers=keys.auth("dispatch")).get_json()
+    incident = report_planned(api, incident_body(people=6), keys.auth("dispatch"))
     return {"incident": incident, "services": services}
 
 

@@ -14,6 +14,7 @@ import icalendar
 import pytest
 
 from service.calendars.render import event_uid
+from service.planner import plan_pending
 from tests.browser import assert_accessible, follow_link, screenshot
 from tests.conftest import Keys, seed_agencies
 from tests.factories import facilitator_body, incident_body
@@ -71,6 +72,7 @@ def desk(live, sink) -> Desk:
     for n in range(1, 7):
         desk.api("POST", "/v1/facilitators", facilitator_body(n, kind="clinician" if n <= 2 else "peer"))
     desk.api("POST", "/v1/incidents", incident_body(), role="dispatch")
+    plan_pending(live.app.extensions["debrief"])  # the planner's pass, as its process makes it
     desk.deliver()
     return desk
 

@@ -50,7 +50,7 @@ from service.db import utcnow
 from service.outbox.models import EMAIL, SENT, OutboxMessage
 from service.outbox.service import email_payload, queue_message
 from tests.conftest import missing_service, wipe
-from tests.e2e.conftest import base_env, create_keys, free_port, issue_key, start_server, stop
+from tests.e2e.conftest import base_env, create_keys, free_port, issue_key, start_server, stop, wait_until_planned
 from tests.factories import facilitator_body, incident_body, person
 from workers.channels import Delivery, SmtpChannel
 from workers.jobs import deliver_message
@@ -345,7 +345,7 @@ class Deployment:
         """Start the relay, `workers` RQ workers and gunicorn; seed an agency and a pool of facilitators."""
         log = (self.workdir / "workers.log").open("ab")
         try:
-            for command in (["relay", "--interval", "0.2"], *[["worker"]] * workers):
+            for command in (["relay", "--interval", "0.2"], ["planner"], *[["worker"]] * workers):
                 self.helpers.append(subprocess.Popen([*CLI, *command], env=self.env, cwd=self.workdir, stdout=log, stderr=log))
         finally:
             log.close()
@@ -535,6 +535,7 @@ def test_postgresql_restarted_under_load_answers_503_then_recovers_without_resta
                 assert reply.status in (200, 201), reply
                 accepted[reporter.unsettled] = reply.body["id"]
         # Nothing accepted is missing, a report sent again never made a second incident, none is left unplanned.
+        wait_until_planned(engine)
         with engine.connect() as conn:
             stored = {external_id: str(id) for id, external_id in conn.execute(text("SELECT id, external_id FROM incidents"))}
             unplanned = conn.execute(text("SELECT count(*) FROM incidents WHERE status = 'received'")).scalar()

@@ -24,6 +24,7 @@ from sqlalchemy import select
 
 from service.followups.models import Escalation, Followup
 from service.incidents.models import Personnel
+from service.planner import plan_pending
 from tests.browser import assert_accessible, follow_link, screenshot
 from tests.conftest import seed_agencies
 from tests.factories import facilitator_body, incident_body, person
@@ -92,8 +93,11 @@ def world(live, sink) -> World:
         if kind == "clinician":
             here.clinicians.append(body["id"])
     people = [person(n, language="fr") for n in range(1, 5)]
-    status, here.incident = here.api("POST", "/v1/incidents", incident_body(personnel=people))
-    assert status == 201 and here.incident["status"] == "planned", here.incident
+    status, reported = here.api("POST", "/v1/incidents", incident_body(personnel=people))
+    assert status == 201, reported
+    plan_pending(live.app.extensions["debrief"])  # the planner's pass, as its process makes it
+    status, here.incident = here.api("GET", f"/v1/incidents/{reported['id']}")
+    assert status == 200 and here.incident["status"] == "planned", here.incident
     here.deliver()
     return here
 

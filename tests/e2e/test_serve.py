@@ -41,7 +41,10 @@ def test_demo_curl_plans_a_debriefing(demo_server):
     from datetime import datetime, timedelta, timezone
 
     body = incident_body("CAD-DEMO", region="north", occurred_at=(datetime.now(timezone.utc) - timedelta(hours=2)).isoformat())
-    answer = demo_server.request("POST", "/v1/incidents", body=body, key=demo_server.keys["dispatch"]).json()
+    reply = demo_server.request("POST", "/v1/incidents", body=body, key=demo_server.keys["dispatch"],
+                                headers={"Prefer": "wait=10"})
+    assert reply.status == 201 and reply.headers["Preference-Applied"] == "wait=10"
+    answer = reply.json()
     assert answer["status"] == "planned", answer["problems"]
     [session] = answer["sessions"]
     assert session["kind"] == "debriefing" and len(session["facilitators"]) == 2

@@ -6,7 +6,7 @@ import pytest
 
 from service.auth.access import MATRIX
 from service.ui import PAGE_BLUEPRINTS
-from tests.factories import incident_body
+from tests.factories import incident_body, report_planned
 
 
 def test_every_route_has_an_entry_in_the_access_matrix(app):
@@ -61,7 +61,7 @@ def test_wrong_role_is_403(client, keys, role, method, path, expected):
 
 
 def test_another_agencys_incident_is_404(client, keys):
-    created = client.post("/v1/incidents", json=incident_body(), headers=keys.auth("dispatch")).get_json()
+    created = report_planned(client, incident_body(), keys.auth("dispatch"))
     url = f"/v1/incidents/{created['id']}"
     assert client.get(url, headers=keys.auth("other_dispatch")).status_code == 404
     assert client.get(url, headers=keys.auth("other_coordinator")).status_code == 404

@@ -47,7 +47,7 @@ from service.calendars.service import issue_token
 from service.facilitators.models import Facilitator
 from service.outbox.models import OutboxMessage
 from tests.conftest import FakeClock, Keys, seed_agencies, wipe
-from tests.factories import EVERY_DAY, facilitator_body, incident_body, person
+from tests.factories import EVERY_DAY, facilitator_body, incident_body, person, report_planned
 from tests.integration.planning_helpers import add_roster, facilitator_key
 
 SPEC_PATH = Path(__file__).resolve().parents[2] / "openapi.yaml"
@@ -221,10 +221,8 @@ class Harness:
              {"coordinator": keys.auth("other_coordinator"), "dispatch": keys.auth("other_dispatch"),
               "supervisor": {"Authorization": f"Bearer {south_supervisor}"}}),
         ):
-            response = client.post("/v1/incidents", json=incident_body(f"CAD-{code}-1", region=region, personnel=people),
-                                   headers=keys.auth(dispatch))
-            assert response.status_code == 201, response.get_json()
-            incident = response.get_json()
+            incident = report_planned(client, incident_body(f"CAD-{code}-1", region=region, personnel=people),
+                                      keys.auth(dispatch))
             [session] = incident["sessions"]
             team = [f["id"] for f in session["facilitators"]]
             assert team and set(team) <= set(roster), (code, team, roster)

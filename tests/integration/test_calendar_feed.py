@@ -17,7 +17,7 @@ from service.calendars.models import FeedEvent
 from service.calendars.render import AgendaPhase, CalendarEntry, render_feed
 from service.facilitators.models import Facilitator
 from service.sessions.models import Assignment, Session
-from tests.factories import NOW, facilitator_body, incident_body, person
+from tests.factories import NOW, facilitator_body, incident_body, person, report_planned
 from tests.integration.planning_helpers import facilitator_key
 from tests.unit.test_ics_parsers import ics_parsers  # noqa: F401
 
@@ -47,9 +47,7 @@ def roster(client, keys, *, clinicians: int = 2, peers: int = 4, **overrides) ->
 
 
 def report(client, keys, **overrides) -> dict:
-    response = client.post("/v1/incidents", json=incident_body(**overrides), headers=keys.auth("dispatch"))
-    assert response.status_code == 201, response.get_json()
-    return response.get_json()
+    return report_planned(client, incident_body(**overrides), keys.auth("dispatch"))
 
 
 def team(session: dict, members: list[Member]) -> list[Member]:

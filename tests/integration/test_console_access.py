@@ -16,7 +16,7 @@ import pytest
 from service.accounts.access import ANONYMOUS, PAGE_MATRIX
 from service.console import CONSOLE_BLUEPRINTS
 from tests.console_helpers import add_account, csrf_of, sign_in
-from tests.factories import facilitator_body, incident_body, person
+from tests.factories import facilitator_body, incident_body, person, report_planned
 from tests.integration.planning_helpers import add_roster
 
 PEOPLE = {
@@ -51,7 +51,7 @@ def world(app, client, keys):
     """Two agencies with an incident each, an account of each role in `north`, and a facilitator on the roster."""
     roster = add_roster(client, keys)
     other_facilitator = client.post("/v1/facilitators", json=facilitator_body(9), headers=keys.auth("other_coordinator")).get_json()["id"]
-    own = client.post("/v1/incidents", json=incident_body(), headers=keys.auth("dispatch")).get_json()["id"]
+    own = report_planned(client, incident_body(), keys.auth("dispatch"))["id"]
     other = client.post("/v1/incidents", json=incident_body("CAD-SOUTH", personnel=[person(7)]),
                         headers=keys.auth("other_dispatch")).get_json()["id"]
     accounts = {role: add_account(app, PEOPLE[role], role, None if role == "admin" else "north")

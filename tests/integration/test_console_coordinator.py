@@ -15,7 +15,7 @@ from service.audit.models import AuditEntry
 from service.incidents.models import Personnel
 from service.outbox.models import OutboxMessage
 from tests.console_helpers import add_account, csrf_of, post_form, sign_in, signed_in_client
-from tests.factories import incident_body, person
+from tests.factories import incident_body, person, report_planned
 from tests.integration.planning_helpers import add_roster
 
 COORDINATOR = "coord@north.example.org"
@@ -35,9 +35,7 @@ def coordinator(app, keys):
 
 
 def report(client, keys, body=None):
-    answer = client.post("/v1/incidents", json=body or incident_body(), headers=keys.auth("dispatch"))
-    assert answer.status_code == 201, answer.get_json()
-    return answer.get_json()
+    return report_planned(client, body or incident_body(), keys.auth("dispatch"))
 
 
 def api_incident(client, keys, incident_id):
@@ -206,7 +204,7 @@ def test_the_followups_page_is_audited_and_says_who_needs_clinical_follow_up(app
 def test_supervisors_get_403_and_another_agencys_incident_is_a_404(app, client, keys, coordinator):
     add_roster(client, keys)
     own = report(client, keys)
-    other = client.post("/v1/incidents", json=incident_body("CAD-SOUTH"), headers=keys.auth("other_dispatch")).get_json()
+    other = report_planned(client, incident_body("CAD-SOUTH"), keys.auth("other_dispatch"))
     add_account(app, SUPERVISOR, "supervisor", "north")
     supervisor = app.test_client()
     sign_in(supervisor, app, SUPERVISOR)

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from service.accounts.models import Account, ConsoleSession
 from service.agencies.models import Agency
 from tests.console_helpers import add_account, csrf_of, post_form, sign_in
-from tests.factories import incident_body
+from tests.factories import incident_body, report_planned
 from tests.integration.planning_helpers import add_roster
 from tests.integration.test_supervisor_status import token_of
 
@@ -37,7 +37,7 @@ def supervisor_client(app, client, keys):
 
 def test_supervisor_pages_show_counts_and_nothing_about_any_person(app, client, keys, clock, supervisor_client):
     add_roster(client, keys)
-    incident = client.post("/v1/incidents", json=incident_body(people=6), headers=keys.auth("dispatch")).get_json()
+    incident = report_planned(client, incident_body(people=6), keys.auth("dispatch"))
     clock.advance(minutes=10)
     declined = client.post(f"/v1/responses/{token_of(app, 'B0001', 'offer')}", json={"action": "decline"})
     assert declined.status_code == 200
@@ -66,7 +66,7 @@ def test_supervisor_pages_show_counts_and_nothing_about_any_person(app, client, 
 
 
 def test_another_agencys_incident_is_a_404_page(app, client, keys, supervisor_client):
-    other = client.post("/v1/incidents", json=incident_body("CAD-SOUTH"), headers=keys.auth("other_dispatch")).get_json()
+    other = report_planned(client, incident_body("CAD-SOUTH"), keys.auth("other_dispatch"))
     answer = supervisor_client.get(f"/incidents/{other['id']}/status")
     assert answer.status_code == 404 and "CAD-SOUTH" not in answer.get_data(as_text=True)
     assert "CAD-SOUTH" not in text_of(supervisor_client.get("/incidents"))

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from service.incidents.models import Personnel
 from service.outbox.models import DEAD, PENDING, OutboxMessage
 from service.outbox.service import email_payload, queue_message
-from tests.factories import incident_body
+from tests.factories import incident_body, report_planned
 from tests.integration.planning_helpers import add_roster
 from workers.relay import in_process_dispatch, relay_once
 
@@ -28,8 +28,7 @@ def person(client, keys, services):
     """A participant of a planned incident of agency north, whose coordinators have a mailbox."""
     client.patch("/v1/agencies/north", json={"coordinator_email": "cism@north.example.org"}, headers=keys.auth("admin"))
     add_roster(client, keys)
-    answer = client.post("/v1/incidents", json=incident_body(people=1), headers=keys.auth("dispatch"))
-    assert answer.status_code == 201, answer.json
+    report_planned(client, incident_body(people=1), keys.auth("dispatch"))
     with services.session_factory() as db:
         return db.scalar(select(Personnel))
 

@@ -6,7 +6,7 @@ import pytest
 
 from service.app import create_app
 from tests.conftest import seed_agencies, wipe
-from tests.factories import incident_body
+from tests.factories import incident_body, report_planned
 from tests.integration.planning_helpers import add_roster
 
 
@@ -24,8 +24,7 @@ def test_the_mailbox_lists_every_email_and_shows_each_with_its_links(demo_app):
     with demo_app.extensions["debrief"].session_factory() as db:
         keys = seed_agencies(db)
     add_roster(client, keys)
-    answer = client.post("/v1/incidents", json=incident_body(), headers=keys.auth("dispatch"))
-    assert answer.status_code == 201, answer.json
+    report_planned(client, incident_body(), keys.auth("dispatch"))
     mailbox = client.get("/demo/messages?lang=en")
     assert mailbox.status_code == 200
     html = mailbox.get_data(as_text=True)

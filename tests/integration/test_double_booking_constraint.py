@@ -7,7 +7,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from service.sessions.models import Assignment
-from tests.factories import incident_body
+from tests.factories import incident_body, report_planned
 from tests.integration.planning_helpers import add_roster
 
 
@@ -19,7 +19,7 @@ def database_url(postgres_url):
 
 def test_overlapping_active_assignments_are_refused(app, client, keys):
     add_roster(client, keys)
-    incident = client.post("/v1/incidents", json=incident_body(), headers=keys.auth("dispatch")).get_json()
+    incident = report_planned(client, incident_body(), keys.auth("dispatch"))
     assert incident["status"] == "planned"
     with app.extensions["debrief"].session_factory() as db:
         booked = db.scalars(select(Assignment).where(Assignment.active).limit(1)).one()

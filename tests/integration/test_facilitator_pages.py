@@ -17,7 +17,7 @@ from service.facilitators.models import Facilitator
 from service.followups.outgoing import context
 from service.incidents.models import Personnel
 from service.outbox.models import OutboxMessage
-from tests.factories import NOW, facilitator_body, incident_body, person
+from tests.factories import NOW, facilitator_body, incident_body, person, report_planned
 from tests.integration.planning_helpers import add_roster
 from tests.integration.test_followup_messages import outbox
 
@@ -31,9 +31,7 @@ WEBCAL = re.compile(r'href="(webcal://[^"]+\.ics)"')
 
 
 def report(client, keys, body=None) -> dict:
-    response = client.post("/v1/incidents", json=body or incident_body(), headers=keys.auth("dispatch"))
-    assert response.status_code == 201, response.get_json()
-    return response.get_json()
+    return report_planned(client, body or incident_body(), keys.auth("dispatch"))
 
 
 def page_links(message: OutboxMessage) -> list[str]:

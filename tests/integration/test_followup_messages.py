@@ -12,16 +12,14 @@ from sqlalchemy import select
 
 from service.followups.models import Followup
 from service.outbox.models import CANCELLED, PENDING, SENT, OutboxMessage
-from tests.factories import NOW, incident_body, person
+from tests.factories import NOW, incident_body, person, report_planned
 from tests.integration.planning_helpers import add_roster, facilitator_key
 from workers.channels import sign_webhook
 from workers.relay import in_process_dispatch, relay_once
 
 
 def report(client, keys, body):
-    response = client.post("/v1/incidents", json=body, headers=keys.auth("dispatch"))
-    assert response.status_code in (200, 201), response.get_json()
-    return response.get_json()
+    return report_planned(client, body, keys.auth("dispatch"))
 
 
 def outbox(app, **where) -> list[OutboxMessage]:

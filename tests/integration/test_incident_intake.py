@@ -5,7 +5,7 @@ from datetime import timedelta
 from sqlalchemy import func, select
 
 from service.incidents.models import Incident, Personnel
-from tests.factories import NOW, incident_body, person
+from tests.factories import NOW, incident_body, person, plan_reports
 
 
 def count(app, model=Incident) -> int:
@@ -20,20 +20,26 @@ def post(client, keys, body, role="dispatch", **headers):
     return client.post("/v1/incidents", json=body, headers={**keys.auth(role), **headers})
 
 
-def test_report_answers_201_with_window_in_agency_zone(client, keys, app):
+def test_report_answers_201_at_once_with_window_in_agency_zone(client, keys, app):
     response = post(client, keys, incident_body())
     assert response.status_code == 201
+    assert "Preference-Applied" not in response.headers
     data = response.get_json()
-    # No facilitator on the roster: recorded, and flagged rather than silently unplanned.
-    assert data["status"] == "needs_attention"
+    # Stored, not yet planned: the planner plans it.
+    assert data["status"] == "received"
+    assert response.headers["Location"].endswith(f"/v1/incidents/{data['id']}")
     assert data["agency"] == "north"
     assert data["personnel_count"] == 3
-    assert data["sessions"] == []
-    assert data["problems"] == [{"group": "direct-en", "kind": "debriefing", "reasons": ["language_not_covered"]}]
+    assert data["sessions"] == [] and data["problems"] == []
     # 13:00 UTC -> 08:00 EST; the window opens 24 h later and closes 72 h later, shown in Toronto time.
     assert data["occurred_at"] == "2026-11-22T08:00:00-05:00"
     assert data["window"] == {"opens_at": "2026-11-23T08:00:00-05:00", "closes_at": "2026-11-25T08:00:00-05:00"}
     assert count(app) == 1 and count(app, Personnel) == 3
+    # No facilitator on the roster: once planned, flagged rather than silently unplanned.
+    assert plan_reports(client) == 1
+    planned = client.get(response.headers["Location"], headers=keys.auth("dispatch")).get_json()
+    assert planned["status"] == "needs_attention"
+    assert planned["problems"] == [{"group": "direct-en", "kind": "debriefing", "reasons": ["language_not_covered"]}]
 
 
 def test_answers_carry_no_personal_data(client, keys):
@@ -134,6 +140,7 @@ def test_list_filters_by_status_and_keeps_to_the_agency(client, keys):
     cancelled = post(client, keys, incident_body("CAD-2")).get_json()["id"]
     client.patch(f"/v1/incidents/{cancelled}", json={"status": "cancelled"}, headers=keys.auth("dispatch"))
     post(client, keys, incident_body("CAD-3"), role="other_dispatch")
+    plan_reports(client)
     page = client.get("/v1/incidents", query_string={"status": "needs_attention"}, headers=keys.auth("dispatch")).get_json()
     assert [item["id"] for item in page["items"]] == [kept]
     everything = client.get("/v1/incidents", headers=keys.auth("dispatch")).get_json()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import re
 
-from tests.factories import incident_body, person
+from tests.factories import incident_body, person, report_planned
 from tests.integration.planning_helpers import add_roster, facilitator_key
 from workers.relay import in_process_dispatch, relay_once
 
@@ -19,7 +19,7 @@ def test_a_whole_scenario_leaves_no_personal_data_in_logs_metrics_or_feeds(app, 
     services.config = services.config.updated({"smtp_url": sink.url})
     caplog.set_level(logging.DEBUG)
     add_roster(client, keys)
-    incident = client.post("/v1/incidents", json=incident_body(personnel=PEOPLE, severity=4), headers=keys.auth("dispatch")).get_json()
+    incident = report_planned(client, incident_body(personnel=PEOPLE, severity=4), keys.auth("dispatch"))
     relay_once(services, in_process_dispatch(services))
     links = {}
     for message in sink.messages:

@@ -15,7 +15,7 @@ from service.models import metadata
 from service.openapi import generate
 from service.sessions.service import PLANNING_LOCK
 from tests.conftest import FakeClock, seed_agencies, wipe
-from tests.factories import incident_body
+from tests.factories import incident_body, plan_reports, report_planned
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -58,7 +58,7 @@ def test_database_down_is_503_problem_not_500(tmp_path):
 
 
 def test_metrics_count_requests_by_route_template(client, keys):
-    created = client.post("/v1/incidents", json=incident_body(), headers=keys.auth("dispatch")).get_json()
+    created = report_planned(client, incident_body(), keys.auth("dispatch"))
     client.get(f"/v1/incidents/{created['id']}", headers=keys.auth("dispatch"))
     text = client.get("/metrics").get_data(as_text=True)
     assert 'debrief_http_requests_total{method="POST",route="/v1/incidents",status="201"} 1.0' in text
@@ -133,7 +133,7 @@ def test_docs_load_nothing_from_another_host_and_run_no_inline_script(client):
 
 @pytest.mark.parametrize("role", ["coordinator", "admin", None])
 def test_participant_level_answers_are_never_cached(client, keys, role):
-    created = client.post("/v1/incidents", json=incident_body(), headers=keys.auth("dispatch")).get_json()
+    created = report_planned(client, incident_body(), keys.auth("dispatch"))
     url = {"coordinator": f"/v1/incidents/{created['id']}/followups", "admin": "/v1/audit",
            None: "/v1/responses/not-a-token"}[role]
     response = client.get(url, headers=keys.auth(role) if role else {})
@@ -180,16 +180,21 @@ def test_a_lock_not_granted_in_time_is_a_503_problem(impatient, postgres_url):
     assert client.patch("/v1/agencies/north", json={"name": "Renamed"}, headers=keys.auth("admin")).status_code == 200
 
 
-def test_a_planner_lock_not_granted_in_time_is_retried_then_the_report_is_kept_and_flagged(impatient, postgres_url):
+def test_intake_never_waits_for_a_planner_and_a_busy_pool_only_delays_the_plan(impatient, postgres_url):
     app, keys = impatient
     client = app.test_client()
     other = create_engine(postgres_url)
     with other.begin() as conn:
         conn.execute(select(func.pg_advisory_xact_lock(PLANNING_LOCK)))  # a planner that does not let go
         response = client.post("/v1/incidents", json=incident_body(), headers=keys.auth("dispatch"))
+        assert response.status_code == 201 and response.get_json()["status"] == "received"
+        # The planner cannot take its turn: the report waits, `received`, rather than be flagged.
+        assert plan_reports(client) == 0
     other.dispose()
-    assert response.status_code == 201, response.get_json()
-    assert response.get_json()["problems"] == [{"group": None, "kind": "debriefing", "reasons": ["planning_contention"]}]
+    assert client.get(response.headers["Location"], headers=keys.auth("dispatch")).get_json()["status"] == "received"
+    assert plan_reports(client) == 1
+    planned = client.get(response.headers["Location"], headers=keys.auth("dispatch")).get_json()
+    assert planned["status"] == "needs_attention" and "planning_contention" not in str(planned["problems"])
 
 
 def test_a_method_not_allowed_says_which_are_even_when_answered_as_a_page(client):

@@ -6,7 +6,7 @@ from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 
 from service.agencies.models import Agency
 from service.incidents.models import Incident
@@ -15,7 +15,7 @@ from service.sessions.models import Assignment, Session
 from service.sessions import service as sessions_service
 from service.sessions.service import load_state
 
-from tests.factories import incident_body, person
+from tests.factories import incident_body, person, plan_reports, report_planned
 from tests.integration.planning_helpers import add_roster, facilitator_key, overlapping_assignments
 
 
@@ -23,9 +23,7 @@ TORONTO = ZoneInfo("America/Toronto")
 
 
 def report(client, keys, body, role="dispatch"):
-    response = client.post("/v1/incidents", json=body, headers=keys.auth(role))
-    assert response.status_code in (200, 201), response.get_json()
-    return response.get_json()
+    return report_planned(client, body, keys.auth(role))
 
 
 def test_intake_plans_a_debriefing_in_the_window(client, keys):
@@ -281,6 +279,14 @@ def test_concurrent_intake_over_a_tight_pool_never_double_books(app, keys):
     for thread in threads:
         thread.join()
     assert statuses == [201] * 8
+    # Two planners at once: they take turns, and every report is planned once.
+    planners = [threading.Thread(target=plan_reports, args=(app.test_client(),)) for _ in range(2)]
+    for thread in planners:
+        thread.start()
+    for thread in planners:
+        thread.join()
+    with app.extensions["debrief"].session_factory() as session:
+        assert session.scalar(select(func.count()).select_from(Incident).where(Incident.status == "received")) == 0
     assert overlapping_assignments(app) == []
     # One group session per facilitator per local day, whatever the interleaving.
     with app.extensions["debrief"].session_factory() as session:

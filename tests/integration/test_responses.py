@@ -22,7 +22,7 @@ from service.followups.models import Escalation, Followup
 from service.incidents.models import Personnel
 from service.outbox.models import CANCELLED, PENDING, OutboxMessage
 from service.sessions.models import Assignment, Session
-from tests.factories import facilitator_body, incident_body, person
+from tests.factories import facilitator_body, incident_body, person, report_planned
 from tests.integration.planning_helpers import add_roster, facilitator_key
 
 LINK = re.compile(r"/r/([^?/\s]+)")
@@ -37,9 +37,7 @@ OFF_GRID = {"minutes": 10}
 
 
 def report(client, keys, body=None) -> dict:
-    response = client.post("/v1/incidents", json=body or incident_body(), headers=keys.auth("dispatch"))
-    assert response.status_code == 201, response.get_json()
-    return response.get_json()
+    return report_planned(client, body or incident_body(), keys.auth("dispatch"))
 
 
 def db(app):

@@ -10,7 +10,7 @@ from sqlalchemy import select, text
 from service.incidents.models import Incident
 from service.models import metadata
 from service.retention import closed_at, erase_due
-from tests.factories import incident_body
+from tests.factories import incident_body, report_planned
 from tests.integration.planning_helpers import add_roster
 
 
@@ -24,7 +24,7 @@ def every_row_as_text(app) -> str:
 
 def test_an_incident_closed_90_days_ago_keeps_its_counts_and_loses_its_people(client, keys, app, clock):
     add_roster(client, keys)
-    incident = client.post("/v1/incidents", json=incident_body(people=4), headers=keys.auth("dispatch")).get_json()
+    incident = report_planned(client, incident_body(people=4), keys.auth("dispatch"))
     services = app.extensions["debrief"]
     with services.session_factory() as db:
         closes = closed_at(db, db.get(Incident, __import__("uuid").UUID(incident["id"])))
@@ -50,7 +50,7 @@ def test_an_incident_closed_90_days_ago_keeps_its_counts_and_loses_its_people(cl
 
 def test_the_retention_period_is_configurable(client, keys, app, clock):
     add_roster(client, keys)
-    client.post("/v1/incidents", json=incident_body(), headers=keys.auth("dispatch"))
+    report_planned(client, incident_body(), keys.auth("dispatch"))
     services = app.extensions["debrief"]
     services.config = services.config.updated({"retention_days": 400})
     clock.advance(days=300)
@@ -66,8 +66,7 @@ def test_erasure_leaves_no_quasi_identifier_and_outcomes_only_as_counts(client, 
 
     add_roster(client, keys)
     body = incident_body(people=2)
-    incident = client.post("/v1/incidents", json=body, headers=keys.auth("dispatch"),
-                           ).get_json()
+    incident = report_planned(client, body, keys.auth("dispatch"))
     services = app.extensions["debrief"]
     with services.session_factory() as db:
         # Two people answered their 30-day screen, one positive and asking for contact (as the pages record it).

@@ -43,7 +43,7 @@ from service.calendars.service import issue_token
 from service.facilitators.models import Facilitator
 from service.outbox.models import OutboxMessage
 from tests.conftest import FakeClock, seed_agencies, wipe
-from tests.factories import incident_body, person
+from tests.factories import incident_body, person, report_planned
 from tests.integration.planning_helpers import add_roster
 
 SPEC_PATH = Path(__file__).resolve().parents[2] / "openapi.yaml"
@@ -146,9 +146,7 @@ class Harness:
         incidents = []
         for n in (1, 2):
             body = incident_body(f"CAD-{n}", personnel=[person(10 * n + i) for i in (1, 2, 3)])
-            response = client.post("/v1/incidents", json=body, headers=keys.auth("dispatch"))
-            assert response.status_code == 201, response.get_json()
-            incidents.append(response.get_json())
+            incidents.append(report_planned(client, body, keys.auth("dispatch")))
         sessions = [s for incident in incidents for s in incident["sessions"]]
         facilitator_id = sessions[0]["facilitators"][0]["id"]
         with self.services.session_factory() as db:

@@ -10,16 +10,14 @@ from sqlalchemy import select, update
 
 from service.followups.models import Followup
 from service.outbox.models import OutboxMessage
-from tests.factories import NOW, incident_body, person
+from tests.factories import NOW, incident_body, person, report_planned
 from tests.integration.planning_helpers import add_roster
 
 LINK = re.compile(r"/r/([^?/\s]+)")
 
 
 def report(client, keys, body):
-    response = client.post("/v1/incidents", json=body, headers=keys.auth("dispatch"))
-    assert response.status_code == 201, response.get_json()
-    return response.get_json()
+    return report_planned(client, body, keys.auth("dispatch"))
 
 
 def status(client, keys, incident, role="supervisor"):

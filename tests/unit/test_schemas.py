@@ -6,7 +6,7 @@ import pytest
 from service.agencies.schemas import AgencyCreate, AgencyPatch
 from service.errors import flatten_messages
 from service.facilitators.schemas import FacilitatorCreate, WeeklyWindowSchema
-from service.incidents.schemas import IdempotencyHeaders, IncidentCreate, IncidentPatch
+from service.incidents.schemas import IntakeHeaders, IncidentCreate, IncidentPatch
 from tests.factories import facilitator_body, incident_body, person
 
 
@@ -100,7 +100,7 @@ def test_flatten_messages_builds_dotted_paths():
         (FacilitatorCreate(), facilitator_body(certifications=[{"name": "GCI\n", "expires_on": "2027-12-31"}]),
          "certifications.0.name"),
         (WeeklyWindowSchema(), {"day": "mon", "start": "08:00\n", "end": "18:00"}, "start"),
-        (IdempotencyHeaders(), {"Idempotency-Key": "key-1\n"}, "Idempotency-Key"),
+        (IntakeHeaders(), {"Idempotency-Key": "key-1\n"}, "Idempotency-Key"),
     ],
 )
 def test_a_trailing_newline_does_not_pass_a_pattern(schema, body, field):

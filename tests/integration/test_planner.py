@@ -1,0 +1,174 @@
+"""The planner: intake answers at once, `Prefer: wait`, and planners that die or run side by side."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from service.app import create_app
+from service.incidents.views import preferred_wait
+from service.planner import run_planner
+from tests.conftest import seed_agencies, wipe
+from tests.factories import facilitator_body, incident_body, person
+from tests.integration.planning_helpers import add_roster, overlapping_assignments
+
+
+@pytest.fixture
+def planner(app):
+    """The planner, running in a thread of the test against the app's database, as `debrief planner` does."""
+    stop = threading.Event()
+    thread = threading.Thread(target=run_planner, args=(app.extensions["debrief"],), kwargs={"stop": stop, "poll": 0.1})
+    thread.start()
+    yield
+    stop.set()
+    thread.join(timeout=30)
+    assert not thread.is_alive()
+
+
+def test_a_report_waits_for_its_plan_when_the_client_prefers(client, keys, planner):
+    add_roster(client, keys)
+    answer = client.post("/v1/incidents", json=incident_body(), headers={**keys.auth("dispatch"), "Prefer": "wait=20"})
+    assert answer.status_code == 201
+    assert answer.headers["Preference-Applied"] == "wait=20"
+    incident = answer.get_json()
+    assert incident["status"] == "planned" and len(incident["sessions"]) == 1
+    # A replay answers 200 with the incident as it now stands.
+    again = client.post("/v1/incidents", json=incident_body(), headers=keys.auth("dispatch"))
+    assert again.status_code == 200 and again.get_json()["sessions"] == incident["sessions"]
+    assert "Preference-Applied" not in again.headers
+
+
+def test_without_a_planner_a_wait_ends_with_the_report_as_received(client, keys):
+    answer = client.post("/v1/incidents", json=incident_body(), headers={**keys.auth("dispatch"), "Prefer": "wait=1"})
+    assert answer.status_code == 201 and answer.headers["Preference-Applied"] == "wait=1"
+    assert answer.get_json()["status"] == "received"
+
+
+@pytest.mark.parametrize(("prefer", "seconds"), [
+    ("wait=10", 10), ("WAIT = 5", 5), ('wait="7"', 7), ("respond-async, wait=3", 3), ("wait=99", 30), ("wait=0", 0),
+    ("wait=3; foo=bar", 3), (None, None), ("", None), ("wait=", None), ("wait=-1", None), ("wait=1.5", None),
+    ("handling=strict", None), ("wait=99999999999999999999", None),
+])
+def test_prefer_wait_is_read_as_rfc_7240_says(prefer, seconds):
+    assert preferred_wait(prefer) == seconds
+
+
+# -- the planner as its own process -----------------------------------------------------------------
+
+
+def _real_time_app(postgres_url):
+    """The app on PostgreSQL with the real clock, as the planner process has it."""
+    app = create_app({"database_url": postgres_url})
+    with app.extensions["debrief"].session_factory() as db:
+        keys = seed_agencies(db)
+    return app, keys
+
+
+def _recent_incident(n: int) -> dict:
+    occurred = datetime.now(timezone.utc) - timedelta(hours=2)
+    return incident_body(f"CAD-{n}", occurred_at=occurred.isoformat(), people=2,
+                         personnel=[person(2 * n), person(2 * n + 1)])
+
+
+def _planner_process(postgres_url: str, *args: str) -> subprocess.Popen:
+    env = {**os.environ, "DATABASE_URL": postgres_url, "PUBLIC_BASE_URL": "http://127.0.0.1:9"}
+    env.pop("REDIS_URL", None)
+    return subprocess.Popen([sys.executable, "-m", "service", "planner", *args], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def _count(conn, sql: str) -> int:
+    return conn.execute(text(sql)).scalar_one()
+
+
+def _assert_planned_once(app) -> None:
+    """By SQL: no report left `received`, no facilitator booked twice, no message queued twice."""
+    assert overlapping_assignments(app) == []
+    with app.extensions["debrief"].engine.connect() as conn:
+        assert _count(conn, "SELECT count(*) FROM incidents WHERE status = 'received'") == 0
+        assert _count(conn, "SELECT count(*) FROM sessions") > 0
+        # One invitation per participant of a session, one assignment notice per team member.
+        assert _count(conn, "SELECT count(*) FROM outbox WHERE kind = 'invitation_new'") > 0
+        assert _count(conn, "SELECT count(*) FROM (SELECT 1 FROM outbox WHERE kind LIKE 'invitation%' "
+                            "GROUP BY personnel_id, session_id, kind HAVING count(*) > 1) twice") == 0
+        assert _count(conn, "SELECT count(*) FROM (SELECT 1 FROM outbox WHERE kind LIKE 'assignment%' "
+                            "GROUP BY facilitator_id, session_id, kind HAVING count(*) > 1) twice") == 0
+        assert _count(conn, "SELECT count(*) FROM (SELECT session_id FROM session_participants "
+                            "GROUP BY session_id, personnel_id HAVING count(*) > 1) twice") == 0
+
+
+def test_a_planner_killed_mid_batch_loses_nothing_and_the_next_plans_it_once(postgres_url):
+    app, keys = _real_time_app(postgres_url)
+    client = app.test_client()
+    try:
+        add_roster(client, keys, clinicians=3, peers=6)
+        for n in range(12):
+            assert client.post("/v1/incidents", json=_recent_incident(n), headers=keys.auth("dispatch")).status_code == 201
+        holder = create_engine(postgres_url)
+        with holder.connect() as conn, holder.connect() as watch:
+            # Hold every facilitator's row: the planner plans its batch, then waits to lock its teams' rows.
+            conn.execute(text("SELECT id FROM facilitators FOR UPDATE"))
+            holder_pid = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
+            process = _planner_process(postgres_url, "--once")
+            try:
+                deadline = time.monotonic() + 60
+                while not watch.execute(text("SELECT count(*) FROM pg_stat_activity WHERE :pid = ANY(pg_blocking_pids(pid))"),
+                                        {"pid": holder_pid}).scalar_one():
+                    watch.rollback()  # pg_stat_activity is a snapshot per transaction
+                    assert process.poll() is None, process.stderr.read().decode()
+                    assert time.monotonic() < deadline, "the planner never reached its teams' rows"
+                    time.sleep(0.02)
+                process.send_signal(signal.SIGKILL)
+            finally:
+                process.wait(timeout=30)
+                process.stderr.close()
+            conn.rollback()
+        holder.dispose()
+        with app.extensions["debrief"].engine.connect() as conn:
+            # Killed before its commit: nothing of the batch was written.
+            assert _count(conn, "SELECT count(*) FROM incidents WHERE status = 'received'") == 12
+            assert _count(conn, "SELECT count(*) FROM sessions") == 0
+            assert _count(conn, "SELECT count(*) FROM outbox WHERE incident_id IS NOT NULL") == 0
+        again = _planner_process(postgres_url, "--once")
+        assert again.wait(timeout=120) == 0, again.stderr.read().decode()
+        again.stderr.close()
+        _assert_planned_once(app)
+    finally:
+        wipe(app.extensions["debrief"].engine)
+        app.extensions["debrief"].close()
+
+
+def test_two_planners_take_turns_on_one_pool(postgres_url):
+    app, keys = _real_time_app(postgres_url)
+    client = app.test_client()
+    planners = []
+    try:
+        add_roster(client, keys, clinicians=3, peers=6)
+        client.post("/v1/facilitators", json=facilitator_body(20, languages=["en", "fr"]), headers=keys.auth("coordinator"))
+        planners = [_planner_process(postgres_url) for _ in range(2)]
+        for n in range(30):
+            assert client.post("/v1/incidents", json=_recent_incident(n), headers=keys.auth("dispatch")).status_code == 201
+        deadline = time.monotonic() + 120
+        with app.extensions["debrief"].engine.connect() as conn:
+            while _count(conn, "SELECT count(*) FROM incidents WHERE status = 'received'"):
+                assert all(p.poll() is None for p in planners), "a planner stopped"
+                assert time.monotonic() < deadline, "reports left unplanned"
+                conn.rollback()
+                time.sleep(0.1)
+        _assert_planned_once(app)
+    finally:
+        for process in planners:
+            process.terminate()
+        for process in planners:
+            assert process.wait(timeout=30) == 0, process.stderr.read().decode()
+            process.stderr.close()
+        wipe(app.extensions["debrief"].engine)
+        app.extensions["debrief"].close()
