@@ -70,6 +70,7 @@ REASONS = {
     "no_replacement": N_("a facilitator left and no replacement was found"),
     "cancelled_by_coordinator": N_("the session was cancelled by a coordinator"),
     "planning_contention": N_("planning was interrupted by concurrent changes"),
+    "planning_failed": N_("the planner could not plan it"),
 }
 
 

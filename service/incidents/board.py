@@ -58,6 +58,7 @@ FIXES = {
                          "re-plan."),
     "cancelled_by_coordinator": N_("A coordinator cancelled the session: re-plan to schedule it again."),
     "planning_contention": N_("Planning was interrupted by changes made at the same time: re-plan."),
+    "planning_failed": N_("The planner could not plan this report: re-plan, and tell the service's administrators."),
 }
 FOLLOWUP_KINDS = {
     "invitation": N_("Invitation to the group session"), "offer": N_("Offer of an individual session"),
