@@ -12,7 +12,8 @@ Readings of the design where it leaves a detail open, chosen to match the produc
   their own agency (a provincial facilitator has no agency, hence no unit conflict);
 - group keys are `<exposure>[-command]-<language>[-<n>]`, and when a set is split evenly the
   first parts take the extra person (the product's naming, needed to tie a session to its group);
-- the debriefing window closes for the session's end, the defusing's too; nothing starts before `now`.
+- the debriefing window closes for the session's end, the defusing's too; nothing starts before `now`
+  plus the notice (`notice_minutes`, 60 by default: "at least 60 minutes after the plan is made").
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
-from typing import Iterable, Mapping, Sequence
+from typing import Collection, Iterable, Mapping, Sequence
 from zoneinfo import ZoneInfo
 
 from service.planning.policy import PlanningPolicy
@@ -137,8 +138,17 @@ def _involved(incident: IncidentFacts) -> tuple[set[str], set[str], set[str]]:
 
 def check_plans(*, profiles: Iterable[FacilitatorProfile], bookings: Iterable[Booking],
                 incidents: Iterable[IncidentFacts], plans: Mapping[str, Sequence[PlannedSession]],
-                policy: PlanningPolicy, now: datetime) -> list[Violation]:
-    """Every hard-rule violation of the planned sessions (`plans`: incident ref -> its sessions)."""
+                policy: PlanningPolicy, now: datetime,
+                declined: Mapping[str, Collection[int]] | None = None,
+                planned_at: Mapping[str, datetime] | None = None) -> list[Violation]:
+    """Every hard-rule violation of the planned sessions (`plans`: incident ref -> its sessions).
+
+    `planned_at` gives, per incident ref, when its plan was made where that is not `now` (an
+    incident planned as it was reported): its sessions owe the notice from then.
+
+    `declined` maps a session ref (`<incident>/<group>/<kind>`) to the facilitators who declined
+    it: DESIGN says they are never put back on it.
+    """
     roster = {p.id: p for p in profiles}
     by_ref = {i.ref: i for i in incidents}
     out: list[Violation] = []
@@ -157,7 +167,9 @@ def check_plans(*, profiles: Iterable[FacilitatorProfile], bookings: Iterable[Bo
         for s in sessions:
             label = f"{s.group_key}/{s.kind}"
             where[f"{ref}/{label}"] = (ref, label)
-            out += _check_session(incident, s, label, roster, policy, now, seen)
+            out += _check_session(incident, s, label, roster, policy, (planned_at or {}).get(ref, now), seen)
+            for fid in sorted(set(s.facilitator_ids) & set((declined or {}).get(f"{ref}/{label}", ()))):
+                out.append(Violation("declined", ref, label, fid, "put back on a session they declined"))
             for fid in set(s.facilitator_ids):
                 commitments[fid].append((s.starts_at.astimezone(UTC), s.ends_at.astimezone(UTC), True,
                                          f"{ref}/{label}", True))
@@ -194,6 +206,9 @@ def _check_session(incident: IncidentFacts, s: PlannedSession, label: str, roste
         bad("window", f"{start:%Y-%m-%d %H:%M}-{end:%H:%M} UTC outside {opens:%m-%d %H:%M}..{closes:%m-%d %H:%M} UTC")
     if start < now:
         bad("in_the_past", f"starts {start:%Y-%m-%d %H:%M} UTC before now {now:%Y-%m-%d %H:%M} UTC")
+    elif start < now + timedelta(minutes=policy.notice_minutes):
+        bad("notice", f"starts {start:%Y-%m-%d %H:%M} UTC, less than {policy.notice_minutes} min after now "
+                      f"{now:%Y-%m-%d %H:%M} UTC")
     agenda = phases(s.kind, policy)
     minutes = sum(m for _, m in agenda)
     if end - start != timedelta(minutes=minutes):

@@ -7,7 +7,7 @@ from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from itertools import chain
-from typing import Callable, Collection, Iterable, Iterator, Sequence
+from typing import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from zoneinfo import ZoneInfo
 
 from service.planning.agenda import build_agenda, session_minutes, session_window, team_requirements
@@ -185,19 +185,27 @@ class _Run:
             found = self._involvements[incident.ref] = Involvement.of(incident)
         return found
 
+    def not_before(self, kind: SessionKind) -> datetime:
+        """The earliest start a new session may get: a group session gives people notice."""
+        if kind in GROUP_KINDS:
+            return self.now + timedelta(minutes=self.policy.notice_minutes)
+        return self.now
+
     def slots_key(self, spec: _Spec, window: Interval) -> tuple[object, ...]:
         """What the list of allowed starts depends on (now being fixed for the run)."""
-        return (spec.incident.timezone, window.start, window.end, session_minutes(spec.kind, self.policy))
+        return (spec.incident.timezone, window.start, window.end, session_minutes(spec.kind, self.policy),
+                self.not_before(spec.kind))
 
     def slots(self, spec: _Spec, window: Interval) -> list[_Slot]:
-        """The allowed starts of the session in its window, from now on."""
+        """The allowed starts of the session in its window, from now (plus notice for a group session) on."""
         key = self.slots_key(spec, window)
         found = self._slots.get(key)
         if found is None:
             zone, minutes = spec.incident.timezone, session_minutes(spec.kind, self.policy)
             length = timedelta(minutes=minutes)
             found, segments = [], []
-            for day, starts in grid_days(window, not_before=self.now, minutes=minutes, zone=zone, policy=self.policy):
+            for day, starts in grid_days(window, not_before=self.not_before(spec.kind), minutes=minutes, zone=zone,
+                                         policy=self.policy):
                 # Each day's starts are a run of that day's full grid: remember where, to reuse per-day facts.
                 first = day_starts(day, minutes=minutes, zone=zone, policy=self.policy).index(starts[0])
                 segments.append((day, first, len(starts), len(found)))
@@ -587,12 +595,16 @@ class _Run:
         return (NO_COMMON_SLOT,)
 
     # -- results -------------------------------------------------------------------------------
-    def place(self, spec: _Spec, window: Interval, *, group_key: str | None, ref: str) -> PlannedSession | Problem:
-        """Plan one session at its earliest feasible start and book it, or explain why not."""
+    def place(self, spec: _Spec, window: Interval, *, group_key: str | None, ref: str,
+              exclude: frozenset[int] = frozenset()) -> PlannedSession | Problem:
+        """Plan one session at its earliest feasible start and book it, or explain why not.
+
+        Nobody in `exclude` (those who declined the session) is put on it.
+        """
         key = self.slots_key(spec, window)
         slots = self.slots(spec, window)
         found = self.search(spec, [(s, _PREFERRED_MODES) for s in slots], slots[0].day if slots else date.min,
-                            key=key)
+                            key=key, exclude=exclude)
         if isinstance(found, _Found):
             return self.book(spec, found.slot, found.mode, found.team, group_key=group_key, ref=ref)
         return Problem(group_key, spec.kind, self.diagnose(spec, slots, found))
@@ -685,22 +697,39 @@ def _group_kinds(incident: IncidentFacts, policy: PlanningPolicy) -> tuple[Sessi
     return ("debriefing",)
 
 
+Exclusions = Mapping[str, Collection[int]]  # session ref -> facilitators who declined it
+
+
 def plan_incident(incident: IncidentFacts, pool: FacilitatorPool, schedule: Schedule, policy: PlanningPolicy, *,
-                  now: datetime, only: Collection[tuple[str, str]] | None = None) -> IncidentPlan:
-    """Plan every group's sessions for one incident (or only the given (group key, kind) pairs) and book them."""
-    return plan_surge((incident,), pool, schedule, policy, now=now, only=only)[incident.ref]
+                  now: datetime, only: Collection[tuple[str, str]] | None = None,
+                  exclude: Exclusions | None = None) -> IncidentPlan:
+    """Plan every group's sessions for one incident (or only the given (group key, kind) pairs) and book them.
 
-
-def plan_surge(incidents: Iterable[IncidentFacts], pool: FacilitatorPool, schedule: Schedule,
-               policy: PlanningPolicy, *, now: datetime,
-               only: Collection[tuple[str, str]] | None = None) -> dict[str, IncidentPlan]:
-    """Plan several incidents competing for one pool: earliest window close first, then higher severity.
-
-    The unit of competition is one group's session, so every incident's defusings (8-hour
-    window) go before anyone's debriefing; within an incident groups keep their order.
+    `exclude` maps a session ref to the facilitators never to put on it (they declined it).
     """
-    run = _Run(pool, schedule, policy, now)
-    incidents = list(incidents)
+    return plan_surge((incident,), pool, schedule, policy, now=now, only=only, exclude=exclude)[incident.ref]
+
+
+@dataclass(frozen=True, slots=True)
+class GroupTask:
+    """One group session a surge calls for, with its window and its place in plan_surge's order."""
+
+    incident: IncidentFacts
+    group: Group
+    kind: SessionKind
+    window: Interval
+    ref: str
+    order: tuple[object, ...]  # window close, severity (higher first), incident, group position, kind
+
+    def spec(self, policy: PlanningPolicy) -> _Spec:
+        """What the planner's search needs to place it."""
+        return _Spec(self.incident, self.kind, self.group.language, self.incident.region,
+                     team_requirements(self.kind, len(self.group.participants), policy), None)
+
+
+def group_tasks(incidents: Sequence[IncidentFacts], policy: PlanningPolicy,
+                only: Collection[tuple[str, str]] | None = None) -> list[GroupTask]:
+    """Every group session of the incidents, in plan_surge's order: earliest window close, then severity."""
     refs = [i.ref for i in incidents]
     if len(set(refs)) != len(refs):
         raise ValueError("incidents: each ref may appear once")
@@ -711,15 +740,42 @@ def plan_surge(incidents: Iterable[IncidentFacts], pool: FacilitatorPool, schedu
                 if only is not None and (group.key, kind) not in only:
                     continue  # re-planning: this group's session stays as it is
                 window = session_window(kind, incident.occurred_at, policy)
-                tasks.append((window.end, -incident.severity, incident.ref, position, kind, incident, group, window))
-    tasks.sort(key=lambda t: t[:5])
+                tasks.append(GroupTask(incident, group, kind, window, session_ref(incident.ref, group.key, kind),
+                                       (window.end, -incident.severity, incident.ref, position, kind)))
+    tasks.sort(key=lambda t: t.order)
+    return tasks
+
+
+def plan_surge(incidents: Iterable[IncidentFacts], pool: FacilitatorPool, schedule: Schedule,
+               policy: PlanningPolicy, *, now: datetime,
+               only: Collection[tuple[str, str]] | None = None,
+               exclude: Exclusions | None = None) -> dict[str, IncidentPlan]:
+    """Plan several incidents competing for one pool: earliest window close first, then higher severity.
+
+    The unit of competition is one group's session, so every incident's defusings (8-hour
+    window) go before anyone's debriefing; within an incident groups keep their order.
+    `exclude` maps a session ref to the facilitators never to put on it (they declined it).
+    """
+    run = _Run(pool, schedule, policy, now)
+    incidents = list(incidents)
+    return collect(incidents, [(task, place_task(run, task, exclude)) for task in group_tasks(incidents, policy, only)])
+
+
+def place_task(run: _Run, task: GroupTask, exclude: Exclusions | None) -> PlannedSession | Problem:
+    """Place one group session at its earliest feasible start and book it, or the reasons it cannot be."""
+    declined = frozenset(exclude.get(task.ref, ())) if exclude else frozenset()
+    return run.place(task.spec(run.policy), task.window, group_key=task.group.key, ref=task.ref, exclude=declined)
+
+
+def collect(incidents: Sequence[IncidentFacts],
+            outcomes: Iterable[tuple[GroupTask, PlannedSession | Problem]]) -> dict[str, IncidentPlan]:
+    """Each incident's sessions and problems, in the order of `outcomes`."""
+    refs = [i.ref for i in incidents]
     sessions: dict[str, list[PlannedSession]] = {ref: [] for ref in refs}
     problems: dict[str, list[Problem]] = {ref: [] for ref in refs}
-    for *_, kind, incident, group, window in tasks:
-        spec = _Spec(incident, kind, group.language, incident.region,
-                     team_requirements(kind, len(group.participants), policy), None)
-        outcome = run.place(spec, window, group_key=group.key, ref=session_ref(incident.ref, group.key, kind))
-        (sessions if isinstance(outcome, PlannedSession) else problems)[incident.ref].append(outcome)  # type: ignore[arg-type]
+    for task, outcome in outcomes:
+        ref = task.incident.ref
+        (sessions if isinstance(outcome, PlannedSession) else problems)[ref].append(outcome)  # type: ignore[arg-type]
     return {ref: IncidentPlan(tuple(sessions[ref]), tuple(problems[ref])) for ref in refs}
 
 
@@ -816,12 +872,15 @@ def _individual(participant: Participant, facilitator_kind: FacilitatorKind, acc
 
 def find_replacement(session: PlannedSession, *, leaving_facilitator_id: int, incident: IncidentFacts, group: Group,
                      pool: FacilitatorPool, schedule: Schedule, policy: PlanningPolicy, now: datetime,
-                     accepted_at: datetime | None = None) -> PlannedSession | None:
+                     accepted_at: datetime | None = None, exclude: Exclusions | None = None) -> PlannedSession | None:
     """Replace a leaving facilitator: same time if possible, else the next feasible time in the window.
 
     At the same time the other members are kept and the same mode is tried first; at another
     time they are still preferred. On success the session's bookings in `schedule` are replaced.
-    For an individual session the window runs from `accepted_at` (default: `now`).
+    For an individual session the window runs from `accepted_at` (default: `now`). Neither the
+    leaving facilitator nor anyone `exclude` lists for the session (who declined it) is put on it.
+    A move to another time gives a group session the policy's notice; the same time is kept
+    however close it is, as people already expect it then.
     """
     if leaving_facilitator_id not in session.facilitator_ids:
         raise ValueError(f"leaving_facilitator_id: {leaving_facilitator_id} is not on the session")
@@ -861,8 +920,9 @@ def find_replacement(session: PlannedSession, *, leaving_facilitator_id: int, in
         return None
     first_day = min(slot.day for slot, _ in attempts)
     seeds = [pool.entry(fid) for fid in session.facilitator_ids if fid != leaving_facilitator_id and fid in pool]
+    declined = frozenset(exclude.get(ref, ())) if exclude else frozenset()
     found = run.search(spec, attempts, first_day, key=("replacement", ref), seeds=seeds,
-                       exclude=frozenset({leaving_facilitator_id}), ignore_ref=ref)
+                       exclude=declined | {leaving_facilitator_id}, ignore_ref=ref)
     if not isinstance(found, _Found):
         return None
     schedule.remove(ref)

@@ -15,7 +15,7 @@ _TIMEDELTA_FIELDS = frozenset({
 _TIME_FIELDS = frozenset({"earliest_start", "latest_start", "latest_end"})
 _PHASE_FIELDS = frozenset({"debriefing_phases", "defusing_phases"})
 # Zero is meaningful for these (no buffer, no lookback); every other count must be positive.
-_NON_NEGATIVE_INTS = frozenset({"buffer_minutes", "load_lookback_days"})
+_NON_NEGATIVE_INTS = frozenset({"buffer_minutes", "load_lookback_days", "notice_minutes"})
 # A session fits in a day (the planner's grid is a day's), in a handful of phases.
 MAX_SESSION_MINUTES = 24 * 60
 MAX_PHASES = 20
@@ -49,6 +49,8 @@ class PlanningPolicy:
     earliest_start: time = time(8, 0)
     latest_start: time = time(20, 0)
     latest_end: time = time(21, 0)
+    # A group session starts at least this long after the plan is made: people need notice.
+    notice_minutes: int = 60
     load_lookback_days: int = 30
 
     def __post_init__(self) -> None:

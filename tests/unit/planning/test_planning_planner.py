@@ -58,9 +58,16 @@ def test_debriefing_at_the_earliest_feasible_start_with_agenda_and_bookings():
         (1, session.ref, True), (2, session.ref, True)]
 
 
-def test_start_rounds_now_up_to_the_local_grid():
+def test_start_rounds_now_plus_notice_up_to_the_local_grid():
     result, _ = plan(BASIC, now=at(2026, 6, 16, 10, 10))
-    assert local(result.sessions[0].starts_at) == datetime(2026, 6, 16, 10, 30)
+    assert local(result.sessions[0].starts_at) == datetime(2026, 6, 16, 11, 30)
+
+
+def test_a_group_session_gives_the_policys_notice():
+    result, _ = plan(BASIC, now=at(2026, 6, 16, 10, 0))
+    assert local(result.sessions[0].starts_at) == datetime(2026, 6, 16, 11, 0)
+    result, _ = plan(BASIC, now=at(2026, 6, 16, 10, 0), policy=POLICY.with_overrides({"notice_minutes": 0}))
+    assert local(result.sessions[0].starts_at) == datetime(2026, 6, 16, 10, 0)
 
 
 def test_latest_start_lets_the_session_end_by_21():
@@ -99,7 +106,7 @@ def test_fall_back_week():
 
 def test_late_report_with_one_slot_left():
     occurred = at(2026, 6, 15, 10, 30)   # closes Thursday 10:30
-    result, _ = plan(BASIC, incident(occurred_at=occurred), now=at(2026, 6, 18, 7, 45))
+    result, _ = plan(BASIC, incident(occurred_at=occurred), now=at(2026, 6, 18, 7, 0))
     (session,) = result.sessions
     assert local(session.starts_at) == datetime(2026, 6, 18, 8, 0)
     assert session.ends_at == occurred + timedelta(hours=72)
@@ -231,7 +238,7 @@ def test_defusing_only_from_severity_four():
     result, _ = plan(profiles, incident(severity=4))
     defusing, debriefing = result.sessions
     assert defusing.kind == "defusing" and debriefing.kind == "debriefing"
-    assert local(defusing.starts_at) == datetime(2026, 6, 15, 11, 0)
+    assert local(defusing.starts_at) == datetime(2026, 6, 15, 12, 0)  # an hour's notice after now (11:00)
     assert defusing.ends_at - defusing.starts_at == timedelta(minutes=45)
     assert defusing.facilitator_ids == (2, 3)   # two peers; the clinician is optional
     assert [a.phase for a in defusing.agenda] == ["introduction", "exploration", "information"]

@@ -213,7 +213,7 @@ def window_of(kind, incident):
 
 
 def grid(kind, incident, now):
-    """Every allowed start, enumerated half hour by half hour in UTC."""
+    """Every allowed start, enumerated half hour by half hour in UTC, an hour's notice after now."""
     open_, close = window_of(kind, incident)
     length = timedelta(minutes=LENGTH[kind])
     tz = ZoneInfo(incident.timezone)
@@ -221,7 +221,7 @@ def grid(kind, incident, now):
     out = []
     while t + length <= close:
         start_local, end_local = t.astimezone(tz), (t + length).astimezone(tz)
-        if (t >= open_ and t >= now and start_local.minute % 30 == 0
+        if (t >= open_ and t >= now + timedelta(hours=1) and start_local.minute % 30 == 0
                 and time(8) <= start_local.time() <= time(20)
                 and end_local.date() == start_local.date() and end_local.time() <= time(21)):
             out.append(t)
