@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +36,10 @@ BATCH = 100
 SOLVE_SECONDS = 2.0
 # Between passes when nothing wakes the planner: PostgreSQL wakes it; SQLite cannot, so it looks often.
 POLL_SECONDS = {"postgresql": 2.0, "sqlite": 0.25}
+# Once woken, how long the planner lets a surge's reports gather before it plans them: reports that
+# come together are planned together (a plan committed is announced, and stays), for half a second
+# of latency.
+GATHER_SECONDS = 0.5
 
 
 def plan_pending(services: Services, *, batch: int = BATCH, solve_seconds: float = SOLVE_SECONDS) -> int:
@@ -103,19 +108,22 @@ class WakeUps:
         """Listen for intake's wake-ups from now on (before a pass, so none is missed during it)."""
         return self._conninfo is not None and self._listening()
 
-    def wait(self, stop: threading.Event) -> None:
-        """Return when a report is stored, when the poll interval has passed, or soon after `stop` is set."""
+    def wait(self, stop: threading.Event) -> bool:
+        """Wait until a report is stored, the poll interval has passed, or soon after `stop` is set; True when woken."""
         if not self.listen():
             stop.wait(self.poll)
-            return
+            return False
+        deadline = time.monotonic() + self.poll
         try:
-            # A short timeout keeps `stop` noticed; the generator ends at the first notification.
-            for _ in self._connection.notifies(timeout=min(self.poll, 1.0), stop_after=1):
-                pass
+            while not stop.is_set() and (left := deadline - time.monotonic()) > 0:
+                # A short timeout keeps `stop` noticed; the generator ends at the first notification.
+                for _ in self._connection.notifies(timeout=min(left, 1.0), stop_after=1):
+                    return True
         except Exception as exc:  # noqa: BLE001 - PostgreSQL went away: poll until it is back
             log.warning("planner wake-ups lost (%s); polling", type(exc).__name__)
             self.close()
             stop.wait(self.poll)
+        return False
 
     def _listening(self) -> bool:
         if self._connection is not None:
@@ -141,7 +149,7 @@ class WakeUps:
 
 
 def run_planner(services: Services, *, stop: threading.Event, poll: float | None = None,
-                parent_pid: int | None = None) -> None:
+                gather: float = GATHER_SECONDS, parent_pid: int | None = None) -> None:
     """Plan pending reports until `stop` is set (or the parent process is gone), woken by intake."""
     backend = make_url(services.config.database_url).get_backend_name()
     wake_ups = WakeUps(services.config.database_url, poll=poll or POLL_SECONDS.get(backend, 1.0))
@@ -156,6 +164,7 @@ def run_planner(services: Services, *, stop: threading.Event, poll: float | None
                 log.warning("planner pass failed (%s); retrying", type(exc).__name__)
                 stop.wait(wake_ups.poll)
                 continue
-            wake_ups.wait(stop)
+            if wake_ups.wait(stop):
+                stop.wait(gather)
     finally:
         wake_ups.close()

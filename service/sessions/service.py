@@ -36,7 +36,7 @@ from service.followups.outgoing import individual_unstaffed, sync_incident
 from service.incidents.models import Incident, Personnel
 from service.planning import (
     AgendaItem, Booking, FacilitatorPool, FacilitatorProfile, Group, IncidentFacts, IncidentPlan, Participant, PlannedSession,
-    PlanningPolicy, Schedule, build_agenda, find_replacement, ineligibility_reasons, plan_incident, plan_individual, plan_surge,
+    PlanningPolicy, Schedule, build_agenda, find_replacement, ineligibility_reasons, plan_batch, plan_incident, plan_individual,
     session_ref, split_into_groups,
 )
 from service.planning import individual_starts as planned_starts
@@ -479,18 +479,22 @@ def _pending(db: DbSession, incident: Incident, state: PlanningState, *, policy:
     for session in stale:
         state.schedule.remove(str(session.id))
     # A facilitator who declined a group's session is never put back on that group's session.
-    exclude = {
-        session_ref(facts.ref, s.group_key, s.kind): frozenset(a.facilitator_id for a in s.assignments if a.release_reason == "declined")
-        for s in sessions if (s.group_key, s.kind) in to_plan and any(a.release_reason == "declined" for a in s.assignments)
-    }
+    exclude = {session_ref(facts.ref, s.group_key, s.kind): _declined(s) for s in sessions
+               if (s.group_key, s.kind) in to_plan and _declined(s)}
     return _Pending(incident, facts, wanted, personnel_ids, problems, to_plan, stale, exclude)
+
+
+def _declined(session: Session) -> frozenset[int]:
+    """The facilitators who declined this session: never put back on it."""
+    return frozenset(a.facilitator_id for a in session.assignments if a.release_reason == "declined")
 
 
 def _plan_one(pending: _Pending, state: PlanningState, policy: PlanningPolicy, now: datetime) -> IncidentPlan | None:
     """Plan the groups of one incident that need it (None when none does), booking them into `state`."""
     if not pending.to_plan:
         return None
-    return plan_incident(pending.facts, state.pool, state.schedule, policy, now=now, only=frozenset(pending.to_plan))
+    return plan_incident(pending.facts, state.pool, state.schedule, policy, now=now, only=frozenset(pending.to_plan),
+                         exclude=pending.exclude)
 
 
 def _to_check(pending: _Pending, outcome: IncidentPlan | None) -> list[tuple[PlannedSession, str, IncidentFacts]]:
@@ -592,7 +596,8 @@ def plan_batch_locked(db: DbSession, incidents: Sequence[Incident], *, now: date
         fresh = [p for p in pendings if p.all_new and p.to_plan]
         outcomes: dict[str, IncidentPlan | None] = {}
         if fresh:
-            outcomes.update(plan_surge([p.facts for p in fresh], state.pool, state.schedule, policy, now=now))
+            outcomes.update(plan_batch([p.facts for p in fresh], state.pool, state.schedule, policy, now=now,
+                                       time_limit=solve_seconds))
         for p in pendings:
             if p.facts.ref not in outcomes:
                 outcomes[p.facts.ref] = _plan_one(p, state, policy, now)
@@ -807,7 +812,8 @@ def replace_facilitator(db: DbSession, *, session: Session, incident: Incident, 
         found = find_replacement(planned, leaving_facilitator_id=facilitator_id, incident=facts,
                                  accepted_at=_window_anchor(db, session, incident) if session.kind == "individual" else None,
                                  group=_group_of(session, incident, policy), pool=state.pool,
-                                 schedule=state.schedule, policy=policy, now=now)
+                                 schedule=state.schedule, policy=policy, now=now,
+                                 exclude={planned.ref: _declined(session) | {facilitator_id}})
     if found is None and session.kind == "individual":
         # Not an incident problem: it would tell dispatch that someone accepted an individual session.
         _cancel(session, now=now, reason=reason)

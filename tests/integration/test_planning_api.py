@@ -48,7 +48,8 @@ def test_severity_4_adds_a_defusing_within_8_hours(client, keys):
     by_kind = {s["kind"]: s for s in incident["sessions"]}
     assert set(by_kind) == {"defusing", "debriefing"}
     defusing = by_kind["defusing"]
-    assert defusing["starts_at"] == "2026-11-22T10:00:00-05:00" and defusing["ends_at"] == "2026-11-22T10:45:00-05:00"
+    # Planned at 10:00 (15:00 UTC): the first start with an hour's notice.
+    assert defusing["starts_at"] == "2026-11-22T11:00:00-05:00" and defusing["ends_at"] == "2026-11-22T11:45:00-05:00"
     assert [f["kind"] for f in defusing["facilitators"]] == ["peer", "peer"]
 
 
@@ -114,6 +115,25 @@ def test_decline_without_replacement_keeps_the_session_and_flags_the_incident(ap
     assert kept["status"] == "scheduled" and kept["sequence"] == 1
     assert [f["kind"] for f in kept["facilitators"]] == ["peer"]
     assert after["problems"] == [{"group": "direct-en", "kind": "debriefing", "reasons": ["no_replacement"]}]
+
+
+def test_a_facilitator_who_declined_is_never_put_back_on_the_session(app, client, keys):
+    add_roster(client, keys, clinicians=1, peers=2)
+    incident = report(client, keys, incident_body())
+    session = incident["sessions"][0]
+    first = next(f["id"] for f in session["facilitators"] if f["kind"] == "peer")
+    assert client.post(f"/v1/sessions/{session['id']}/decline", headers=facilitator_key(app, first)).status_code == 200
+    replaced = client.get(f"/v1/sessions/{session['id']}", headers=keys.auth("coordinator")).get_json()
+    second = next(f["id"] for f in replaced["facilitators"] if f["kind"] == "peer")
+    assert second != first
+    # The only free peer left is the one who declined: the session stays short rather than take them back,
+    # and neither a decline nor a coordinator's re-plan puts them on it again.
+    assert client.post(f"/v1/sessions/{session['id']}/decline", headers=facilitator_key(app, second)).status_code == 200
+    assert client.post(f"/v1/incidents/{incident['id']}/replan", headers=keys.auth("coordinator")).status_code == 200
+    after = client.get(f"/v1/incidents/{incident['id']}", headers=keys.auth("coordinator")).get_json()
+    [kept] = after["sessions"]
+    assert {f["id"] for f in kept["facilitators"]} & {first, second} == set()
+    assert after["status"] == "needs_attention"
 
 
 def test_a_started_session_cannot_be_declined_cancelled_or_moved(app, client, keys, clock):
