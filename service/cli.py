@@ -73,7 +73,7 @@ def _serve(port: int, host: str, workers: int | None, demo: bool) -> None:
     options: dict[str, Any] = {
         "bind": f"{host}:{port}",
         "workers": workers or (1 if embedded else 4),
-        "threads": 4,
+        "threads": 8,  # up to 4 may wait for a plan (Prefer: wait), the others keep answering
         "worker_class": "gthread",
         "accesslog": None,  # our own log names the route, never the path (paths carry tokens)
         "timeout": 30,

@@ -18,8 +18,9 @@ from service.incidents.schemas import (
 from service.web import db_session, now, principal, services
 
 MAX_WAIT_SECONDS = 30
-# Requests of one process that may wait for a plan at once: gunicorn gives each process a few
-# threads (service.cli), and a request that may not wait is answered at once.
+# Requests of one process that may wait for a plan at once: half of the threads gunicorn gives each
+# process (service.cli), so that the others keep answering; a request that may not wait is answered
+# at once, without Preference-Applied.
 _WAITERS = threading.BoundedSemaphore(4)
 _WAIT = re.compile(r'\s*wait\s*=\s*"?(\d{1,9})"?\s*(?:;.*)?', re.IGNORECASE)
 ANSWER_HEADERS = {
