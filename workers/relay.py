@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("workers.relay")
 
 BATCH = 500
-JOB_TIMEOUT = 120  # seconds; above the channels' network timeout
+JOB_TIMEOUT = 120  # seconds; above an attempt's deadline (DELIVERY_DEADLINE_SECONDS)
 FAILED_JOB_TTL = 24 * 3600  # the outbox row keeps the history; RQ's failed registry need not
 RETENTION_INTERVAL = 3600.0  # seconds between retention passes of a running relay
 

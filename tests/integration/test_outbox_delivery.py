@@ -26,8 +26,9 @@ from service.outbox.models import CANCELLED, DEAD, PENDING, QUEUED, SENT, Outbox
 from service.outbox.service import Attachment, cancel_pending, email_payload, queue_message, queue_messages
 from tests.conftest import wipe
 from workers import queues
+from tests.receivers import DripFeeder
 from workers.channels import sign_webhook
-from workers.relay import relay_once, rq_dispatch
+from workers.relay import in_process_dispatch, relay_once, rq_dispatch
 from workers.worker import BurstWorker
 
 SECRET = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
@@ -286,6 +287,30 @@ def test_cancelled_messages_are_not_delivered_even_when_already_queued(app, serv
     assert row(services, queued).status == row(services, pending).status == CANCELLED
     with services.session_factory() as db, pytest.raises(ValueError):
         cancel_pending(db)
+
+
+# -- slow receivers: a deadline per attempt ------------------------------------------------------------
+
+# What a drip feeder sends, a byte a second: far longer than the 2 s deadline the tests give an attempt.
+DRIPPED = {"webhook": b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n", "email": b"220 slow.example.org ESMTP ready\r\n"}
+
+
+@pytest.mark.parametrize("channel", ["webhook", "email"])
+def test_a_receiver_dripping_its_answer_never_holds_an_attempt_past_its_deadline(app, services, clock, channel):
+    feeder = DripFeeder(DRIPPED[channel], interval=1.0)
+    feeder.start()
+    try:
+        services.config = services.config.updated({"delivery_deadline_seconds": 2, "smtp_url": feeder.smtp_url})
+        id = queue_webhook(services, feeder) if channel == "webhook" else queue_email(services)
+        assert relay_once(services, in_process_dispatch(services)) == 1
+        failed = row(services, id)
+        protocol = "http" if channel == "webhook" else "smtp"
+        assert (failed.status, failed.attempts, failed.last_error) == (PENDING, 1, f"{protocol} timed out after 2 s")
+        assert failed.due_at == clock.now + timedelta(minutes=1)
+        # The attempt ended while the receiver still had most of its answer to send.
+        assert feeder.connected.is_set() and not feeder.finished.is_set()
+    finally:
+        feeder.stop()
 
 
 # -- PostgreSQL: concurrent relays ---------------------------------------------------------------
