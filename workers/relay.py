@@ -5,6 +5,11 @@ The database is the system of record and Redis only a transport: a row is marked
 `queued` or `sending` longer than the visibility timeout (Redis lost the job, or a worker
 died) is handed out again; the job's claim makes a duplicate a no-op. The visibility
 timeout must exceed JOB_TIMEOUT, so that no live job still holds a row handed out again.
+
+Two clocks: whether a row is due is business time, the app's clock (`services.clock`, which tests
+move); how long a row has been queued or sending is a lease shared by processes on several
+machines, timed by the database's clock alone, so that a process whose clock runs ahead cannot
+take another's fresh claim for lost.
 """
 
 from __future__ import annotations
@@ -13,7 +18,6 @@ import logging
 import threading
 import time
 import uuid
-from datetime import timedelta
 from typing import TYPE_CHECKING, Callable, Sequence
 
 from redis import Redis
@@ -22,6 +26,7 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job
 from sqlalchemy import and_, or_, select, update
 
+from service.db import db_now
 from service.outbox.models import PENDING, QUEUED, SENDING, OutboxMessage
 from service.retention import erase_due
 from workers import queues
@@ -42,7 +47,7 @@ Dispatch = Callable[[Sequence[uuid.UUID]], None]
 def relay_once(services: Services, dispatch: Dispatch, *, batch: int = BATCH) -> int:
     """Claim up to `batch` due or lost rows, mark them queued, then dispatch them; returns how many."""
     now = services.clock()
-    lost_before = now - timedelta(seconds=services.config.delivery_visibility_seconds)
+    lost_before = db_now(-services.config.delivery_visibility_seconds)
     with services.session_factory() as db:
         ids = list(db.scalars(
             select(OutboxMessage.id)
@@ -60,7 +65,7 @@ def relay_once(services: Services, dispatch: Dispatch, *, batch: int = BATCH) ->
         if ids:
             db.execute(
                 update(OutboxMessage).where(OutboxMessage.id.in_(ids))
-                .values(status=QUEUED, enqueued_at=now)
+                .values(status=QUEUED, enqueued_at=db_now())
                 .execution_options(synchronize_session=False)
             )
         db.commit()

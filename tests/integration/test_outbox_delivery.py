@@ -22,12 +22,13 @@ from sqlalchemy import func, select, update
 from service.agencies.models import Agency
 from service.auth.service import create_key
 from service.config import Config
-from service.outbox.models import CANCELLED, DEAD, PENDING, QUEUED, SENT, OutboxMessage
+from service.outbox.models import CANCELLED, DEAD, EMAIL, PENDING, QUEUED, SENT, OutboxMessage
 from service.outbox.service import Attachment, cancel_pending, email_payload, queue_message, queue_messages
-from tests.conftest import wipe
-from workers import queues
+from tests.conftest import FakeClock, age_claims, wipe
 from tests.receivers import DripFeeder
-from workers.channels import sign_webhook
+from workers import queues
+from workers.channels import Delivery, sign_webhook
+from workers.jobs import deliver_message
 from workers.relay import in_process_dispatch, relay_once, rq_dispatch
 from workers.worker import BurstWorker
 
@@ -162,16 +163,16 @@ def test_a_message_due_later_waits_for_the_clock(app, services, sink, clock):
     assert sink.message_ids() == [f"<{id}@debrief>"]
 
 
-def test_a_redis_flush_loses_nothing_and_delivers_once(app, services, sink, clock):
+def test_a_redis_flush_loses_nothing_and_delivers_once(app, services, sink):
     id = queue_email(services)
     assert relay_once(services, rq_dispatch(services.redis)) == 1
     services.redis.flushdb()  # the job is gone; the row still says queued
     work(app, services)
     assert sink.messages == [] and row(services, id).status == QUEUED
 
-    clock.advance(seconds=services.config.delivery_visibility_seconds - 1)
+    age_claims(services.session_factory, services.config.delivery_visibility_seconds - 30)
     assert relay_and_work(app, services) == 0  # not yet taken for lost
-    clock.advance(seconds=2)
+    age_claims(services.session_factory, 31)
     assert relay_and_work(app, services) == 1
     assert relay_and_work(app, services) == 0
     assert sink.message_ids() == [f"<{id}@debrief>"]
@@ -311,6 +312,41 @@ def test_a_receiver_dripping_its_answer_never_holds_an_attempt_past_its_deadline
         assert feeder.connected.is_set() and not feeder.finished.is_set()
     finally:
         feeder.stop()
+
+
+# -- claims timed by the database's clock -------------------------------------------------------------
+
+
+@pytest.fixture
+def services_ahead(database_url, clock):
+    """Another process's services on the same database, its clock an hour past the visibility timeout ahead."""
+    from service.app import create_app
+
+    ahead = FakeClock(clock.now + timedelta(seconds=Config().delivery_visibility_seconds, hours=1))
+    services = create_app({"database_url": database_url}, clock=ahead).extensions["debrief"]
+    yield services
+    services.close()
+
+
+class RelayMidDelivery:
+    """An email channel that, while a message is being sent, has another process's relay look for lost messages."""
+
+    def __init__(self, services) -> None:
+        self.services = services
+        self.taken: list = []
+
+    def send(self, delivery: Delivery) -> None:
+        relay_once(self.services, self.taken.extend)
+
+
+def test_a_relay_whose_clock_runs_ahead_takes_no_fresh_claim_for_lost(app, services, services_ahead):
+    sending, queued = queue_email(services, "a"), queue_email(services, "b")
+    assert relay_once(services, lambda ids: None) == 2
+    channel = RelayMidDelivery(services_ahead)
+    assert deliver_message(services, sending, channels={EMAIL: channel}) == SENT
+    assert channel.taken == []
+    assert relay_once(services_ahead, channel.taken.extend) == 0
+    assert (row(services, sending).status, row(services, queued).status) == (SENT, QUEUED)
 
 
 # -- PostgreSQL: concurrent relays ---------------------------------------------------------------
