@@ -9,6 +9,7 @@ import secrets
 import subprocess
 import sys
 import threading
+import time
 import uuid
 import zlib
 from datetime import datetime, timedelta
@@ -22,14 +23,14 @@ from sqlalchemy import func, select, update
 from service.agencies.models import Agency
 from service.auth.service import create_key
 from service.config import Config
-from service.outbox.models import CANCELLED, DEAD, EMAIL, PENDING, QUEUED, SENT, OutboxMessage
+from service.outbox.models import CANCELLED, DEAD, EMAIL, PENDING, QUEUED, SENDING, SENT, OutboxMessage
 from service.outbox.service import Attachment, cancel_pending, email_payload, queue_message, queue_messages
 from tests.conftest import FakeClock, age_claims, wipe
 from tests.receivers import DripFeeder
 from workers import queues
 from workers.channels import Delivery, sign_webhook
 from workers.jobs import deliver_message
-from workers.relay import in_process_dispatch, relay_once, rq_dispatch
+from workers.relay import in_process_dispatch, relay_once, rq_dispatch, start_in_process_delivery
 from workers.worker import BurstWorker
 
 SECRET = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
@@ -75,11 +76,11 @@ def work(app, services) -> None:
                      serializer=queues.SERIALIZER).work(burst=True)
 
 
-def queue_email(services, dedup_key="invite:1", *, due_in=timedelta(0), **payload):
+def queue_email(services, dedup_key="invite:1", *, due_in=timedelta(0), kind="invitation", **payload):
     with services.session_factory() as db:
         now = services.clock()
         id = queue_message(
-            db, dedup_key=dedup_key, kind="invitation", channel="email", recipient="officer@example.org",
+            db, dedup_key=dedup_key, kind=kind, channel="email", recipient="officer@example.org",
             payload=email_payload(subject="Invitation", text="Hello", **payload), now=now, due_at=now + due_in,
         )
         db.commit()
@@ -290,10 +291,19 @@ def test_cancelled_messages_are_not_delivered_even_when_already_queued(app, serv
         cancel_pending(db)
 
 
-# -- slow receivers: a deadline per attempt ------------------------------------------------------------
+# -- slow receivers: a deadline per attempt, a lane per channel, escalations first -----------------------
 
 # What a drip feeder sends, a byte a second: far longer than the 2 s deadline the tests give an attempt.
 DRIPPED = {"webhook": b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n", "email": b"220 slow.example.org ESMTP ready\r\n"}
+
+
+def wait_until(condition, timeout: float = 20) -> bool:
+    ends = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() >= ends:
+            return False
+        time.sleep(0.05)
+    return True
 
 
 @pytest.mark.parametrize("channel", ["webhook", "email"])
@@ -314,7 +324,56 @@ def test_a_receiver_dripping_its_answer_never_holds_an_attempt_past_its_deadline
         feeder.stop()
 
 
-# -- claims timed by the database's clock -------------------------------------------------------------
+def test_an_escalation_goes_out_while_a_webhook_receiver_hangs(app, services, sink, receiver, clock):
+    # Longer than this test waits: the webhook's attempt is still hanging when the escalation goes out.
+    services.config = services.config.updated({"delivery_deadline_seconds": 60})
+    receiver.hold = threading.Event()
+    hook = queue_webhook(services, receiver)
+    clock.advance(minutes=1)
+    escalation = queue_email(services, "escalation:1", kind="escalation")
+    delivery = start_in_process_delivery(services, interval=0.05)
+    try:
+        assert receiver.got_request.wait(20)
+        assert wait_until(lambda: sink.messages), "the escalation waited for the webhook"
+        assert sink.message_ids() == [f"<{escalation}@debrief>"]
+        assert row(services, hook).status == SENDING
+    finally:
+        receiver.hold.set()
+        delivery.stop(timeout=30)
+    assert not any(lane.is_alive() for lane in delivery.lanes)
+    assert row(services, hook).status == SENT
+
+
+def test_escalations_are_claimed_before_messages_due_earlier(app, services, clock):
+    reminder = queue_email(services, "reminder:1", kind="reminder")
+    clock.advance(minutes=5)
+    escalation = queue_email(services, "escalation:1", kind="escalation_unassigned")
+    taken: list = []
+    assert relay_once(services, taken.extend, batch=1) == 1
+    assert relay_once(services, taken.extend, batch=1) == 1
+    assert taken == [escalation, reminder]
+
+
+def test_the_relay_command_puts_escalations_before_the_jobs_waiting(app, services, sink, clock, database_url, redis_url,
+                                                                    monkeypatch):
+    from click.testing import CliRunner
+
+    from service.cli import main
+
+    waiting = [queue_email(services, f"reminder:{n}", kind="reminder") for n in range(2)]
+    assert relay_once(services, rq_dispatch(services.redis)) == 2
+    escalations = []
+    for n, kind in enumerate(("escalation", "escalation_unassigned")):
+        clock.advance(seconds=1)
+        escalations.append(queue_email(services, f"escalation:{n}", kind=kind))
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    result = CliRunner().invoke(main, ["relay", "--once"], catch_exceptions=False)
+    assert result.exit_code == 0 and "2 messages relayed" in result.output
+    in_order = escalations + waiting
+    assert queues.queue(queues.DELIVERY, services.redis).job_ids == [str(id) for id in in_order]
+    work(app, services)
+    assert sink.message_ids() == [f"<{id}@debrief>" for id in in_order]
 
 
 @pytest.fixture
