@@ -133,14 +133,15 @@ def relay(interval: float, once: bool) -> None:
     if not config.redis_url:
         raise click.UsageError("REDIS_URL is not set: without Redis, `debrief serve` relays in-process.")
     with _services() as services:
-        dispatch = rq_dispatch(services.redis)
+        # Escalations go before every job waiting in the queue.
+        dispatch, urgent = rq_dispatch(services.redis), rq_dispatch(services.redis, at_front=True)
         if once:
-            click.echo(f"{relay_once(services, dispatch)} messages relayed", err=True)
+            click.echo(f"{relay_once(services, dispatch, urgent=urgent)} messages relayed", err=True)
             return
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         try:
-            run_relay(services, dispatch, interval=interval, stop=stop)
+            run_relay(services, dispatch, interval=interval, stop=stop, urgent=urgent)
         except KeyboardInterrupt:
             pass
 

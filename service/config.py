@@ -11,6 +11,8 @@ DEFAULT_PUBLIC_BASE_URL = "http://127.0.0.1:8000"
 DEFAULT_MAIL_FROM = "Debrief <debrief@localhost>"
 DEFAULT_DELIVERY_MAX_ATTEMPTS = 6
 DEFAULT_DELIVERY_VISIBILITY_SECONDS = 300
+# Below RQ's job timeout (workers.relay.JOB_TIMEOUT, 120 s), so that a slow receiver fails the attempt, not the job.
+DEFAULT_DELIVERY_DEADLINE_SECONDS = 15
 DEFAULT_RETENTION_DAYS = 90
 
 
@@ -39,6 +41,8 @@ class Config:
     secret_key: str | None = None
     delivery_max_attempts: int = DEFAULT_DELIVERY_MAX_ATTEMPTS
     delivery_visibility_seconds: int = DEFAULT_DELIVERY_VISIBILITY_SECONDS
+    # The longest one delivery attempt (connection, TLS, the whole exchange) may take, in seconds.
+    delivery_deadline_seconds: float = DEFAULT_DELIVERY_DEADLINE_SECONDS
     # Days after an incident is closed before its participants' personal data is erased.
     retention_days: int = DEFAULT_RETENTION_DAYS
     # `debrief serve --demo`: the demo's mailbox page shows every email the service would send.
@@ -63,6 +67,7 @@ class Config:
             secret_key=env.get("SECRET_KEY") or None,
             delivery_max_attempts=int(env.get("DELIVERY_MAX_ATTEMPTS") or DEFAULT_DELIVERY_MAX_ATTEMPTS),
             delivery_visibility_seconds=int(env.get("DELIVERY_VISIBILITY_SECONDS") or DEFAULT_DELIVERY_VISIBILITY_SECONDS),
+            delivery_deadline_seconds=float(env.get("DELIVERY_DEADLINE_SECONDS") or DEFAULT_DELIVERY_DEADLINE_SECONDS),
             retention_days=int(env.get("RETENTION_DAYS") or DEFAULT_RETENTION_DAYS),
             metrics_token=env.get("METRICS_TOKEN") or None,
         )

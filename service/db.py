@@ -6,10 +6,12 @@ import uuid
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import DateTime, MetaData, create_engine, event
+from sqlalchemy import DateTime, MetaData, create_engine, event, literal
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.types import TypeDecorator
 
 NAMING_CONVENTION = {
@@ -57,6 +59,34 @@ def new_id() -> uuid.UUID:
 def utcnow() -> datetime:
     """The current time, aware, in UTC."""
     return datetime.now(timezone.utc)
+
+
+class db_now(FunctionElement[datetime]):
+    """The database server's current time, `seconds` later (or earlier, when negative), as a SQL expression.
+
+    For what several processes must agree on, such as how old a claim is: each process's own clock
+    may be skewed, the database's is one clock for all of them.
+    """
+
+    type = UTCDateTime()
+    name = "db_now"
+    inherit_cache = True
+
+    def __init__(self, seconds: float = 0) -> None:
+        super().__init__(literal(float(seconds)))
+
+
+@compiles(db_now, "postgresql")
+def _db_now_postgresql(element: db_now, compiler: Any, **kw: Any) -> str:
+    # now() is the transaction's start: every claim of one transaction carries the same time.
+    return f"(now() + make_interval(secs => {compiler.process(element.clauses, **kw)}))"
+
+
+@compiles(db_now, "sqlite")
+def _db_now_sqlite(element: db_now, compiler: Any, **kw: Any) -> str:
+    # UTC text in the layout UTCDateTime stores ('YYYY-MM-DD HH:MM:SS.ffffff'), so that stored
+    # times and this one compare as text; SQLite keeps milliseconds, the last three digits are 0.
+    return f"(strftime('%Y-%m-%d %H:%M:%f', 'now', {compiler.process(element.clauses, **kw)} || ' seconds') || '000')"
 
 
 POSTGRES_CONNECT_TIMEOUT = 5  # seconds

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from typing import Iterator
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 
@@ -57,6 +57,18 @@ def wipe(engine: Engine) -> None:
         else:
             for name in tables:
                 conn.execute(text(f"DELETE FROM {name}"))
+
+
+def age_claims(session_factory, seconds: float) -> None:
+    """Let `seconds` pass for the outbox's claims: moved back, as their times come from the database's clock, not the app's."""
+    from service.outbox.models import OutboxMessage
+
+    earlier = timedelta(seconds=seconds)
+    with session_factory() as db:
+        for message in db.scalars(select(OutboxMessage)):
+            message.enqueued_at = message.enqueued_at and message.enqueued_at - earlier
+            message.claimed_at = message.claimed_at and message.claimed_at - earlier
+        db.commit()
 
 
 @pytest.fixture(scope="session")

@@ -1,10 +1,11 @@
-"""Real receivers for delivery tests: an SMTP sink (aiosmtpd) and an HTTP webhook receiver."""
+"""Real receivers for delivery tests: an SMTP sink (aiosmtpd), an HTTP webhook receiver, and a drip feeder."""
 
 from __future__ import annotations
 
 import email
 import email.policy
 import socket
+import socketserver
 import threading
 from dataclasses import dataclass, field
 from email.message import EmailMessage
@@ -104,3 +105,58 @@ class WebhookReceiver:
             self.hold.set()
         self.server.shutdown()
         self.server.server_close()
+
+
+class DripFeeder:
+    """A TCP server answering each connection with `reply`, one byte every `interval` seconds, until stopped.
+
+    Every byte comes well within any per-read timeout: an SMTP greeting or an HTTP answer sent this
+    way holds a client for as long as the reply lasts, unless the client keeps a deadline of its own.
+    """
+
+    def __init__(self, reply: bytes, interval: float = 1.0) -> None:
+        self.reply = reply
+        self.interval = interval
+        self.connected = threading.Event()
+        self.finished = threading.Event()  # a client got the whole reply
+        self.halt = threading.Event()
+        feeder = self
+
+        class Handler(socketserver.BaseRequestHandler):
+            def handle(self) -> None:
+                feeder.connected.set()
+                try:
+                    for byte in feeder.reply:
+                        if feeder.halt.wait(feeder.interval):
+                            return
+                        self.request.sendall(bytes([byte]))
+                except OSError:
+                    return  # the client hung up
+                feeder.finished.set()
+
+        # Not daemon threads: server_close() waits for every connection's thread.
+        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever)
+
+    @property
+    def port(self) -> int:
+        return self.server.server_address[1]
+
+    @property
+    def url(self) -> str:
+        """Its address as a webhook URL."""
+        return f"http://127.0.0.1:{self.port}/hooks/debrief"
+
+    @property
+    def smtp_url(self) -> str:
+        """Its address as an SMTP_URL."""
+        return f"smtp://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.halt.set()
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join()

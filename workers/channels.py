@@ -7,6 +7,11 @@ the email `Message-ID: <{id}@debrief>` and the webhook `webhook-id: {id}` header
 
 Failures raise `DeliveryFailed` with a reason free of personal data (a status code, an
 exception's type): receivers' error texts often quote the address, so they are not kept.
+
+Every attempt has a wall-clock deadline (DELIVERY_DEADLINE_SECONDS). A socket's timeout bounds
+each read or write, not the attempt: a receiver sending a byte just before each timeout would
+hold an attempt, and the worker or lane running it, for as long as it liked. The sockets of an
+attempt therefore wait, at each operation, only for the time left before its deadline.
 """
 
 from __future__ import annotations
@@ -15,28 +20,30 @@ import base64
 import functools
 import hashlib
 import hmac
+import http.client
 import json
 import logging
 import smtplib
 import socket
 import ssl
+import time
 import urllib.error
 import urllib.request
 import uuid
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
-from typing import Any, Callable, Mapping, Protocol
+from typing import Any, Callable, Iterator, Mapping, Protocol
 from urllib.parse import unquote, urlsplit
 
-from service.config import Config
+from service.config import DEFAULT_DELIVERY_DEADLINE_SECONDS, Config
 from service.outbox.models import EMAIL, WEBHOOK
 from service.outbox.service import attachments_of
 
 log = logging.getLogger("workers.channels")
 
-# Below the job timeout (workers.relay.JOB_TIMEOUT), so a hung receiver fails the attempt instead.
-NETWORK_TIMEOUT = 30
 WEBHOOK_SECRET_PREFIX = "whsec_"
 
 
@@ -46,6 +53,109 @@ class DeliveryFailed(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class DeadlinePassed(TimeoutError):
+    """The attempt's deadline passed before the receiver was done."""
+
+
+class Deadline:
+    """The wall-clock end of one delivery attempt."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.ends = time.monotonic() + seconds
+
+    def left(self) -> float:
+        """The seconds left; DeadlinePassed when none are."""
+        left = self.ends - time.monotonic()
+        if left <= 0:
+            raise DeadlinePassed(f"no answer within {self.seconds:g} s")
+        return left
+
+    @property
+    def passed(self) -> bool:
+        """Whether the attempt has run out of time."""
+        return time.monotonic() >= self.ends
+
+    def failure(self, protocol: str, exc: BaseException) -> DeliveryFailed:
+        """The failure of an attempt that raised `exc`: timed out once the deadline has passed."""
+        if self.passed:
+            return DeliveryFailed(f"{protocol} timed out after {self.seconds:g} s")
+        # ssl.SSLError (a certificate refused) is an OSError: its type, never its text.
+        return DeliveryFailed(f"{protocol} {type(exc).__name__}")
+
+
+# The deadline of the attempt running in this thread; the sockets it opens wait only until then.
+_attempt: ContextVar[Deadline | None] = ContextVar("delivery_attempt", default=None)
+
+
+@contextmanager
+def attempt(seconds: float) -> Iterator[Deadline]:
+    """Run a delivery attempt: the sockets opened within may wait `seconds` in all, not per operation."""
+    deadline = Deadline(seconds)
+    token = _attempt.set(deadline)
+    try:
+        yield deadline
+    finally:
+        _attempt.reset(token)
+
+
+class _WithinDeadline:
+    """Socket operations that each wait only for the time left before the current attempt's deadline."""
+
+    __slots__ = ()
+
+    def _shrink_timeout(self) -> None:
+        deadline = _attempt.get()
+        if deadline is not None:
+            self.settimeout(deadline.left())  # type: ignore[attr-defined]
+
+    def recv(self, *args: Any) -> bytes:
+        self._shrink_timeout()
+        return super().recv(*args)  # type: ignore[misc]
+
+    def recv_into(self, *args: Any) -> int:
+        self._shrink_timeout()
+        return super().recv_into(*args)  # type: ignore[misc]
+
+    def send(self, *args: Any) -> int:
+        self._shrink_timeout()
+        return super().send(*args)  # type: ignore[misc]
+
+    def sendall(self, *args: Any) -> None:
+        self._shrink_timeout()
+        return super().sendall(*args)  # type: ignore[misc]
+
+
+class _DeadlineSocket(_WithinDeadline, socket.socket):
+    """A TCP socket of a delivery attempt."""
+
+
+class _DeadlineSSLSocket(_WithinDeadline, ssl.SSLSocket):
+    """A TLS socket of a delivery attempt, the handshake included (SSLContext.sslsocket_class)."""
+
+    def do_handshake(self, *args: Any) -> None:
+        self._shrink_timeout()
+        super().do_handshake(*args)
+
+
+def deadline_tls(cafile: str | None = None) -> ssl.SSLContext:
+    """The default client TLS context (certificate and host name checked), its sockets within the attempt's deadline."""
+    context = ssl.create_default_context(cafile=cafile)
+    context.sslsocket_class = _DeadlineSSLSocket
+    return context
+
+
+def _connect(address: tuple[str, int], timeout: float | None = None,
+             source_address: tuple[str, int] | None = None) -> socket.socket:
+    """socket.create_connection within the current attempt's deadline, as a socket that keeps to it."""
+    deadline = _attempt.get()
+    timeout = deadline.left() if deadline is not None else timeout
+    connected = socket.create_connection(address, timeout, source_address)
+    sock = _DeadlineSocket(connected.family, connected.type, connected.proto, fileno=connected.detach())
+    sock.settimeout(timeout)
+    return sock
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +190,7 @@ def message_id_header(message_id: uuid.UUID) -> str:
 class SmtpChannel:
     """Email through an SMTP relay: plain text with an optional HTML alternative and attachments."""
 
-    def __init__(self, smtp_url: str, mail_from: str, *, timeout: float = NETWORK_TIMEOUT,
+    def __init__(self, smtp_url: str, mail_from: str, *, deadline: float = DEFAULT_DELIVERY_DEADLINE_SECONDS,
                  ca_file: str | None = None) -> None:
         parts = urlsplit(smtp_url)
         if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
@@ -94,18 +204,18 @@ class SmtpChannel:
         self.starttls = not self.implicit_tls and self.username is not None
         self.ca_file = ca_file
         self.mail_from = mail_from
-        self.timeout = timeout
+        self.deadline = deadline
 
     @functools.cached_property
     def tls(self) -> ssl.SSLContext:
         """Certificate and host name checked, against SMTP_CA_FILE when given (a private authority)."""
-        return ssl.create_default_context(cafile=self.ca_file)
+        return deadline_tls(self.ca_file)
 
     def _connect(self) -> smtplib.SMTP:
         if self.implicit_tls:
-            return smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout, local_hostname=local_hostname(),
+            return _DeadlineSMTPSSL(self.host, self.port, timeout=self.deadline, local_hostname=local_hostname(),
                                     context=self.tls)
-        return smtplib.SMTP(self.host, self.port, timeout=self.timeout, local_hostname=local_hostname())
+        return _DeadlineSMTP(self.host, self.port, timeout=self.deadline, local_hostname=local_hostname())
 
     def compose(self, delivery: Delivery) -> EmailMessage:
         """The MIME message of a delivery."""
@@ -130,26 +240,37 @@ class SmtpChannel:
     def send(self, delivery: Delivery) -> None:
         """Hand the message to the SMTP server; any refusal is a DeliveryFailed."""
         message = self.compose(delivery)
-        try:
-            with self._connect() as smtp:
-                if self.starttls:
-                    smtp.ehlo()
-                    if not smtp.has_extn("starttls"):
-                        # Refuse rather than send a password (and health data) in clear.
-                        raise DeliveryFailed("smtp server offers no STARTTLS")
-                    smtp.starttls(context=self.tls)
-                    smtp.ehlo()
-                if self.username is not None:
-                    smtp.login(self.username, self.password)
-                smtp.send_message(message)
-        except smtplib.SMTPRecipientsRefused as exc:
-            codes = sorted({code for code, _text in exc.recipients.values()})
-            raise DeliveryFailed(f"smtp recipient refused {codes}") from None
-        except smtplib.SMTPResponseException as exc:
-            raise DeliveryFailed(f"smtp {exc.smtp_code}") from None
-        except (smtplib.SMTPException, OSError) as exc:
-            # ssl.SSLError (a certificate refused) is an OSError: its type, never its text.
-            raise DeliveryFailed(f"smtp {type(exc).__name__}") from None
+        with attempt(self.deadline) as deadline:
+            try:
+                with self._connect() as smtp:
+                    if self.starttls:
+                        smtp.ehlo()
+                        if not smtp.has_extn("starttls"):
+                            # Refuse rather than send a password (and health data) in clear.
+                            raise DeliveryFailed("smtp server offers no STARTTLS")
+                        smtp.starttls(context=self.tls)
+                        smtp.ehlo()
+                    if self.username is not None:
+                        smtp.login(self.username, self.password)
+                    smtp.send_message(message)
+            except smtplib.SMTPRecipientsRefused as exc:
+                codes = sorted({code for code, _text in exc.recipients.values()})
+                raise DeliveryFailed(f"smtp recipient refused {codes}") from None
+            except smtplib.SMTPResponseException as exc:
+                raise DeliveryFailed(f"smtp {exc.smtp_code}") from None
+            except (smtplib.SMTPException, OSError) as exc:
+                raise deadline.failure("smtp", exc) from None
+
+
+class _DeadlineSMTP(smtplib.SMTP):
+    """smtplib's client, its socket within the attempt's deadline."""
+
+    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
+        return _connect((host, port), timeout, self.source_address)
+
+
+class _DeadlineSMTPSSL(smtplib.SMTP_SSL, _DeadlineSMTP):
+    """smtplib's implicit-TLS client, its socket within the attempt's deadline (the TLS context's sockets too)."""
 
 
 class LogChannel:
@@ -183,6 +304,36 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
+class _DeadlineHTTP:
+    """http.client's connections, their sockets within the attempt's deadline."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._create_connection = _connect
+
+
+class _DeadlineHTTPConnection(_DeadlineHTTP, http.client.HTTPConnection):
+    pass
+
+
+class _DeadlineHTTPSConnection(_DeadlineHTTP, http.client.HTTPSConnection):
+    pass
+
+
+class _DeadlineHTTPHandler(urllib.request.HTTPHandler):
+    def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(_DeadlineHTTPConnection, req)
+
+
+class _DeadlineHTTPSHandler(urllib.request.HTTPSHandler):
+    def __init__(self, tls: ssl.SSLContext) -> None:
+        super().__init__(context=tls)
+        self.tls = tls
+
+    def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(_DeadlineHTTPSConnection, req, context=self.tls)
+
+
 class WebhookChannel:
     """A JSON POST signed per Standard Webhooks; any answer but 2xx is a failure.
 
@@ -190,10 +341,12 @@ class WebhookChannel:
     secret known to several agencies' receivers would let each forge events to the others.
     """
 
-    def __init__(self, clock: Callable[[], datetime], *, timeout: float = NETWORK_TIMEOUT) -> None:
+    def __init__(self, clock: Callable[[], datetime], *, deadline: float = DEFAULT_DELIVERY_DEADLINE_SECONDS) -> None:
         self.clock = clock
-        self.timeout = timeout
-        self.opener = urllib.request.build_opener(_NoRedirect)
+        self.deadline = deadline
+        tls = deadline_tls()
+        tls.set_alpn_protocols(["http/1.1"])  # as urllib's own context does
+        self.opener = urllib.request.build_opener(_NoRedirect, _DeadlineHTTPHandler, _DeadlineHTTPSHandler(tls))
 
     def send(self, delivery: Delivery) -> None:
         """POST the payload with the webhook-id, webhook-timestamp and webhook-signature headers."""
@@ -208,20 +361,22 @@ class WebhookChannel:
             "webhook-timestamp": str(timestamp),
             "webhook-signature": signature_header(delivery.secrets, message_id, timestamp, body),
         })
-        try:
-            with self.opener.open(request, timeout=self.timeout) as response:
-                status = response.status
-        except urllib.error.HTTPError as exc:
-            exc.close()
-            raise DeliveryFailed(f"http {exc.code}") from None
-        except (urllib.error.URLError, OSError, ValueError) as exc:
-            raise DeliveryFailed(f"http {type(exc).__name__}") from None
+        with attempt(self.deadline) as deadline:
+            try:
+                with self.opener.open(request, timeout=self.deadline) as response:
+                    status = response.status
+            except urllib.error.HTTPError as exc:
+                exc.close()
+                raise DeliveryFailed(f"http {exc.code}") from None
+            except (urllib.error.URLError, OSError, ValueError) as exc:
+                raise deadline.failure("http", exc) from None
         if not 200 <= status < 300:
             raise DeliveryFailed(f"http {status}")
 
 
 def channels_for(config: Config, clock: Callable[[], datetime]) -> dict[str, Channel]:
     """The channel of each outbox channel name, as configured."""
-    email: Channel = (SmtpChannel(config.smtp_url, config.mail_from, ca_file=config.smtp_ca_file)
+    deadline = config.delivery_deadline_seconds
+    email: Channel = (SmtpChannel(config.smtp_url, config.mail_from, deadline=deadline, ca_file=config.smtp_ca_file)
                       if config.smtp_url else LogChannel())
-    return {EMAIL: email, WEBHOOK: WebhookChannel(clock)}
+    return {EMAIL: email, WEBHOOK: WebhookChannel(clock, deadline=deadline)}

@@ -18,6 +18,7 @@ from sqlalchemy import Connection, select, update
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from service.agencies.models import Agency, signing_secrets
+from service.db import db_now
 from service.outbox.models import DEAD, EMAIL, PENDING, QUEUED, SENDING, SENT, WEBHOOK, OutboxMessage
 from service.sessions.models import Session
 from workers.channels import Channel, Delivery, DeliveryFailed, channels_for
@@ -75,7 +76,8 @@ def deliver_message(services: Services, message_id: uuid.UUID, channels: Mapping
         claimed = conn.execute(
             update(OutboxMessage)
             .where(OutboxMessage.id == message_id, OutboxMessage.status == QUEUED)
-            .values(status=SENDING, attempts=OutboxMessage.attempts + 1, claimed_at=services.clock())
+            # The database's clock: the relay times the claim against it (see workers.relay).
+            .values(status=SENDING, attempts=OutboxMessage.attempts + 1, claimed_at=db_now())
             .returning(OutboxMessage.kind, OutboxMessage.channel, OutboxMessage.recipient, OutboxMessage.payload,
                        OutboxMessage.attempts, OutboxMessage.agency_id)
         ).one_or_none()

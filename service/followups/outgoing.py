@@ -31,7 +31,7 @@ from service.followups import messages, tokens
 from service.followups.messages import Letter, ResponseLinks, SessionFacts
 from service.followups.models import CANCELLED, CHECKIN, INVITATION, OFFER, OPEN, SCREENING, Followup
 from service.incidents.models import Incident, Personnel
-from service.outbox.models import EMAIL, WEBHOOK, OutboxMessage
+from service.outbox.models import EMAIL, ESCALATIONS, WEBHOOK, OutboxMessage
 from service.outbox.service import Attachment, cancel_pending, email_payload, queue_messages
 from service.planning.types import GROUP_KINDS
 from service.sessions.models import Assignment, Session
@@ -50,7 +50,6 @@ SCREENING_OPEN = timedelta(days=30)
 # A participant's page (service.followups.pages), and its opt-out page under it.
 RESPONSES_PATH = "/r/"
 UNSUBSCRIBE = "/unsubscribe"
-ESCALATIONS = ("escalation", "escalation_unassigned")
 ICS = "text/calendar; method={method}; charset=utf-8"
 
 

@@ -24,6 +24,10 @@ CANCELLED = "cancelled"
 STATUSES = (PENDING, QUEUED, SENDING, SENT, DEAD, CANCELLED)
 FINAL = frozenset({SENT, DEAD, CANCELLED})
 
+# A participant who needs a clinician, for the clinician (or the coordinators when none could be
+# assigned): never cancelled by a re-plan, and claimed for delivery before anything else that is due.
+ESCALATIONS = frozenset({"escalation", "escalation_unassigned"})
+
 
 class OutboxMessage(Base):
     """A message owed to one recipient; its id is the message id every delivery carries."""

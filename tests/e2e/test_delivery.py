@@ -21,7 +21,7 @@ from service.app import create_app
 from service.db import make_session_factory, utcnow
 from service.outbox.models import SENT, OutboxMessage
 from service.outbox.service import email_payload, queue_message
-from tests.conftest import FakeClock
+from tests.conftest import age_claims
 from tests.e2e.conftest import base_env, issue_key, start_server, stop
 from tests.receivers import SmtpSink, WebhookReceiver
 from workers import queues
@@ -100,8 +100,7 @@ def test_a_worker_killed_mid_delivery_is_retried_with_the_same_message_id(tmp_pa
             assert db.get(OutboxMessage, id).status == "sending"
 
         # Later, past the visibility timeout, a relay takes the message for lost and a worker delivers it.
-        later = FakeClock(utcnow() + timedelta(seconds=services.config.delivery_visibility_seconds + 1))
-        services.clock = later
+        age_claims(services.session_factory, services.config.delivery_visibility_seconds + 1)
         receiver.hold = None
         assert relay_once(services, rq_dispatch(services.redis)) == 1
         with app.app_context():

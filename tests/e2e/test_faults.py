@@ -49,7 +49,7 @@ from service.auth.service import create_key
 from service.db import utcnow
 from service.outbox.models import EMAIL, SENT, OutboxMessage
 from service.outbox.service import email_payload, queue_message
-from tests.conftest import missing_service, wipe
+from tests.conftest import age_claims, missing_service, wipe
 from tests.e2e.conftest import base_env, create_keys, free_port, issue_key, start_server, stop, wait_until_planned
 from tests.factories import facilitator_body, incident_body, person
 from workers.channels import Delivery, SmtpChannel
@@ -589,7 +589,7 @@ def test_a_message_delivered_while_postgresql_restarts_is_recorded_sent_and_not_
             row = db.get(OutboxMessage, id)
             assert (row.status, row.attempts) == (SENT, 1)
         # Past the visibility timeout the relay finds nothing lost: the receiver never gets it twice.
-        services.clock = lambda: utcnow() + timedelta(seconds=services.config.delivery_visibility_seconds + 1)
+        age_claims(services.session_factory, services.config.delivery_visibility_seconds + 1)
         assert relay_once(services, handed_out.extend) == 0
         assert sink.message_ids() == [f"<{id}@debrief>"]
     finally:

@@ -9,6 +9,7 @@ import secrets
 import subprocess
 import sys
 import threading
+import time
 import uuid
 import zlib
 from datetime import datetime, timedelta
@@ -22,12 +23,14 @@ from sqlalchemy import func, select, update
 from service.agencies.models import Agency
 from service.auth.service import create_key
 from service.config import Config
-from service.outbox.models import CANCELLED, DEAD, PENDING, QUEUED, SENT, OutboxMessage
+from service.outbox.models import CANCELLED, DEAD, EMAIL, PENDING, QUEUED, SENDING, SENT, OutboxMessage
 from service.outbox.service import Attachment, cancel_pending, email_payload, queue_message, queue_messages
-from tests.conftest import wipe
+from tests.conftest import FakeClock, age_claims, wipe
+from tests.receivers import DripFeeder
 from workers import queues
-from workers.channels import sign_webhook
-from workers.relay import relay_once, rq_dispatch
+from workers.channels import Delivery, sign_webhook
+from workers.jobs import deliver_message
+from workers.relay import in_process_dispatch, relay_once, rq_dispatch, start_in_process_delivery
 from workers.worker import BurstWorker
 
 SECRET = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
@@ -73,11 +76,11 @@ def work(app, services) -> None:
                      serializer=queues.SERIALIZER).work(burst=True)
 
 
-def queue_email(services, dedup_key="invite:1", *, due_in=timedelta(0), **payload):
+def queue_email(services, dedup_key="invite:1", *, due_in=timedelta(0), kind="invitation", **payload):
     with services.session_factory() as db:
         now = services.clock()
         id = queue_message(
-            db, dedup_key=dedup_key, kind="invitation", channel="email", recipient="officer@example.org",
+            db, dedup_key=dedup_key, kind=kind, channel="email", recipient="officer@example.org",
             payload=email_payload(subject="Invitation", text="Hello", **payload), now=now, due_at=now + due_in,
         )
         db.commit()
@@ -161,16 +164,16 @@ def test_a_message_due_later_waits_for_the_clock(app, services, sink, clock):
     assert sink.message_ids() == [f"<{id}@debrief>"]
 
 
-def test_a_redis_flush_loses_nothing_and_delivers_once(app, services, sink, clock):
+def test_a_redis_flush_loses_nothing_and_delivers_once(app, services, sink):
     id = queue_email(services)
     assert relay_once(services, rq_dispatch(services.redis)) == 1
     services.redis.flushdb()  # the job is gone; the row still says queued
     work(app, services)
     assert sink.messages == [] and row(services, id).status == QUEUED
 
-    clock.advance(seconds=services.config.delivery_visibility_seconds - 1)
+    age_claims(services.session_factory, services.config.delivery_visibility_seconds - 30)
     assert relay_and_work(app, services) == 0  # not yet taken for lost
-    clock.advance(seconds=2)
+    age_claims(services.session_factory, 31)
     assert relay_and_work(app, services) == 1
     assert relay_and_work(app, services) == 0
     assert sink.message_ids() == [f"<{id}@debrief>"]
@@ -286,6 +289,123 @@ def test_cancelled_messages_are_not_delivered_even_when_already_queued(app, serv
     assert row(services, queued).status == row(services, pending).status == CANCELLED
     with services.session_factory() as db, pytest.raises(ValueError):
         cancel_pending(db)
+
+
+# -- slow receivers: a deadline per attempt, a lane per channel, escalations first -----------------------
+
+# What a drip feeder sends, a byte a second: far longer than the 2 s deadline the tests give an attempt.
+DRIPPED = {"webhook": b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n", "email": b"220 slow.example.org ESMTP ready\r\n"}
+
+
+def wait_until(condition, timeout: float = 20) -> bool:
+    ends = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() >= ends:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+@pytest.mark.parametrize("channel", ["webhook", "email"])
+def test_a_receiver_dripping_its_answer_never_holds_an_attempt_past_its_deadline(app, services, clock, channel):
+    feeder = DripFeeder(DRIPPED[channel], interval=1.0)
+    feeder.start()
+    try:
+        services.config = services.config.updated({"delivery_deadline_seconds": 2, "smtp_url": feeder.smtp_url})
+        id = queue_webhook(services, feeder) if channel == "webhook" else queue_email(services)
+        assert relay_once(services, in_process_dispatch(services)) == 1
+        failed = row(services, id)
+        protocol = "http" if channel == "webhook" else "smtp"
+        assert (failed.status, failed.attempts, failed.last_error) == (PENDING, 1, f"{protocol} timed out after 2 s")
+        assert failed.due_at == clock.now + timedelta(minutes=1)
+        # The attempt ended while the receiver still had most of its answer to send.
+        assert feeder.connected.is_set() and not feeder.finished.is_set()
+    finally:
+        feeder.stop()
+
+
+def test_an_escalation_goes_out_while_a_webhook_receiver_hangs(app, services, sink, receiver, clock):
+    # Longer than this test waits: the webhook's attempt is still hanging when the escalation goes out.
+    services.config = services.config.updated({"delivery_deadline_seconds": 60})
+    receiver.hold = threading.Event()
+    hook = queue_webhook(services, receiver)
+    clock.advance(minutes=1)
+    escalation = queue_email(services, "escalation:1", kind="escalation")
+    delivery = start_in_process_delivery(services, interval=0.05)
+    try:
+        assert receiver.got_request.wait(20)
+        assert wait_until(lambda: sink.messages), "the escalation waited for the webhook"
+        assert sink.message_ids() == [f"<{escalation}@debrief>"]
+        assert row(services, hook).status == SENDING
+    finally:
+        receiver.hold.set()
+        delivery.stop(timeout=30)
+    assert not any(lane.is_alive() for lane in delivery.lanes)
+    assert row(services, hook).status == SENT
+
+
+def test_escalations_are_claimed_before_messages_due_earlier(app, services, clock):
+    reminder = queue_email(services, "reminder:1", kind="reminder")
+    clock.advance(minutes=5)
+    escalation = queue_email(services, "escalation:1", kind="escalation_unassigned")
+    taken: list = []
+    assert relay_once(services, taken.extend, batch=1) == 1
+    assert relay_once(services, taken.extend, batch=1) == 1
+    assert taken == [escalation, reminder]
+
+
+def test_the_relay_command_puts_escalations_before_the_jobs_waiting(app, services, sink, clock, database_url, redis_url,
+                                                                    monkeypatch):
+    from click.testing import CliRunner
+
+    from service.cli import main
+
+    waiting = [queue_email(services, f"reminder:{n}", kind="reminder") for n in range(2)]
+    assert relay_once(services, rq_dispatch(services.redis)) == 2
+    escalations = []
+    for n, kind in enumerate(("escalation", "escalation_unassigned")):
+        clock.advance(seconds=1)
+        escalations.append(queue_email(services, f"escalation:{n}", kind=kind))
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    result = CliRunner().invoke(main, ["relay", "--once"], catch_exceptions=False)
+    assert result.exit_code == 0 and "2 messages relayed" in result.output
+    in_order = escalations + waiting
+    assert queues.queue(queues.DELIVERY, services.redis).job_ids == [str(id) for id in in_order]
+    work(app, services)
+    assert sink.message_ids() == [f"<{id}@debrief>" for id in in_order]
+
+
+@pytest.fixture
+def services_ahead(database_url, clock):
+    """Another process's services on the same database, its clock an hour past the visibility timeout ahead."""
+    from service.app import create_app
+
+    ahead = FakeClock(clock.now + timedelta(seconds=Config().delivery_visibility_seconds, hours=1))
+    services = create_app({"database_url": database_url}, clock=ahead).extensions["debrief"]
+    yield services
+    services.close()
+
+
+class RelayMidDelivery:
+    """An email channel that, while a message is being sent, has another process's relay look for lost messages."""
+
+    def __init__(self, services) -> None:
+        self.services = services
+        self.taken: list = []
+
+    def send(self, delivery: Delivery) -> None:
+        relay_once(self.services, self.taken.extend)
+
+
+def test_a_relay_whose_clock_runs_ahead_takes_no_fresh_claim_for_lost(app, services, services_ahead):
+    sending, queued = queue_email(services, "a"), queue_email(services, "b")
+    assert relay_once(services, lambda ids: None) == 2
+    channel = RelayMidDelivery(services_ahead)
+    assert deliver_message(services, sending, channels={EMAIL: channel}) == SENT
+    assert channel.taken == []
+    assert relay_once(services_ahead, channel.taken.extend) == 0
+    assert (row(services, sending).status, row(services, queued).status) == (SENT, QUEUED)
 
 
 # -- PostgreSQL: concurrent relays ---------------------------------------------------------------
