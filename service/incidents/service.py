@@ -242,11 +242,11 @@ def _record(
         personnel=_personnel_rows(data["personnel"]), created_at=now, updated_at=now,
     )
     db.add(incident)
-    sessions.wake_planner(db)
     try:
         if idempotency_key is not None:
             db.flush()
             db.add(IdempotencyRecord(agency_id=agency_id, key=idempotency_key, fingerprint=print_, incident_id=incident.id, status_code=201))
+        sessions.wake_planner(db)  # flushes the insert: inside the try, where a concurrent twin is caught
         db.commit()
     except IntegrityError:
         # A concurrent report of the same incident (or key) won the unique constraint.

@@ -6,7 +6,7 @@ import threading
 
 from sqlalchemy import create_engine, text
 
-from tests.e2e.conftest import Server, base_env, issue_key, start_server, stop
+from tests.e2e.conftest import Server, base_env, issue_key, start_server, stop, wait_until_planned
 from tests.factories import facilitator_body, incident_body
 from tests.conftest import wipe
 
@@ -149,6 +149,7 @@ def test_racing_posts_across_gunicorn_workers_on_postgresql(postgres_url, tmp_pa
             for thread in threads:
                 thread.join()
             assert statuses == [201] * 10
+            wait_until_planned(engine)  # by the planner `debrief serve` runs beside gunicorn
             with engine.connect() as conn:
                 overlaps = conn.execute(text(
                     "SELECT count(*) FROM assignments a JOIN assignments b ON a.facilitator_id = b.facilitator_id "
