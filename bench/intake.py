@@ -3,8 +3,9 @@
 Run from the repository root: `python -m bench intake` (`--quick` for a short run). It needs
 PostgreSQL (127.0.0.1:5432, database `test`, user `root`) and works in a schema of its own,
 dropped at the end. The server is `python -m service serve --workers 4` (gunicorn, gthread,
-4 threads a worker) with REDIS_URL set, as deployed: the relay and the RQ workers are other
-processes, not started here, so the figures are those of the API alone.
+4 threads a worker) with REDIS_URL set, and the planner `python -m service planner` is a process
+of its own beside it, as docker-compose deploys them; the relay and the RQ workers are other
+processes, not started here.
 
 The database is seeded with 3 agencies and 500 facilitators (peers and clinicians, French and
 English, 7 regions, weekly availability, time off, certifications, some expired), and 30 days
@@ -20,12 +21,19 @@ posts incident reports of 10 personnel, each with a new external_id, with a disp
   start + i/rate whether or not earlier answers came back, and its latency is measured from
   that due time, so a server that falls behind shows it (no coordinated omission). Requests
   still unsent --drain seconds after the last one was due are counted as unsent;
-- max rate: POST /v1/incidents, closed loop on --max-connections connections.
+- max rate: POST /v1/incidents, closed loop on --max-connections connections;
+- plan latency: open loop at --plan-rate (10) for --plan-seconds;
+- burst: --burst (1,000) reports open loop at 100 req/s.
+During each intake phase the bench polls the database (every PLAN_POLL_SECONDS) for the reports
+no longer `received`: a report's plan latency runs from its 201 to the first poll that sees it
+planned or needs_attention; after the phase it waits until none is `received` (the burst's
+figure: from the last 201 to then).
 Every phase starts from the seeded state: the incidents of the previous phase are deleted.
 Every intake answer must be 201. Afterwards SQL checks that each incident answered 201 is
 stored, and that no facilitator holds two bookings closer than the 60-minute buffer, nor two
 group sessions on one local day.
-Targets (DESIGN.md section 6): p99 < 100 ms at 100 req/s; max throughput >= 20% of /healthz.
+Targets (DESIGN.md section 7): p99 < 50 ms at 100 req/s; max throughput >= 20% of /healthz; plan
+latency p99 < 2 s at 10 req/s; the 1,000-report burst planned < 60 s after its last answer.
 
 `--profile N` instead runs N intakes in this process (Flask test client, same seeded database),
 once timed and once under pyinstrument, and prints where the time goes.

@@ -11,17 +11,25 @@ Friday, so the debriefing windows cover a weekend and the end of daylight saving
 DESIGN's criterion (1): the people who get their group session inside its window, each counted 3
 (direct), 2 (witness) or 1 (support) times the incident's severity (the bench's reading of "direct
 weighs more than witness, witness more than support, and a higher severity more"); sessions
-placed are printed beside it. Two ways of planning, each by `plan_surge` (greedy) and by
-`plan_batch` (the service's batch planner: greedy, then CP-SAT when greedy leaves a session out):
-- as the service runs it (the closing quality line): POST /v1/incidents only stores a report and
-  the planner process wakes up and plans, as one batch, every incident received by then. Reports
-  arrive 10 minutes after their incident (`REPORT_DELAY`) and each wake-up plans at that time
-  (`now` = the arrival). Planning a batch takes seconds and the surge's reports come minutes apart,
-  so each batch holds the reports of one arrival time: in practice one incident, planned on the
-  schedule the earlier batches left. The oracle here is clairvoyant: it knows every incident in
-  advance, and lets each one's sessions start from its report (plus the notice);
-- the whole surge at once at the scenario's `now` (a backlog: the planner was down, or reports
-  came faster than it plans), against the oracle planning everything at `now`.
+placed are printed beside it. Three ways of planning, each by `plan_batch` (the service's batch
+planner: greedy, then CP-SAT when greedy leaves a session out) and, on the same batches, by
+`plan_surge` (greedy):
+- a surge as the service plans it (the closing quality line): POST /v1/incidents only stores a
+  report, and the planner process (service/planner.py) plans every incident received so far as
+  one batch. The surge's reports reach intake together, at `--rate` (100 a second, DESIGN's burst)
+  from the scenario's `now`, in the order the incidents occurred. The simulated planner is woken
+  by the first report, waits GATHER_SECONDS (read from service/planner.py) and plans what has
+  arrived, with plan_batch limited to the planner's SOLVE_SECONDS and `now` = that moment; the next
+  batch is what arrived while it planned (woken at once when the batch is done, then gathering
+  again), or the next report to arrive. A batch lasts its solver's deterministic seconds (so the
+  batches are the same on any machine; the greedy pass and the database's reads and writes are
+  not counted), or with `--durations wall` plan_batch's measured wall time. The oracle plans each
+  incident at the same moment as its batch did;
+- reports 10 minutes after their incident, one batch per arrival (planning takes seconds, so
+  each batch is one incident), against a clairvoyant oracle that knows the whole surge and lets
+  each incident's sessions start from its report: the price of planning reports that come apart;
+- the whole surge at once at the scenario's `now` (a backlog), against the oracle planning
+  everything at `now`.
 bench/plan_checker.py then re-checks every plan, CP-SAT's included, against each hard rule,
 re-derived from DESIGN.md and the raw data without the planner's code (the notice counted from
 when each incident was planned); every violation is printed. Consistency is checked both ways
@@ -66,7 +74,7 @@ facilitators (bench/surge.py `COST`, seed 7), best of three, wall and CPU time o
 closing cost line is the intake path's CPU time: on a shared machine, the wall clock also counts
 the turns of other processes.
 
-Targets: weighted people >= 98% of the CP-SAT optimum (as the service runs) with zero violations; < 10 ms per
+Targets: weighted people >= 98% of the CP-SAT optimum (a surge as the service plans it) with zero violations; < 10 ms per
 incident at 1,000 facilitators; 10x facilitators <= 3x time. The exit status is 1 when one is missed.
 """
 
