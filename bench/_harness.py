@@ -127,3 +127,42 @@ class Server:
         if not self.log_path.exists():
             return "(no server output)"
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+class Planner:
+    """`python -m service planner` (the planner process, as docker-compose runs it), its output kept in a log file."""
+
+    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+        self.log_path = log_path
+        self.env = {**os.environ, **env}
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        """Start the planner; it listens for intake's wake-ups once it has connected."""
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen([sys.executable, "-m", "service", "planner"], cwd=ROOT, env=self.env,
+                                            stdout=log, stderr=subprocess.STDOUT)
+
+    def stop(self) -> None:
+        """Stop it gracefully (SIGTERM: it finishes its pass), or kill it after 30 s."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def cpu_seconds(self) -> float:
+        """CPU seconds (user + system) the planner has used so far (Linux /proc)."""
+        if self.process is None or self.process.poll() is not None:
+            return 0.0
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def log_tail(self, lines: int = 40) -> str:
+        """The last lines the planner wrote."""
+        if not self.log_path.exists():
+            return "(no planner output)"
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])

@@ -11,17 +11,25 @@ Friday, so the debriefing windows cover a weekend and the end of daylight saving
 DESIGN's criterion (1): the people who get their group session inside its window, each counted 3
 (direct), 2 (witness) or 1 (support) times the incident's severity (the bench's reading of "direct
 weighs more than witness, witness more than support, and a higher severity more"); sessions
-placed are printed beside it. Two ways of planning, each by `plan_surge` (greedy) and by
-`plan_batch` (the service's batch planner: greedy, then CP-SAT when greedy leaves a session out):
-- as the service runs it (the closing quality line): POST /v1/incidents only stores a report and
-  the planner process wakes up and plans, as one batch, every incident received by then. Reports
-  arrive 10 minutes after their incident (`REPORT_DELAY`) and each wake-up plans at that time
-  (`now` = the arrival). Planning a batch takes seconds and the surge's reports come minutes apart,
-  so each batch holds the reports of one arrival time: in practice one incident, planned on the
-  schedule the earlier batches left. The oracle here is clairvoyant: it knows every incident in
-  advance, and lets each one's sessions start from its report (plus the notice);
-- the whole surge at once at the scenario's `now` (a backlog: the planner was down, or reports
-  came faster than it plans), against the oracle planning everything at `now`.
+placed are printed beside it. Three ways of planning, each by `plan_batch` (the service's batch
+planner: greedy, then CP-SAT when greedy leaves a session out) and, on the same batches, by
+`plan_surge` (greedy):
+- a surge as the service plans it (the closing quality line): POST /v1/incidents only stores a
+  report, and the planner process (service/planner.py) plans every incident received so far as
+  one batch. The surge's reports reach intake together, at `--rate` (100 a second, DESIGN's burst)
+  from the scenario's `now`, in the order the incidents occurred. The simulated planner is woken
+  by the first report, waits GATHER_SECONDS (read from service/planner.py) and plans what has
+  arrived, with plan_batch limited to the planner's SOLVE_SECONDS and `now` = that moment; the next
+  batch is what arrived while it planned (woken at once when the batch is done, then gathering
+  again), or the next report to arrive. A batch lasts its solver's deterministic seconds (so the
+  batches are the same on any machine; the greedy pass and the database's reads and writes are
+  not counted), or with `--durations wall` plan_batch's measured wall time. The oracle plans each
+  incident at the same moment as its batch did;
+- reports 10 minutes after their incident, one batch per arrival (planning takes seconds, so
+  each batch is one incident), against a clairvoyant oracle that knows the whole surge and lets
+  each incident's sessions start from its report: the price of planning reports that come apart;
+- the whole surge at once at the scenario's `now` (a backlog), against the oracle planning
+  everything at `now`.
 bench/plan_checker.py then re-checks every plan, CP-SAT's included, against each hard rule,
 re-derived from DESIGN.md and the raw data without the planner's code (the notice counted from
 when each incident was planned); every violation is printed. Consistency is checked both ways
@@ -66,7 +74,7 @@ facilitators (bench/surge.py `COST`, seed 7), best of three, wall and CPU time o
 closing cost line is the intake path's CPU time: on a shared machine, the wall clock also counts
 the turns of other processes.
 
-Targets: weighted people >= 98% of the CP-SAT optimum (as the service runs) with zero violations; < 10 ms per
+Targets: weighted people >= 98% of the CP-SAT optimum (a surge as the service plans it) with zero violations; < 10 ms per
 incident at 1,000 facilitators; 10x facilitators <= 3x time. The exit status is 1 when one is missed.
 """
 
@@ -107,7 +115,6 @@ QUICK_SEEDS = (3, 6)
 # CP-SAT's limit in deterministic seconds: a count of work, so a loaded machine does not change the
 # answer; each default seed is proven optimal within half of it. The wall limit is a safety net.
 TIME_LIMIT = 20.0
-BATCH_TIME_LIMIT = batch.TIME_LIMIT
 WALL_LIMIT = 300.0
 COST_SEED = 7
 COST_SIZES = (100, 1_000, 10_000)
@@ -561,8 +568,28 @@ class SurgeModel:
 # DESIGN (1): "direct exposure weighs more than witness, witness more than support, and a higher
 # severity more". The bench's reading: each person counts 3, 2 or 1 by exposure, times severity.
 EXPOSURE_WEIGHT = {"direct": 3, "witness": 2, "support": 1}
-# A report reaches Debrief this long after the incident occurred.
+# A report reaches Debrief this long after the incident occurred (the arrival-10-minutes-apart figure).
 REPORT_DELAY = timedelta(minutes=10)
+# A surge's reports reach Debrief together: DESIGN's burst rate (section 7).
+SURGE_RATE = 100.0
+
+
+def _service_planner_constants() -> dict[str, float]:
+    """GATHER_SECONDS and SOLVE_SECONDS of the planner process (service/planner.py), read without importing it.
+
+    Importing it would pull SQLAlchemy in; this benchmark runs the pure planning code only.
+    """
+    import ast
+
+    tree = ast.parse((ROOT / "service" / "planner.py").read_text())
+    return {target.id: ast.literal_eval(node.value) for node in tree.body if isinstance(node, ast.Assign)
+            for target in node.targets if isinstance(target, ast.Name)
+            and target.id in ("GATHER_SECONDS", "SOLVE_SECONDS")}
+
+
+_SERVICE = _service_planner_constants()
+GATHER_SECONDS: float = _SERVICE["GATHER_SECONDS"]
+SOLVE_SECONDS: float = _SERVICE["SOLVE_SECONDS"]
 
 
 def people_weight(task: Task) -> int:
@@ -587,6 +614,9 @@ class Run:
     batches: int = 1
     stats: list[BatchStats] = field(default_factory=list)
     problems: dict[str, int] = field(default_factory=dict)
+    planned_at: dict[str, datetime] = field(default_factory=dict)  # incident ref -> its batch's `now`
+    sizes: list[int] = field(default_factory=list)                 # incidents per batch, in order
+    busy: float = 0.0                                              # seconds the simulated planner spent planning
 
 
 @dataclass(slots=True)
@@ -597,12 +627,15 @@ class Quality:
     demand: int
     weight: dict[str, int]        # session ref -> its people weight
     arrivals: dict[str, datetime]
-    greedy: Run                   # plan_surge on each batch as reports arrive
-    batch: Run                    # plan_batch on each batch as reports arrive: the service's planner
+    greedy: Run                   # plan_surge on each batch, reports 10 minutes after their incident
+    batch: Run                    # plan_batch on each batch, reports 10 minutes after their incident
     solved: Solved                # CP-SAT, each incident planned at the earliest when reported
     surge: Run                    # plan_surge on the whole surge at `now`
     burst: Run                    # plan_batch on the whole surge at `now`
     burst_solved: Solved          # CP-SAT, everything planned at `now`
+    service: Run                  # plan_batch on the batches the planner process forms as a surge's reports arrive
+    service_greedy: Run           # plan_surge on the same batches, at the same times
+    service_solved: Solved        # CP-SAT, each incident planned at its batch's time
     violations: dict[str, list[Violation]]
     in_order: tuple[int, bool] | None = None
     closest: Plans | None = None  # the optimum nearest to plan_surge's plan of the whole surge
@@ -617,19 +650,12 @@ class Quality:
         return sum(self.weight[s.ref] for sessions in plans.values() for s in sessions)
 
 
-def run_batches(scenario: surge.Scenario, batched: bool, arrivals: Mapping[str, datetime] | None,
-                time_limit: float) -> Run:
-    """The planner process on one roster and schedule: it wakes when reports arrive and plans all that arrived.
+Waves = dict[datetime, list[IncidentFacts]]
 
-    With `arrivals`, reports come in at those times and each wake-up plans the reports of that
-    time (planning takes seconds, reports come minutes apart: nothing else has arrived); without,
-    the whole surge is one batch at the scenario's `now`. plan_batch when `batched`, else plan_surge.
-    """
+
+def _plan_waves(scenario: surge.Scenario, batched: bool, waves: Waves, time_limit: float) -> Run:
+    """Plan each wave (the reports of one planner pass) at its time, on one roster and schedule."""
     pool, schedule = FacilitatorPool(scenario.profiles), Schedule(scenario.bookings)
-    times = arrivals or {i.ref: scenario.now for i in scenario.incidents}
-    waves: dict[datetime, list[IncidentFacts]] = defaultdict(list)
-    for incident in scenario.incidents:
-        waves[times[incident.ref]].append(incident)
     run = Run({}, 0.0, len(waves))
     reasons: dict[str, int] = defaultdict(int)
     t0 = clock.perf_counter()
@@ -639,10 +665,77 @@ def run_batches(scenario: surge.Scenario, batched: bool, arrivals: Mapping[str, 
                                 stats=run.stats)
         else:
             result = plan_surge(waves[at], pool, schedule, scenario.policy, now=at)
+        run.sizes.append(len(waves[at]))
         for ref, plan in result.items():
             run.plans[ref] = list(plan.sessions)
+            run.planned_at[ref] = at
             for problem in plan.problems:
                 reasons[",".join(problem.reasons)] += 1
+    run.ms = (clock.perf_counter() - t0) * 1000
+    run.problems = dict(reasons)
+    return run
+
+
+def run_batches(scenario: surge.Scenario, batched: bool, arrivals: Mapping[str, datetime] | None,
+                time_limit: float) -> Run:
+    """Reports arriving minutes apart (`arrivals`), each arrival planned at its time; without, the whole surge at `now`.
+
+    Planning a batch takes seconds and these reports come minutes apart, so each wake-up plans the
+    reports of one arrival time. plan_batch when `batched`, else plan_surge.
+    """
+    times = arrivals or {i.ref: scenario.now for i in scenario.incidents}
+    waves: Waves = defaultdict(list)
+    for incident in scenario.incidents:
+        waves[times[incident.ref]].append(incident)
+    return _plan_waves(scenario, batched, waves, time_limit)
+
+
+def surge_arrivals(scenario: surge.Scenario, rate: float) -> dict[str, datetime]:
+    """A surge's reports reaching intake together at `rate` a second from `now`, in the order the incidents occurred."""
+    ordered = sorted(scenario.incidents, key=lambda i: (i.occurred_at, i.ref))
+    return {i.ref: scenario.now + timedelta(seconds=k / rate) for k, i in enumerate(ordered)}
+
+
+def run_service(scenario: surge.Scenario, arrivals: Mapping[str, datetime], *, gather: float, time_limit: float,
+                durations: str) -> Run:
+    """The planner process (service/planner.py run_planner) as a surge's reports arrive: plan_batch on the batches it forms.
+
+    Woken by the first report, the planner waits `gather` seconds and plans everything arrived by
+    then as one batch, with `now` = that moment. A report that arrives while a batch is planned
+    wakes it again as soon as the batch is done (its NOTIFY is queued), and it waits `gather`
+    again; otherwise the next report wakes it. How long a batch takes is, with `durations` "work",
+    the deterministic seconds of plan_batch's solver (reproducible on any machine; the greedy pass
+    and the database's reads and writes are not counted), or with "wall", plan_batch's measured
+    wall time.
+    """
+    pool, schedule = FacilitatorPool(scenario.profiles), Schedule(scenario.bookings)
+    by_ref = {i.ref: i for i in scenario.incidents}
+    waiting = sorted(arrivals, key=lambda ref: (arrivals[ref], ref))
+    run = Run({}, 0.0, 0)
+    reasons: dict[str, int] = defaultdict(int)
+    woken = arrivals[waiting[0]]
+    t0 = clock.perf_counter()
+    while waiting:
+        at = woken + timedelta(seconds=gather)
+        members = [ref for ref in waiting if arrivals[ref] <= at]
+        waiting = waiting[len(members):]
+        solves = len(run.stats)
+        wall = clock.perf_counter()
+        result = plan_batch([by_ref[ref] for ref in members], pool, schedule, scenario.policy, now=at,
+                            time_limit=time_limit, stats=run.stats)
+        wall = clock.perf_counter() - wall
+        took = wall if durations == "wall" else sum(st.work for st in run.stats[solves:])
+        run.busy += took
+        run.batches += 1
+        run.sizes.append(len(members))
+        for ref, plan in result.items():
+            run.plans[ref] = list(plan.sessions)
+            run.planned_at[ref] = at
+            for problem in plan.problems:
+                reasons[",".join(problem.reasons)] += 1
+        done = at + timedelta(seconds=took)
+        if waiting:
+            woken = max(done, arrivals[waiting[0]])
     run.ms = (clock.perf_counter() - t0) * 1000
     run.problems = dict(reasons)
     return run
@@ -664,9 +757,18 @@ def oracle(scenario: surge.Scenario, planned_at: Mapping[str, datetime] | None, 
 
 
 def measure_quality(seed: int, now: datetime, time_limit: float, workers: int, batch_limit: float,
-                    in_order: bool = False, closest: bool = False) -> Quality:
-    """Plan one seeded surge as the service does and at once, solve it exactly both ways, and check every plan."""
+                    in_order: bool = False, closest: bool = False, rate: float = SURGE_RATE,
+                    gather: float = GATHER_SECONDS, durations: str = "work") -> Quality:
+    """Plan one seeded surge as the service's planner does, as reports 10 minutes apart and at once; solve it exactly
+    each way, and check every plan."""
     scenario = surge.build(surge.QUALITY, seed, now)
+    service = run_service(scenario, surge_arrivals(scenario, rate), gather=gather, time_limit=batch_limit,
+                          durations=durations)
+    waves: Waves = defaultdict(list)
+    for incident in scenario.incidents:
+        waves[service.planned_at[incident.ref]].append(incident)
+    service_greedy = _plan_waves(scenario, False, waves, batch_limit)
+    _, service_solved = oracle(scenario, service.planned_at, [service_greedy.plans, service.plans], time_limit, workers)
     arrivals = reported_at(scenario)
     greedy = run_batches(scenario, False, arrivals, batch_limit)
     batch = run_batches(scenario, True, arrivals, batch_limit)
@@ -681,9 +783,12 @@ def measure_quality(seed: int, now: datetime, time_limit: float, workers: int, b
         "batch": check_plans(plans=batch.plans, planned_at=arrivals, **raw),
         "cp-sat": check_plans(plans=solved.plans, planned_at=arrivals, **raw),
         "surge": check_plans(plans=whole.plans, **raw), "burst": check_plans(plans=burst.plans, **raw),
-        "cp-sat at once": check_plans(plans=burst_solved.plans, **raw)}
+        "cp-sat at once": check_plans(plans=burst_solved.plans, **raw),
+        "service": check_plans(plans=service.plans, planned_at=service.planned_at, **raw),
+        "service greedy": check_plans(plans=service_greedy.plans, planned_at=service.planned_at, **raw),
+        "cp-sat service": check_plans(plans=service_solved.plans, planned_at=service.planned_at, **raw)}
     q = Quality(scenario, len(model.tasks), dict(zip((t.ref for t in model.tasks), model.weights)), arrivals,
-                greedy, batch, solved, whole, burst, burst_solved, violations)
+                greedy, batch, solved, whole, burst, burst_solved, service, service_greedy, service_solved, violations)
     if closest and burst_solved.status == "OPTIMAL" and q.people(whole.plans) < burst_solved.placed:
         q.closest = burst_model.closest_optimum(whole.plans, burst_solved.placed, time_limit)
     if in_order:
@@ -804,7 +909,9 @@ def print_quality(results: list[Quality]) -> tuple[int, int, bool, int]:
     or bound, all optimal, violations)."""
     in_order = any(q.in_order is not None for q in results)
     for title, runs, solved_of in (
-            ("as reports arrive (the service: one batch per wake-up)", lambda q: (q.greedy, q.batch),
+            ("a surge as the service plans it (its reports together, batches as the planner process forms them)",
+             lambda q: (q.service_greedy, q.service), lambda q: q.service_solved),
+            ("reports 10 minutes after their incident (one batch per arrival)", lambda q: (q.greedy, q.batch),
              lambda q: q.solved),
             ("the whole surge at once, at now (a backlog)", lambda q: (q.surge, q.burst), lambda q: q.burst_solved)):
         print(f"{title}: weighted people (sessions)")
@@ -823,41 +930,51 @@ def print_quality(results: list[Quality]) -> tuple[int, int, bool, int]:
                   f"{s.status:>9} {s.variables:>6} {s.seconds:>8.1f} {s.work:>6.1f} {s.agree:>11}{order}")
     print("  due: group sessions the surge calls for; plan_surge / plan_batch: each batch planned by the greedy\n"
           "  planner / by the service's batch planner (greedy, then CP-SAT when a session is left out); CP-SAT: the\n"
-          "  bench's exact model, maximising weighted people, every incident planned at the earliest when reported\n"
-          "  (first table) or at now (second); agree: plan_surge's / plan_batch's plans are feasible points of the\n"
-          "  model / the service's eligibility rule accepts CP-SAT's plan"
+          "  bench's exact model, maximising weighted people, every incident planned at the earliest at its batch's\n"
+          "  time (first table), when reported (second) or at now (third); agree: plan_surge's / plan_batch's plans\n"
+          "  are feasible points of the model / the service's eligibility rule accepts CP-SAT's plan"
           + ("; in order: the most sessions\n  placed without giving one up for sessions later in plan_surge's order "
              "(? = a step timed out)" if in_order else ""))
     for q in results:
         seed = q.scenario.seed
-        for label, run in (("as reports arrive", q.batch), ("at once", q.burst)):
+        print(f"  seed {seed}: the service's batches (incidents each): {' '.join(map(str, q.service.sizes))}; "
+              f"planner busy {q.service.busy:.2f} s; last batch planned at now + "
+              f"{(max(q.service.planned_at.values()) - q.scenario.now).total_seconds():.2f} s")
+        for label, run in (("as the service plans a surge", q.service), ("10 minutes apart", q.batch),
+                           ("at once", q.burst)):
             solves = [st for st in run.stats if st.solver != "skipped"]
             print(f"  seed {seed}: plan_batch {label}: {run.batches} batch(es), {run.ms:.0f} ms in all; solver on "
                   f"{len(solves)} (kept {sum(st.kept == 'solver' for st in solves)}), longest "
                   f"{max((st.seconds for st in solves), default=0):.2f} s / "
                   f"{max((st.work for st in solves), default=0):.2f} det s"
                   + "".join(f", {st.solver}" for st in solves if st.solver not in ("OPTIMAL", "FEASIBLE")))
-        print(f"  seed {seed}: plan_batch problems as reports arrive: "
-              + ", ".join(f"{k} x{v}" for k, v in sorted(q.batch.problems.items())))
-        for solved in (q.solved, q.burst_solved):
+        print(f"  seed {seed}: plan_batch problems as the service plans a surge: "
+              + ", ".join(f"{k} x{v}" for k, v in sorted(q.service.problems.items())))
+        for solved in (q.service_solved, q.solved, q.burst_solved):
             for d in solved.disagreements:
                 print(f"  seed {seed}: model and planner disagree: {d}")
         for who, found in q.violations.items():
             for v in found:
                 print(f"  seed {seed} {who} VIOLATION {v}")
-    optimal = all(q.solved.status == "OPTIMAL" for q in results)
-    optimum = sum(_optimum(q.solved) for q in results)
+    optimal = all(q.service_solved.status == "OPTIMAL" for q in results)
+    optimum = sum(_optimum(q.service_solved) for q in results)
+    apart_optimum = sum(_optimum(q.solved) for q in results)
     burst_optimum = sum(_optimum(q.burst_solved) for q in results)
-    print(f"as reports arrive, plan_surge: {_ratio(sum(q.people(q.greedy.plans) for q in results), optimum)}")
-    print(f"at once: plan_surge {_ratio(sum(q.people(q.surge.plans) for q in results), burst_optimum)}, "
+    print(f"a surge as the service plans it, plan_surge on the same batches: "
+          f"{_ratio(sum(q.people(q.service_greedy.plans) for q in results), optimum)}")
+    print(f"reports 10 minutes apart: plan_surge {_ratio(sum(q.people(q.greedy.plans) for q in results), apart_optimum)}"
+          f", plan_batch {_ratio(sum(q.people(q.batch.plans) for q in results), apart_optimum)}")
+    print(f"the whole surge at once: plan_surge {_ratio(sum(q.people(q.surge.plans) for q in results), burst_optimum)}, "
           f"plan_batch {_ratio(sum(q.people(q.burst.plans) for q in results), burst_optimum)}")
-    print("sessions: as reports arrive, plan_surge / plan_batch / CP-SAT "
+    print("sessions (plan_surge / plan_batch / CP-SAT): as the service plans a surge "
           + " / ".join(str(sum(Quality.count(plans(q)) for q in results)) for plans in (
+              lambda q: q.service_greedy.plans, lambda q: q.service.plans, lambda q: q.service_solved.plans))
+          + "; 10 minutes apart " + " / ".join(str(sum(Quality.count(plans(q)) for q in results)) for plans in (
               lambda q: q.greedy.plans, lambda q: q.batch.plans, lambda q: q.solved.plans))
           + "; at once " + " / ".join(str(sum(Quality.count(plans(q)) for q in results)) for plans in (
               lambda q: q.surge.plans, lambda q: q.burst.plans, lambda q: q.burst_solved.plans)))
     violations = sum(len(v) for q in results for v in q.violations.values())
-    return sum(q.people(q.batch.plans) for q in results), optimum, optimal, violations
+    return sum(q.people(q.service.plans) for q in results), optimum, optimal, violations
 
 
 def print_cost(repeats: int) -> dict[int, dict[str, float]]:
@@ -887,8 +1004,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--time-limit", type=float,
                         help=f"CP-SAT deterministic seconds per seed (default {TIME_LIMIT:.0f}; --quick 5)")
     parser.add_argument("--workers", type=int, default=1, help="CP-SAT search workers (default 1)")
-    parser.add_argument("--batch-limit", type=float, default=BATCH_TIME_LIMIT,
-                        help=f"plan_batch's deterministic seconds per batch (default {BATCH_TIME_LIMIT:.0f}, the service's)")
+    parser.add_argument("--batch-limit", type=float, default=SOLVE_SECONDS,
+                        help=f"plan_batch's deterministic seconds per batch (default {SOLVE_SECONDS:g}, the planner "
+                             f"process's SOLVE_SECONDS)")
+    parser.add_argument("--rate", type=float, default=SURGE_RATE,
+                        help=f"reports a second reaching intake in a surge (default {SURGE_RATE:g}, DESIGN's burst)")
+    parser.add_argument("--durations", choices=("work", "wall"), default="work",
+                        help="how long a simulated batch takes: plan_batch's deterministic solver seconds "
+                             "(default: reproducible batches) or its measured wall time")
     parser.add_argument("--explain", action="store_true",
                         help="per seed short of the optimum: the nearest optimal plan's changes, and why")
     parser.add_argument("--in-order", action="store_true",
@@ -907,8 +1030,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"quality: surge shape {surge.QUALITY.facilitators} facilitators, {surge.QUALITY.incidents} incidents, "
               f"{surge.QUALITY.regions} regions; CP-SAT limit {time_limit:.0f} deterministic s, {args.workers} "
               f"worker(s)", flush=True)
+        print(f"a surge as the service plans it: reports at {args.rate:g}/s from now, the planner gathering "
+              f"{GATHER_SECONDS:g} s after a wake-up, plan_batch limited to {args.batch_limit:g} deterministic s, "
+              f"a batch lasting its solver's {'deterministic seconds' if args.durations == 'work' else 'wall time'}",
+              flush=True)
         results = [measure_quality(seed, now, time_limit, args.workers, args.batch_limit, args.in_order,
-                                   args.explain) for seed, now in runs]
+                                   args.explain, rate=args.rate, durations=args.durations) for seed, now in runs]
         placed, optimum, optimal, violations = print_quality(results)
         if args.explain:
             for q in results:
@@ -924,7 +1051,8 @@ def main(argv: list[str] | None = None) -> int:
         lines.append(f"cost: ms/incident at 1,000 = {at_1k:.2f} (target < 10), 10k/1k = {ratio:.2f} (target <= 3)")
         missed |= at_1k >= 10 or ratio > 3
     if args.only != "cost":
-        lines.append(f"quality: planner (plan_batch as reports arrive) debriefed weighted people {placed} of CP-SAT "
+        lines.append(f"quality: planner (plan_batch on a surge's batches as the service forms them) debriefed weighted "
+                     f"people {placed} of CP-SAT "
                      f"{of} {optimum} = {quality:.3f} (target >= 0.98)")
         lines.append(f"violations: {violations} (target 0)")
     print(f"elapsed {clock.perf_counter() - started:.0f} s; load average after: {load_average()}")
