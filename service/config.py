@@ -14,6 +14,7 @@ DEFAULT_DELIVERY_VISIBILITY_SECONDS = 300
 # Below RQ's job timeout (workers.relay.JOB_TIMEOUT, 120 s), so that a slow receiver fails the attempt, not the job.
 DEFAULT_DELIVERY_DEADLINE_SECONDS = 15
 DEFAULT_RETENTION_DAYS = 90
+TRUE = frozenset({"1", "true", "yes", "on"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +52,9 @@ class Config:
     lock_timeout_ms: int = 5000
     # The bearer token /metrics asks for; unset, /metrics answers loopback clients only.
     metrics_token: str | None = None
+    # Lets webhooks go to loopback and private addresses, over plain http too (tests, closed networks);
+    # off, they go to public https receivers only (http in the embedded default), see service.agencies.webhook_address.
+    webhook_allow_private_targets: bool = False
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -70,7 +74,13 @@ class Config:
             delivery_deadline_seconds=float(env.get("DELIVERY_DEADLINE_SECONDS") or DEFAULT_DELIVERY_DEADLINE_SECONDS),
             retention_days=int(env.get("RETENTION_DAYS") or DEFAULT_RETENTION_DAYS),
             metrics_token=env.get("METRICS_TOKEN") or None,
+            webhook_allow_private_targets=(env.get("WEBHOOK_ALLOW_PRIVATE_TARGETS") or "").strip().lower() in TRUE,
         )
+
+    @property
+    def embedded(self) -> bool:
+        """Whether this is the embedded default: a SQLite file and no Redis, everything in `debrief serve` on one machine."""
+        return self.database_url.startswith("sqlite") and self.redis_url is None
 
     def updated(self, overrides: Mapping[str, Any]) -> "Config":
         """Return a copy with the given settings replaced; unknown names go to `extra`."""

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import email
 import email.policy
+import ipaddress
 import socket
 import socketserver
+import ssl
+import subprocess
 import threading
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 from aiosmtpd.controller import Controller
@@ -20,6 +24,21 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def self_signed_certificate(folder: Path, *names: str) -> tuple[Path, Path]:
+    """A self-signed certificate made by openssl for these host names and IP addresses: (certificate, key)."""
+    def alt_name(name: str) -> str:
+        try:
+            return f"IP:{ipaddress.ip_address(name)}"
+        except ValueError:
+            return f"DNS:{name}"
+
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-days", "2", "-subj", f"/CN={names[0]}", "-addext", f"subjectAltName={','.join(map(alt_name, names))}"],
+                   check=True, capture_output=True)
+    return cert, key
 
 
 class SmtpSink:
@@ -65,12 +84,16 @@ class Received:
 
 @dataclass
 class WebhookReceiver:
-    """An HTTP server that records POSTs and answers `status`; `hold` keeps the connection open unanswered."""
+    """An HTTP server that records POSTs and answers `status`; `hold` keeps the connection open unanswered.
+
+    With `tls` (a server context holding its certificate), it answers HTTPS.
+    """
 
     status: int = 204
     requests: list[Received] = field(default_factory=list)
     hold: threading.Event | None = None
     got_request: threading.Event = field(default_factory=threading.Event)
+    tls: ssl.SSLContext | None = None
 
     def __post_init__(self) -> None:
         receiver = self
@@ -91,11 +114,17 @@ class WebhookReceiver:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
+        if self.tls is not None:
+            self.server.socket = self.tls.wrap_socket(self.server.socket, server_side=True)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/hooks/debrief"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}/hooks/debrief"
+
+    @property
+    def port(self) -> int:
+        return self.server.server_address[1]
 
     def start(self) -> None:
         self.thread.start()

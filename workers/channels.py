@@ -27,8 +27,6 @@ import smtplib
 import socket
 import ssl
 import time
-import urllib.error
-import urllib.request
 import uuid
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -38,6 +36,7 @@ from email.message import EmailMessage
 from typing import Any, Callable, Iterator, Mapping, Protocol
 from urllib.parse import unquote, urlsplit
 
+from service.agencies.webhook_address import RefusedAddress, Resolver, WebhookRules, WebhookTarget, webhook_target
 from service.config import DEFAULT_DELIVERY_DEADLINE_SECONDS, Config
 from service.outbox.models import EMAIL, WEBHOOK
 from service.outbox.service import attachments_of
@@ -48,11 +47,15 @@ WEBHOOK_SECRET_PREFIX = "whsec_"
 
 
 class DeliveryFailed(Exception):
-    """The receiver did not take the message; `reason` carries no personal data."""
+    """The receiver did not take the message; `reason` carries no personal data.
 
-    def __init__(self, reason: str) -> None:
+    `permanent`: trying again cannot help (a refused webhook address), so the message dies at once.
+    """
+
+    def __init__(self, reason: str, *, permanent: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.permanent = permanent
 
 
 class DeadlinePassed(TimeoutError):
@@ -298,79 +301,114 @@ def signature_header(secrets: tuple[str, ...], message_id: str, timestamp: int, 
     return " ".join(sign_webhook(secret, message_id, timestamp, body) for secret in secrets)
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    # A redirect is not a delivery: urllib would turn the POST into a GET, losing the body.
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None
+Connector = Callable[[socket.AddressFamily, tuple[Any, ...], float], socket.socket]
 
 
-class _DeadlineHTTP:
-    """http.client's connections, their sockets within the attempt's deadline."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._create_connection = _connect
-
-
-class _DeadlineHTTPConnection(_DeadlineHTTP, http.client.HTTPConnection):
-    pass
-
-
-class _DeadlineHTTPSConnection(_DeadlineHTTP, http.client.HTTPSConnection):
-    pass
+def open_socket(family: socket.AddressFamily, sockaddr: tuple[Any, ...], timeout: float) -> socket.socket:
+    """A TCP connection to one address exactly as given (no name to resolve), within the attempt's deadline."""
+    sock = _DeadlineSocket(family, socket.SOCK_STREAM)
+    try:
+        deadline = _attempt.get()
+        sock.settimeout(deadline.left() if deadline is not None else timeout)
+        sock.connect(sockaddr)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as http.client does: no Nagle delay
+    except BaseException:
+        sock.close()
+        raise
+    return sock
 
 
-class _DeadlineHTTPHandler(urllib.request.HTTPHandler):
-    def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
-        return self.do_open(_DeadlineHTTPConnection, req)
+class PinnedConnection(http.client.HTTPConnection):
+    """HTTP, or HTTPS with `tls`, to addresses vetted beforehand: no second DNS lookup (rebinding) on connect.
 
+    Host header, TLS server name and certificate check all use the URL's host name.
+    """
 
-class _DeadlineHTTPSHandler(urllib.request.HTTPSHandler):
-    def __init__(self, tls: ssl.SSLContext) -> None:
-        super().__init__(context=tls)
+    def __init__(self, target: WebhookTarget, *, timeout: float, tls: ssl.SSLContext | None,
+                 open_socket: Connector = open_socket) -> None:
+        super().__init__(target.host, target.port, timeout=timeout)
+        self.addresses = target.addresses
         self.tls = tls
+        self.open_socket = open_socket
+        # The Host header names the port only when it is not the scheme's own.
+        self.default_port = 443 if tls is not None else 80
 
-    def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
-        return self.do_open(_DeadlineHTTPSConnection, req, context=self.tls)
+    def connect(self) -> None:
+        """Connect to the first vetted address that answers, then start TLS on the URL's host name."""
+        error: OSError = ConnectionError("no address")
+        for family, sockaddr in self.addresses:
+            try:
+                sock = self.open_socket(family, sockaddr, self.timeout)
+            except OSError as exc:
+                error = exc
+                continue
+            try:
+                self.sock = self.tls.wrap_socket(sock, server_hostname=self.host) if self.tls is not None else sock
+            except BaseException:
+                sock.close()
+                raise
+            return
+        raise error
 
 
 class WebhookChannel:
-    """A JSON POST signed per Standard Webhooks; any answer but 2xx is a failure.
+    """A JSON POST signed per Standard Webhooks; any answer but 2xx is a failure, a redirect too.
 
     Signed with the agency's own secrets, carried by the delivery, and never with a shared one: a
-    secret known to several agencies' receivers would let each forge events to the others.
+    secret known to several agencies' receivers would let each forge events to the others. Posted
+    only to the addresses the URL's host resolves to once, vetted (service.agencies.webhook_address):
+    a refused address is a permanent failure.
     """
 
-    def __init__(self, clock: Callable[[], datetime], *, deadline: float = DEFAULT_DELIVERY_DEADLINE_SECONDS) -> None:
+    def __init__(self, clock: Callable[[], datetime], rules: WebhookRules = WebhookRules(), *,
+                 deadline: float = DEFAULT_DELIVERY_DEADLINE_SECONDS, resolve: Resolver = socket.getaddrinfo,
+                 open_socket: Connector = open_socket) -> None:
         self.clock = clock
+        self.rules = rules
         self.deadline = deadline
+        # Injected by tests: a resolver whose answer changes between calls, a connector that records where it goes.
+        self.resolve = resolve
+        self.open_socket = open_socket
+
+    @functools.cached_property
+    def tls(self) -> ssl.SSLContext:
+        """Certificate and host name checked against the system's authorities, within the attempt's deadline."""
         tls = deadline_tls()
         tls.set_alpn_protocols(["http/1.1"])  # as urllib's own context does
-        self.opener = urllib.request.build_opener(_NoRedirect, _DeadlineHTTPHandler, _DeadlineHTTPSHandler(tls))
+        return tls
 
     def send(self, delivery: Delivery) -> None:
         """POST the payload with the webhook-id, webhook-timestamp and webhook-signature headers."""
         if not delivery.secrets:
             raise DeliveryFailed("the agency has no webhook secret")
+        try:
+            target = webhook_target(delivery.recipient, self.rules, resolve=self.resolve)
+        except RefusedAddress as refused:
+            raise DeliveryFailed(f"webhook address refused: {refused.reason}", permanent=True) from None
+        except OSError as exc:
+            raise DeliveryFailed(f"http {type(exc).__name__}") from None
         body = json.dumps(delivery.payload, separators=(",", ":"), sort_keys=True).encode()
         message_id = str(delivery.message_id)
         timestamp = int(self.clock().timestamp())
-        request = urllib.request.Request(delivery.recipient, data=body, method="POST", headers={
+        headers = {
             "Content-Type": "application/json",
             "webhook-id": message_id,
             "webhook-timestamp": str(timestamp),
             "webhook-signature": signature_header(delivery.secrets, message_id, timestamp, body),
-        })
+        }
+        connection = PinnedConnection(target, timeout=self.deadline, tls=self.tls if target.scheme == "https" else None,
+                                      open_socket=self.open_socket)
         with attempt(self.deadline) as deadline:
             try:
-                with self.opener.open(request, timeout=self.deadline) as response:
+                connection.request("POST", target.path, body=body, headers=headers)
+                with connection.getresponse() as response:
                     status = response.status
-            except urllib.error.HTTPError as exc:
-                exc.close()
-                raise DeliveryFailed(f"http {exc.code}") from None
-            except (urllib.error.URLError, OSError, ValueError) as exc:
+            except (http.client.HTTPException, OSError, ValueError) as exc:
                 raise deadline.failure("http", exc) from None
+            finally:
+                connection.close()
         if not 200 <= status < 300:
+            # A redirect is not followed: its target was never vetted (and the POST would lose its body).
             raise DeliveryFailed(f"http {status}")
 
 
@@ -379,4 +417,4 @@ def channels_for(config: Config, clock: Callable[[], datetime]) -> dict[str, Cha
     deadline = config.delivery_deadline_seconds
     email: Channel = (SmtpChannel(config.smtp_url, config.mail_from, deadline=deadline, ca_file=config.smtp_ca_file)
                       if config.smtp_url else LogChannel())
-    return {EMAIL: email, WEBHOOK: WebhookChannel(clock, deadline=deadline)}
+    return {EMAIL: email, WEBHOOK: WebhookChannel(clock, WebhookRules.of(config), deadline=deadline)}

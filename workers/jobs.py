@@ -107,9 +107,9 @@ def deliver_message(services: Services, message_id: uuid.UUID, channels: Mapping
 
         try:
             channels[claimed.channel].send(delivery)
-        except Exception as exc:  # noqa: BLE001 - any failure is retried; its text may hold personal data
-            reason = exc.reason if isinstance(exc, DeliveryFailed) else f"error {type(exc).__name__}"
-            return _record_failure(conn, services, message_id, attempt, reason, max_attempts, delivery.kind)
+        except Exception as exc:  # noqa: BLE001 - any but a permanent failure is retried; its text may hold personal data
+            failed = exc if isinstance(exc, DeliveryFailed) else DeliveryFailed(f"error {type(exc).__name__}")
+            return _record_failure(conn, services, message_id, attempt, failed, max_attempts, delivery.kind)
 
         _record_sent(conn, services, message_id, attempt, record_by)
     log.info("message %s (%s) sent, attempt %d", message_id, delivery.kind, attempt)
@@ -157,12 +157,15 @@ def matters_until(conn: Connection, message_id: uuid.UUID, kind: str) -> datetim
     return horizon
 
 
-def _record_failure(conn: Connection, services: Services, message_id: uuid.UUID, attempt: int, reason: str,
+def _record_failure(conn: Connection, services: Services, message_id: uuid.UUID, attempt: int, failed: DeliveryFailed,
                     max_attempts: int, kind: str) -> str:
     now = services.clock()
+    reason = failed.reason
     retry_at = now + backoff(attempt)
     horizon = matters_until(conn, message_id, kind)
-    if attempt < max_attempts or (horizon is not None and retry_at < horizon and attempt < attempt_limit(kind, max_attempts)):
+    # A permanent failure (a refused webhook address) dies at once: no later attempt can succeed.
+    if not failed.permanent and (attempt < max_attempts or (
+            horizon is not None and retry_at < horizon and attempt < attempt_limit(kind, max_attempts))):
         values: dict = {"status": PENDING, "due_at": retry_at, "last_error": reason}
         outcome = RETRYING
     else:

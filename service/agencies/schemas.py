@@ -34,7 +34,8 @@ class AgencyPatch(PatchSchema):
         allow_none=True, schemes={"http", "https"}, require_tld=False, validate=ma.validate.Length(max=2048),
         # apispec's own `format: url` is not a JSON Schema format (clients and validators would take any
         # string); `iri`, as the field takes international host names such as https://café.example.
-        metadata={"description": "Receives incident status events, signed per Standard Webhooks",
+        metadata={"description": "Receives incident status events, signed per Standard Webhooks: a public https "
+                                 "receiver (loopback, private and local hosts are refused; http only in the embedded default)",
                   "format": "iri", "pattern": "^https?://"},
     )
 

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from service.agencies.models import Agency
 from service.agencies.policy import policy_from_overrides
+from service.agencies.webhook_address import RefusedAddress, WebhookRules, check_webhook_url
 from service.errors import Conflict, InvalidInput, NotFound
 from service.fields import AGENCY_CODE
 
@@ -51,9 +52,14 @@ def get_or_create(*, db: Session, code: str, name: str, timezone: str) -> Agency
     return agency
 
 
-def update(*, db: Session, code: str, changes: Mapping[str, Any]) -> Agency:
-    """Rename an agency, change its zone, or replace its planning-policy overrides."""
+def update(*, db: Session, code: str, changes: Mapping[str, Any], webhook_rules: WebhookRules = WebhookRules()) -> Agency:
+    """Rename an agency, change its zone, its addresses, or replace its planning-policy overrides."""
     agency = get_by_code(db=db, code=code)
+    if changes.get("webhook_url"):
+        try:
+            check_webhook_url(changes["webhook_url"], webhook_rules)
+        except RefusedAddress as refused:
+            raise InvalidInput("The webhook address is refused.", errors={"webhook_url": [refused.reason]}) from None
     if changes.get("webhook_url") and agency.webhook_secret is None:
         # Every event is signed with the agency's own secret, never a shared one: issue it first, so
         # that the receiver can check the very first event.

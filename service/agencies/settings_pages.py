@@ -23,12 +23,13 @@ from service.agencies import service as agencies
 from service.agencies.models import Agency
 from service.agencies.policy import DURATION_FIELDS, MAX_HOURS, policy_from_overrides
 from service.agencies.schemas import AgencyPatch
+from service.agencies.webhook_address import WebhookRules
 from service.console import console_blueprint, signed_in
 from service.errors import Conflict, InvalidInput
 from service.planning import PlanningPolicy
 from service import i18n
 from service.ui import current_language, render
-from service.web import db_session, now
+from service.web import db_session, now, services
 
 blp = console_blueprint("agency_settings", __name__, url_prefix="/agency")
 
@@ -54,6 +55,9 @@ CONTACT_ERRORS = {
     "coordinator_email": _l("Enter an email address in the form name@example.org."),
     "webhook_url": _l("Enter an address that starts with https:// or http://."),
 }
+WEBHOOK_HTTPS_ONLY = _l("Enter an address that starts with https://: webhooks are not sent unencrypted.")
+WEBHOOK_NOT_PUBLIC = _l("Enter the receiver’s public internet address: webhooks are not sent to this server, "
+                        "a private network or a local name.")
 
 
 def _value(policy: PlanningPolicy, name: str) -> int:
@@ -117,8 +121,14 @@ def contact() -> Response:
         for name in error.normalized_messages():
             getattr(form, name).errors.append(str(CONTACT_ERRORS[name]))
         return _page(agency, form, _policy_form(policy_from_overrides(agency.policy)))
+    rules = WebhookRules.of(services().config)
     try:
-        agencies.update(db=db_session(), code=agency.code, changes=changes)
+        agencies.update(db=db_session(), code=agency.code, changes=changes, webhook_rules=rules)
+    except InvalidInput:
+        # Only the webhook's address is checked beyond its form: its scheme, then where it leads.
+        plain_http = not rules.allow_http and not changes["webhook_url"].lower().startswith("https:")
+        form.webhook_url.errors.append(str(WEBHOOK_HTTPS_ONLY if plain_http else WEBHOOK_NOT_PUBLIC))
+        return _page(agency, form, _policy_form(policy_from_overrides(agency.policy)))
     except Conflict:
         # Webhooks are signed with the agency's own secret: there must be one before an address.
         form.webhook_url.errors.append(_("Create the webhook secret first (below), then give the address."))

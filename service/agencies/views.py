@@ -5,7 +5,8 @@ from service.api import Blueprint
 
 from service.agencies import service
 from service.agencies.schemas import AgencyCreate, AgencyPatch, AgencyRead, WebhookSecretRead
-from service.web import db_session, now
+from service.agencies.webhook_address import WebhookRules
+from service.web import db_session, now, services
 
 blp = Blueprint("agencies", __name__, url_prefix="/v1/agencies", description="Agencies served by the CISM team.")
 
@@ -36,10 +37,11 @@ class AgencyByCode(MethodView):
     @blp.response(200, AgencyRead)
     @blp.alt_response(404, response="NOT_FOUND")
     @blp.alt_response(409, response="CONFLICT", description="webhook_url set before a webhook secret was issued")
-    @blp.alt_response(422, response="UNPROCESSABLE_ENTITY")
+    @blp.alt_response(422, response="UNPROCESSABLE_ENTITY",
+                      description="An invalid planning policy, or a webhook_url that is not a public https receiver")
     def patch(self, changes, code):
         """Change an agency, including its planning-policy overrides."""
-        return service.update(db=db_session(), code=code, changes=changes)
+        return service.update(db=db_session(), code=code, changes=changes, webhook_rules=WebhookRules.of(services().config))
 
 
 @blp.route("/<string:code>/webhook-secret")

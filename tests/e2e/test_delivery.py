@@ -70,7 +70,8 @@ def test_a_worker_killed_mid_delivery_is_retried_with_the_same_message_id(tmp_pa
     engine.dispose()
     receiver = WebhookReceiver(hold=__import__("threading").Event())
     receiver.start()
-    app = create_app({"database_url": url, "redis_url": redis_url})
+    # The receiver listens on loopback: only the explicit setting lets webhooks go there.
+    app = create_app({"database_url": url, "redis_url": redis_url, "webhook_allow_private_targets": True})
     services = app.extensions["debrief"]
     try:
         with services.session_factory() as db:
@@ -81,7 +82,7 @@ def test_a_worker_killed_mid_delivery_is_retried_with_the_same_message_id(tmp_pa
                                payload={"type": "incident.planned"}, now=utcnow(), agency_id=agency.id)
             db.commit()
         assert relay_once(services, rq_dispatch(services.redis)) == 1
-        env = base_env(DATABASE_URL=url, REDIS_URL=redis_url)
+        env = base_env(DATABASE_URL=url, REDIS_URL=redis_url, WEBHOOK_ALLOW_PRIVATE_TARGETS="true")
         worker = subprocess.Popen([sys.executable, "-m", "service", "worker"], env=env, cwd=tmp_path,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:

@@ -258,6 +258,34 @@ def test_the_agency_page_changes_the_addresses_as_the_api_would(client, keys, co
     assert agency_of(client, keys, "south")["coordinator_email"] is None
 
 
+def webhook_error(html: str) -> str:
+    """The error shown beside the webhook address field."""
+    found = re.search(r'<span class="error-message" id="webhook_url-error">.*?</span>\s*(.*?)</span>', html, re.S)
+    assert found, "no error beside the webhook address"
+    return found.group(1).strip()
+
+
+def test_the_agency_page_refuses_a_webhook_address_inside_our_network_beside_the_field(app, client, keys, coordinator):
+    post_form(coordinator, "/agency/webhook-secret", {}, form_page="/agency")
+    hook = {"coordinator_email": "cism@north.example.org", "webhook_url": "https://hooks.north.example.org/debrief"}
+    assert post_form(coordinator, "/agency/contact", hook, form_page="/agency").status_code == 303
+    before = agency_of(client, keys)
+    for url in ("https://169.254.169.254/latest/meta-data/", "https://localhost:6379/", "https://0x7f000001/", "https://[::1]/"):
+        typed = {"coordinator_email": "team@north.example.org", "webhook_url": url}
+        html = page_text(post_form(coordinator, "/agency/contact", typed, form_page="/agency"), 422)
+        assert webhook_error(html).startswith("Enter the receiver’s public internet address"), url
+        assert 'href="#webhook_url"' in html and f'value="{url}"' in html
+        assert agency_of(client, keys) == before
+    # Plain http: the embedded default (here, SQLite without Redis) takes it, a deployment asks for https.
+    plain = post_form(coordinator, "/agency/contact", {**hook, "webhook_url": "http://hooks.north.example.org/debrief"},
+                      form_page="/agency")
+    if app.extensions["debrief"].config.embedded:
+        assert plain.status_code == 303
+    else:
+        assert webhook_error(page_text(plain, 422)).startswith("Enter an address that starts with https://:")
+        assert agency_of(client, keys) == before
+
+
 def test_the_webhook_secret_is_shown_once(app, client, keys, coordinator):
     shown = page_text(post_form(coordinator, "/agency/webhook-secret", {}, form_page="/agency"))
     secret = re.search(r'<textarea id="new-secret"[^>]*>(whsec_[A-Za-z0-9+/=]+)</textarea>', shown).group(1)

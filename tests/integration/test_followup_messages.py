@@ -179,6 +179,9 @@ def test_a_person_added_later_is_invited_and_the_others_are_not_asked_again(clie
 
 
 def test_coordinators_hear_of_a_plan_that_fails_and_the_agency_gets_signed_status_events(client, keys, app, receiver, mail):
+    # The receiver listens on loopback: only the explicit setting lets webhooks go there.
+    services = app.extensions["debrief"]
+    services.config = services.config.updated({"webhook_allow_private_targets": True})
     secret = client.post("/v1/agencies/north/webhook-secret", headers=keys.auth("admin")).get_json()["webhook_secret"]
     response = client.patch("/v1/agencies/north", json={"coordinator_email": "cism@north.example.org",
                                                         "webhook_url": receiver.url}, headers=keys.auth("admin"))

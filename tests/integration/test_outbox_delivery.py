@@ -6,13 +6,16 @@ import base64
 import json
 import os
 import secrets
+import shutil
+import socket
+import ssl
 import subprocess
 import sys
 import threading
 import time
 import uuid
 import zlib
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -21,14 +24,15 @@ from rq import Queue
 from sqlalchemy import func, select, update
 
 from service.agencies.models import Agency
+from service.agencies.webhook_address import WebhookRules
 from service.auth.service import create_key
 from service.config import Config
 from service.outbox.models import CANCELLED, DEAD, EMAIL, PENDING, QUEUED, SENDING, SENT, OutboxMessage
 from service.outbox.service import Attachment, cancel_pending, email_payload, queue_message, queue_messages
-from tests.conftest import FakeClock, age_claims, wipe
-from tests.receivers import DripFeeder
+from tests.conftest import FakeClock, age_claims, missing_service, wipe
+from tests.receivers import DripFeeder, WebhookReceiver, self_signed_certificate
 from workers import queues
-from workers.channels import Delivery, sign_webhook
+from workers.channels import Delivery, DeliveryFailed, WebhookChannel, sign_webhook
 from workers.jobs import deliver_message
 from workers.relay import in_process_dispatch, relay_once, rq_dispatch, start_in_process_delivery
 from workers.worker import BurstWorker
@@ -39,9 +43,10 @@ ICS = b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nEND:VCALENDAR\r\n"
 
 @pytest.fixture
 def services(app, redis_url, sink):
-    """The app's services, configured to deliver to the sink and sign webhooks."""
+    """The app's services, configured to deliver to the sink and sign webhooks (to the receiver on loopback)."""
     services = app.extensions["debrief"]
-    services.config = services.config.updated({"smtp_url": sink.url, "delivery_max_attempts": 3})
+    services.config = services.config.updated({"smtp_url": sink.url, "delivery_max_attempts": 3,
+                                               "webhook_allow_private_targets": True})
     services.redis = Redis.from_url(redis_url)
     with services.session_factory() as db:
         db.add(Agency(code="north", name="North Police", timezone="America/Toronto", policy={}, webhook_secret=SECRET))
@@ -54,9 +59,9 @@ def agency_id(services, code="north") -> int:
         return db.scalar(select(Agency.id).where(Agency.code == code))
 
 
-def queue_webhook(services, receiver, dedup_key="hook", *, agency=None) -> uuid.UUID:
+def queue_webhook(services, receiver, dedup_key="hook", *, agency=None, url=None) -> uuid.UUID:
     with services.session_factory() as db:
-        id = queue_message(db, dedup_key=dedup_key, kind="incident.planned", channel="webhook", recipient=receiver.url,
+        id = queue_message(db, dedup_key=dedup_key, kind="incident.planned", channel="webhook", recipient=url or receiver.url,
                            payload={"type": "incident.planned", "data": {"ref": "abc"}}, now=services.clock(),
                            agency_id=agency or agency_id(services))
         db.commit()
@@ -506,7 +511,8 @@ def test_the_relay_command_enqueues_due_messages_for_the_worker(app, services, s
 def test_an_agency_without_its_own_secret_gets_no_unsigned_or_shared_signed_webhook(app, services, receiver, monkeypatch):
     # WEBHOOK_SECRET was a fallback shared by every agency: one agency's receiver could forge events to another.
     monkeypatch.setenv("WEBHOOK_SECRET", SECRET)
-    services.config = Config.from_env().updated({"database_url": services.config.database_url, "delivery_max_attempts": 3})
+    services.config = Config.from_env().updated({"database_url": services.config.database_url, "delivery_max_attempts": 3,
+                                                 "webhook_allow_private_targets": True})
     with services.session_factory() as db:
         db.add(Agency(code="south", name="South Police", timezone="America/Vancouver", policy={}, webhook_url=receiver.url))
         db.commit()
@@ -551,3 +557,114 @@ def test_a_rotated_secret_signs_beside_the_new_one_for_a_day(app, services, rece
         signed = (request.headers["webhook-id"], int(request.headers["webhook-timestamp"]), request.body)
         # Standard Webhooks: space-separated signatures, the receiver accepts any one it can verify.
         assert request.headers["webhook-signature"] == " ".join(sign_webhook(s, *signed) for s in secrets_used)
+
+
+# -- webhook addresses: public receivers only, vetted when set and at delivery ------------------------------
+
+REFUSED_WEBHOOK_URLS = (
+    ("https://169.254.169.254/latest/meta-data/", "169.254.169.254 is not a public internet address (link-local)"),
+    ("https://[::1]/hooks", "::1 is not a public internet address (loopback)"),
+    ("https://0x7f000001/hooks", "0x7f000001 is not a public internet address (loopback)"),
+    ("https://2130706433/", "2130706433 is not a public internet address (loopback)"),
+    ("https://localhost:6379/", "localhost is a local name"),
+    ("https://redis:6379/", "redis is a local name"),
+    ("https://10.0.0.8/hooks", "(private)"),
+    ("https://0/", "(unspecified)"),
+    # Spellings the URL's own check already refuses.
+    ("https://127.1/", "Not a valid URL."), ("https://0177.0.0.1/", "Not a valid URL."),
+    ("https://[::ffff:127.0.0.1]/", "Not a valid URL."),
+)
+
+
+def test_a_webhook_url_inside_our_network_is_refused_with_a_422_that_changes_nothing(app, keys):
+    client, admin = app.test_client(), keys.auth("admin")
+    client.post("/v1/agencies/north/webhook-secret", headers=admin)
+    assert client.patch("/v1/agencies/north", json={"webhook_url": "https://hooks.north.example.org/debrief"},
+                        headers=admin).status_code == 200
+    before = client.get("/v1/agencies/north", headers=admin).get_json()
+    for url, why in REFUSED_WEBHOOK_URLS:
+        refused = client.patch("/v1/agencies/north", json={"name": "Renamed", "webhook_url": url}, headers=admin)
+        assert refused.status_code == 422 and refused.mimetype == "application/problem+json", (url, refused.get_json())
+        [reason] = refused.get_json()["errors"]["webhook_url"]
+        assert why in reason, reason
+        assert client.get("/v1/agencies/north", headers=admin).get_json() == before
+    # Plain http only in the embedded default (a SQLite file and no Redis), where this app runs on SQLite.
+    plain = client.patch("/v1/agencies/north", json={"webhook_url": "http://hooks.north.example.org/debrief"}, headers=admin)
+    if app.extensions["debrief"].config.embedded:
+        assert plain.status_code == 200
+    else:
+        assert plain.status_code == 422 and "https only" in plain.get_json()["errors"]["webhook_url"][0]
+        assert client.get("/v1/agencies/north", headers=admin).get_json() == before
+
+
+def test_a_webhook_to_this_machine_is_never_posted_and_dies_at_once_with_its_reason(app, services, receiver):
+    # Rows written before addresses were vetted, or a name that now resolves to loopback: delivery vets again.
+    services.config = services.config.updated({"webhook_allow_private_targets": False})
+    port = receiver.port
+    urls = [receiver.url] + [f"https://{host}:{port}/hooks/debrief"
+                             for host in ("127.0.0.1", "0x7f000001", "2130706433", "127.1", "[::ffff:127.0.0.1]", "localhost")]
+    ids = [queue_webhook(services, receiver, f"hook:{n}", url=url) for n, url in enumerate(urls)]
+    relay_and_work(app, services)
+    assert receiver.requests == []
+    for id, url in zip(ids, urls):
+        message = row(services, id)
+        # Dead at the first attempt: no later attempt can succeed.
+        assert (message.status, message.attempts) == (DEAD, 1), (url, message.last_error)
+        assert message.last_error.startswith("webhook address refused: "), message.last_error
+        if url.startswith("https://"):
+            assert "(loopback)" in message.last_error or "local name" in message.last_error, message.last_error
+
+
+def test_a_delivery_connects_to_the_address_it_vetted_never_to_a_second_lookups_answer(receiver):
+    # DNS rebinding: the name answers one address to the check and another to the connection.
+    # The receiver is on loopback, so the explicit setting lets it through; the second answer is unroutable.
+    lookups: list[str] = []
+
+    def resolve(host, port, *args, **kwargs):
+        lookups.append(host)
+        address = "127.0.0.1" if len(lookups) == 1 else "192.0.2.1"
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port))]
+
+    channel = WebhookChannel(lambda: datetime.now(timezone.utc), WebhookRules(allow_http=True, allow_private=True),
+                             resolve=resolve, deadline=5)
+    port = receiver.port
+    channel.send(Delivery(uuid.uuid4(), "incident.planned", f"http://hooks.north.example.org:{port}/hooks/debrief",
+                          {"type": "incident.planned"}, (SECRET,)))
+    assert lookups == ["hooks.north.example.org"]
+    [request] = receiver.requests
+    # The receiver sees the URL's host name, not the address it was reached at.
+    assert request.path == "/hooks/debrief" and request.headers["host"] == f"hooks.north.example.org:{port}"
+
+
+@pytest.fixture(scope="module")
+def hooks_certificate(tmp_path_factory):
+    """A certificate for hooks.north.example.org, from an authority of the test's own."""
+    if shutil.which("openssl") is None:
+        missing_service("openssl", FileNotFoundError("openssl"))
+    return self_signed_certificate(tmp_path_factory.mktemp("tls"), "hooks.north.example.org")
+
+
+def test_https_to_the_vetted_address_checks_the_certificate_against_the_urls_host_name(hooks_certificate):
+    cert, key = hooks_certificate
+    server_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_tls.load_cert_chain(cert, key)
+    receiver = WebhookReceiver(tls=server_tls)
+    receiver.start()
+    def on_loopback(host, port, *args, **kwargs):
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))]
+
+    try:
+        channel = WebhookChannel(lambda: datetime.now(timezone.utc), WebhookRules(allow_private=True), resolve=on_loopback,
+                                 deadline=5)
+        channel.tls = ssl.create_default_context(cafile=str(cert))  # trusts the test's authority only
+        channel.send(Delivery(uuid.uuid4(), "incident.planned", f"https://hooks.north.example.org:{receiver.port}/hooks/debrief",
+                              {"type": "incident.planned"}, (SECRET,)))
+        [request] = receiver.requests
+        assert request.headers["host"] == f"hooks.north.example.org:{receiver.port}"
+        # The same address under a name the certificate is not for: nothing is posted.
+        with pytest.raises(DeliveryFailed, match="http SSLCertVerificationError"):
+            channel.send(Delivery(uuid.uuid4(), "incident.planned", f"https://hooks.south.example.org:{receiver.port}/hooks/debrief",
+                                  {"type": "incident.planned"}, (SECRET,)))
+        assert len(receiver.requests) == 1
+    finally:
+        receiver.stop()

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import shutil
 import ssl
-import subprocess
 import uuid
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from tests.conftest import missing_service
-from tests.receivers import SmtpSink, free_port
+from tests.receivers import SmtpSink, free_port, self_signed_certificate
 from workers.channels import Delivery, DeliveryFailed, SmtpChannel
 
 USER, PASSWORD = "debrief", "s3cret:with/odd@chars"
@@ -28,12 +27,7 @@ def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """A self-signed certificate for localhost and 127.0.0.1: (certificate, key)."""
     if shutil.which("openssl") is None:
         missing_service("openssl", FileNotFoundError("openssl"))
-    folder = tmp_path_factory.mktemp("tls")
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
-                    "-days", "2", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
-                   check=True, capture_output=True)
-    return cert, key
+    return self_signed_certificate(tmp_path_factory.mktemp("tls"), "localhost", "127.0.0.1")
 
 
 class TlsSink(SmtpSink):

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import logging
+import socket
 import uuid
 from datetime import datetime, timezone
 
 import pytest
 
+from service.agencies.webhook_address import WebhookRules
 from service.outbox.service import Attachment, email_payload
 from workers.channels import Delivery, DeliveryFailed, LogChannel, SmtpChannel, WebhookChannel, sign_webhook, signature_header
 from workers.jobs import backoff
 
 MESSAGE_ID = uuid.UUID("6f1c2a4e-52a1-4a4e-9d7e-0c5a3b1d2e3f")
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
 
 def test_signature_matches_the_standard_webhooks_test_vector():
@@ -26,6 +29,43 @@ def test_a_delivery_without_the_agencys_secret_is_never_sent():
     channel = WebhookChannel(lambda: datetime.now(timezone.utc))
     with pytest.raises(DeliveryFailed, match="no webhook secret"):
         channel.send(Delivery(MESSAGE_ID, "incident.planned", "http://127.0.0.1:9/never", {"type": "x"}))
+
+
+def answers(*addresses: str):
+    """A getaddrinfo that answers these addresses, the first one to the first lookup and the second to later ones."""
+    lookups: list[str] = []
+
+    def resolve(host, port, *args, **kwargs):
+        lookups.append(host)
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (addresses[min(len(lookups), len(addresses)) - 1], port))]
+    return resolve, lookups
+
+
+def test_a_name_vetted_as_public_is_connected_to_at_that_address_even_if_it_then_resolves_to_loopback():
+    resolve, lookups = answers("93.184.215.14", "127.0.0.1")
+    connected: list[tuple] = []
+
+    def open_socket(family, sockaddr, timeout):
+        connected.append(sockaddr)
+        raise ConnectionRefusedError(111, "refused")
+
+    channel = WebhookChannel(lambda: datetime.now(timezone.utc), WebhookRules(), resolve=resolve, open_socket=open_socket)
+    with pytest.raises(DeliveryFailed, match="http ConnectionRefusedError") as failed:
+        channel.send(Delivery(MESSAGE_ID, "incident.planned", "https://hooks.north.example.org/debrief", {"type": "x"}, (SECRET,)))
+    assert lookups == ["hooks.north.example.org"] and connected == [("93.184.215.14", 443)]
+    assert not failed.value.permanent  # an unreachable receiver is tried again later
+
+
+def test_a_name_with_any_address_that_is_not_public_is_refused_for_good_without_a_connection():
+    connected: list[tuple] = []
+    channel = WebhookChannel(lambda: datetime.now(timezone.utc), WebhookRules(),
+                             resolve=lambda host, port, **kwargs: [
+                                 (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.215.14", port)),
+                                 (socket.AF_INET6, socket.SOCK_STREAM, 6, "", ("::ffff:169.254.169.254", port, 0, 0))],
+                             open_socket=lambda *args: connected.append(args))
+    with pytest.raises(DeliveryFailed, match=r"webhook address refused: .* resolves to ::ffff:a9fe:a9fe, .*\(link-local\)") as failed:
+        channel.send(Delivery(MESSAGE_ID, "incident.planned", "https://hooks.north.example.org/debrief", {"type": "x"}, (SECRET,)))
+    assert failed.value.permanent and connected == []
 
 
 def test_two_secrets_give_two_space_separated_signatures():
