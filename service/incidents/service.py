@@ -76,10 +76,11 @@ STATUS_ONLY_ROLES = frozenset({"supervisor"})
 
 @dataclass(frozen=True, slots=True)
 class Intake:
-    """The outcome of an incident report: the incident and whether it is new."""
+    """The outcome of an incident report: the incident and whether it is new (then, its view as stored)."""
 
     incident: Incident
     created: bool
+    view: IncidentView | None = None
 
 
 def debriefing_window(occurred_at: datetime, policy: PlanningPolicy = DEFAULT_POLICY) -> Window:
@@ -157,20 +158,29 @@ def _load(db: Session, *, agency_id: int, incident_id: uuid.UUID) -> Incident:
     return incident
 
 
+def _replay_key(db: Session, *, agency_id: int, key: str | None, print_: str) -> Intake | None:
+    """The answer already given under this Idempotency-Key, if any."""
+    if key is None:
+        return None
+    record = db.scalar(
+        select(IdempotencyRecord).where(IdempotencyRecord.agency_id == agency_id, IdempotencyRecord.key == key)
+    )
+    if record is None:
+        return None
+    if record.fingerprint != print_:
+        raise InvalidInput(
+            "This Idempotency-Key was used with a different request body.",
+            errors={"Idempotency-Key": ["Already used for another request."]},
+        )
+    incident = _load(db, agency_id=agency_id, incident_id=record.incident_id)
+    return Intake(incident, created=record.status_code == 201)
+
+
 def _replay(db: Session, *, agency_id: int, key: str | None, external_id: str, print_: str) -> Intake | None:
     """The answer already given to this report, if it was seen before."""
-    if key is not None:
-        record = db.scalar(
-            select(IdempotencyRecord).where(IdempotencyRecord.agency_id == agency_id, IdempotencyRecord.key == key)
-        )
-        if record is not None:
-            if record.fingerprint != print_:
-                raise InvalidInput(
-                    "This Idempotency-Key was used with a different request body.",
-                    errors={"Idempotency-Key": ["Already used for another request."]},
-                )
-            incident = _load(db, agency_id=agency_id, incident_id=record.incident_id)
-            return Intake(incident, created=record.status_code == 201)
+    by_key = _replay_key(db, agency_id=agency_id, key=key, print_=print_)
+    if by_key is not None:
+        return by_key
     existing = db.scalar(
         select(Incident)
         .where(Incident.agency_id == agency_id, Incident.external_id == external_id)
@@ -192,6 +202,8 @@ def report(
 ) -> tuple[IncidentView, bool]:
     """Record an incident report once, for the planner to plan; a retry gets the same incident, a changed body a 409."""
     intake = _record(db=db, agency_id=agency_id, data=data, idempotency_key=idempotency_key, now=now, clock_skew=clock_skew)
+    if intake.view is not None:
+        return intake.view, intake.created
     return present(db, _load(db, agency_id=agency_id, incident_id=intake.incident.id)), intake.created
 
 
@@ -230,7 +242,9 @@ def _record(
     """Store the report in its own transaction, so it is durable before planning starts."""
     _check_occurred_at(data["occurred_at"], now=now, skew=clock_skew)
     print_ = fingerprint(data)
-    replay = _replay(db, agency_id=agency_id, key=idempotency_key, external_id=data["external_id"], print_=print_)
+    # A report seen before by its external_id is found by the unique constraint below: the common
+    # case, a new report, costs no lookup.
+    replay = _replay_key(db, agency_id=agency_id, key=idempotency_key, print_=print_)
     if replay is not None:
         db.rollback()
         if idempotency_key is not None:
@@ -243,19 +257,22 @@ def _record(
     )
     db.add(incident)
     try:
+        db.flush()  # here a report seen before, or a concurrent twin, meets the unique constraint
         if idempotency_key is not None:
-            db.flush()
             db.add(IdempotencyRecord(agency_id=agency_id, key=idempotency_key, fingerprint=print_, incident_id=incident.id, status_code=201))
-        sessions.wake_planner(db)  # flushes the insert: inside the try, where a concurrent twin is caught
+        sessions.wake_planner(db)
+        # Its answer, from what is stored: nothing to read back, and no session yet.
+        view = present(db, incident, personnel_count=len(incident.personnel), session_views=[])
         db.commit()
     except IntegrityError:
-        # A concurrent report of the same incident (or key) won the unique constraint.
         db.rollback()
         replay = _replay(db, agency_id=agency_id, key=idempotency_key, external_id=data["external_id"], print_=print_)
         if replay is None:
             raise
+        if idempotency_key is not None:
+            _remember_key(db, agency_id=agency_id, key=idempotency_key, print_=print_, incident_id=replay.incident.id, status=200)
         return replay
-    return Intake(incident, created=True)
+    return Intake(incident, created=True, view=view)
 
 
 def _remember_key(db: Session, *, agency_id: int, key: str, print_: str, incident_id: uuid.UUID, status: int) -> None:
