@@ -193,7 +193,7 @@ def respond(db: DbSession, *, token: str, answer: Mapping[str, Any], now: dateti
             _answer_checkin(db, incident, person, followup, answer, now)
 
     # Opting out works from every message ever sent, however old: "stop all contact" never expires.
-    return _act(db, token, now, apply, expired_ok=action == "opt_out")
+    return _act(db, token, now, apply, expired_ok=action == "opt_out", books=action == "accept")
 
 
 def cancel_booked(db: DbSession, *, token: str, now: datetime) -> ResponseView:
@@ -212,8 +212,13 @@ def cancel_booked(db: DbSession, *, token: str, now: datetime) -> ResponseView:
 
 
 def _act(db: DbSession, token: str, now: datetime, apply: Callable[[Incident, Personnel, Followup], None], *,
-         expired_ok: bool = False) -> ResponseView:
-    """Apply a participant's action to the follow-up of a link, under the incident's lock, and queue what it causes."""
+         expired_ok: bool = False, books: bool = False) -> ResponseView:
+    """Apply a participant's action to the follow-up of a link, under the incident's lock, and queue what it causes.
+
+    `books`: the action accepts, which on the offer books an individual session from the pool:
+    only that runs alone on the pool (`sessions.retrying`). Answers, declines, cancellations and
+    opt-outs book no one, so a public link cannot make every planner wait.
+    """
     claim = _claim(db, token, now, expired_ok=expired_ok)
     incident_id = _load(db, claim, now, expired_ok=expired_ok).incident_id
 
@@ -229,7 +234,7 @@ def _act(db: DbSession, token: str, now: datetime, apply: Callable[[Incident, Pe
         return _view(db, followup, person, incident, now)
 
     try:
-        return sessions.retrying(db, attempt)
+        return sessions.retrying(db, attempt) if books and claim.kind == OFFER else attempt()
     except DomainError:
         # Nothing of a refused action stays in the session: the caller may go on reading with it.
         db.rollback()

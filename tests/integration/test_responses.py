@@ -10,7 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import icalendar
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import create_engine, func, select, update
 from sqlalchemy.orm import selectinload
 
 from service.audit.models import AuditEntry
@@ -21,7 +21,9 @@ from service.followups import tokens
 from service.followups.models import Escalation, Followup
 from service.incidents.models import Personnel
 from service.outbox.models import CANCELLED, PENDING, OutboxMessage
+from service.sessions import service as sessions_service
 from service.sessions.models import Assignment, Session
+from service.sessions.service import PLANNING_LOCK
 from tests.factories import facilitator_body, incident_body, person
 from tests.integration.planning_helpers import add_roster, facilitator_key
 
@@ -642,6 +644,49 @@ def test_after_opting_out_later_changes_queue_nothing_for_that_person(app, clien
     assert {m.status for m in outbox(app, personnel_id=me)} == {CANCELLED}
     with db(app) as s:
         assert {f.status for f in s.scalars(select(Followup).where(Followup.personnel_id == me))} == {"cancelled"}
+
+
+# -- the pool's planning lock ---------------------------------------------------------------------------
+
+
+def test_a_link_takes_the_planning_lock_only_to_book_an_individual_session(app, client, incident, clock, monkeypatch):
+    """A public link must not make every planner wait: only accepting the offer books from the pool."""
+    taken: list[str] = []
+    plan_alone = sessions_service._plan_alone
+    monkeypatch.setattr(sessions_service, "_plan_alone", lambda db: taken.append("lock") or plan_alone(db))
+    clock.advance(**OFF_GRID)
+    booked = respond(client, token(app, "offer"), action="accept", choice="peer")
+    assert booked.status_code == 200, booked.get_json()
+    assert taken
+    taken.clear()
+
+    cancelled = client.post(f"/r/{token(app, 'offer')}", data={"action": "cancel"})  # the page's button
+    assert cancelled.status_code == 200 and individual_sessions(app)[0].status == "cancelled"
+    for answer in ({"action": "accept"}, {"action": "decline"}):
+        assert respond(client, token(app, "invitation", 2), **answer).status_code == 200
+    assert respond(client, token(app, "offer", 2), action="decline").status_code == 200
+    checkin = followup(app, "checkin", 2)
+    clock.now = checkin.due_at
+    assert respond(client, token_of(app, checkin), action="answer", contact_requested=True).status_code == 200
+    clock.now = followup(app, "screening", 2).due_at
+    assert respond(client, token(app, "screening", 2), action="answer", answers=[YES] * 5).status_code == 200
+    assert respond(client, token(app, "screening", 3), action="opt_out").status_code == 200
+    assert taken == [] and len(escalations(app)) == 2
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_an_answer_goes_through_while_a_planner_holds_the_pool(app, client, incident, clock, postgres_url):
+    screening = followup(app, "screening")
+    clock.now = screening.due_at
+    other = create_engine(postgres_url)
+    with other.begin() as conn:
+        conn.execute(select(func.pg_advisory_xact_lock(PLANNING_LOCK)))  # a planner at work
+        answered = respond(client, token_of(app, screening), action="answer", answers=[YES] * 5)
+        opted_out = respond(client, token(app, "offer", 2), action="opt_out")
+    other.dispose()
+    assert answered.status_code == 200, answered.get_json()
+    assert opted_out.status_code == 200, opted_out.get_json()
+    assert len(escalations(app)) == 1
 
 
 # -- the coordinators' follow-up list ---------------------------------------------------------------------
