@@ -53,11 +53,19 @@ SCREEN_ITEMS = _InEachLanguage(
 )
 SCREEN_INTRO = N_("In the past month, have you…")
 
-CONSENT = N_(
-    "Taking part is voluntary, and saying no has no consequence for you. Nothing said in a session is recorded, "
-    "and neither your participation nor your answers are ever shared with your supervisors or your chain of "
-    "command. You can stop all further messages about this incident with the opt-out link of this message."
+# The consent notice: every participant's message ends with it, and the participants' pages show
+# its first two parts. WHO_SEES must say exactly what each role is shown (followups.service).
+VOLUNTARY = N_("Taking part is voluntary, and saying no has no consequence for you. Nothing said in a session is "
+               "recorded.")
+WHO_SEES = N_(
+    "Who sees what: no one is shown your answers to the check-in questions. If you ask to be contacted, or if your "
+    "answers to the one-month questions suggest that more support could help, one clinician of the team is told "
+    "your name, how to reach you and which of the two it is, so that they can contact you. The coordinators of the "
+    "peer support team see whether you answered each message and what you answered to invitations and to the offer "
+    "of an individual session; of the check-ins, they see only that a clinician will contact you. Your supervisors "
+    "and your chain of command never see anything about you, not even whether you took part."
 )
+OPT_OUT_NOTICE = N_("You can stop all further messages about this incident with the opt-out link of this message.")
 
 REASONS = {
     "window_closed": N_("the time window has closed"),
@@ -142,6 +150,11 @@ class ResponseLinks:
         return self.action("answer", contact_requested="false")
 
 
+def consent(lang: str) -> str:
+    """The consent notice of a participant's message: voluntary, who sees what, how to stop."""
+    return " ".join(translate(lang, part) for part in (VOLUNTARY, WHO_SEES, OPT_OUT_NOTICE))
+
+
 def language(code: str | Iterable[str]) -> str:
     """fr or en: a participant's language, or a facilitator's first language."""
     if isinstance(code, str):
@@ -188,7 +201,7 @@ def invitation(lang: str, session: SessionFacts, links: ResponseLinks, *, change
                         translate(lang, "You can book another time with the link of the offer you received.")
                         if individual else
                         translate(lang, "If another session is offered to you, you will receive a new invitation.")),
-            links=(stop,), notice=translate(lang, CONSENT),
+            links=(stop,), notice=consent(lang),
         )
     if individual and change == "new":
         # The person booked it themselves: a confirmation, not an invitation to answer.
@@ -198,7 +211,7 @@ def invitation(lang: str, session: SessionFacts, links: ResponseLinks, *, change
                         translate(lang, "The attached calendar file adds it to your calendar. If you can no longer "
                                         "come, cancel it with the link below; you can then book another time.")),
             links=(Link(translate(lang, "Cancel this session"), links.decline), stop),
-            notice=translate(lang, CONSENT),
+            notice=consent(lang),
         )
     if change == "moved":
         subject = translate(lang, "Session changed")
@@ -213,7 +226,7 @@ def invitation(lang: str, session: SessionFacts, links: ResponseLinks, *, change
                                                        "Let us know whether you will attend:")),
         links=(Link(translate(lang, "I will attend"), links.accept),
                Link(translate(lang, "I will not attend"), links.decline), stop),
-        notice=translate(lang, CONSENT),
+        notice=consent(lang),
     )
 
 
@@ -231,7 +244,7 @@ def offer(lang: str, links: ResponseLinks, *, peer: str, clinician: str) -> Lett
         links=(Link(translate(lang, "Meet a peer supporter"), peer), Link(translate(lang, "Meet a clinician"), clinician),
                Link(translate(lang, "No, thank you"), links.decline),
                Link(translate(lang, "Stop all messages"), links.opt_out)),
-        notice=translate(lang, CONSENT),
+        notice=consent(lang),
     )
 
 
@@ -248,7 +261,7 @@ def checkin(lang: str, links: ResponseLinks) -> Letter:
         links=(Link(translate(lang, "I would like to be contacted"), links.contact_me),
                Link(translate(lang, "I am fine, thank you"), links.all_fine),
                Link(translate(lang, "Stop all messages"), links.opt_out)),
-        notice=translate(lang, CONSENT),
+        notice=consent(lang),
     )
 
 
@@ -258,14 +271,15 @@ def screening(lang: str, links: ResponseLinks) -> Letter:
         subject=translate(lang, "One month after the incident: five questions"),
         paragraphs=(
             translate(lang, "A month has passed since the incident. These five yes-or-no questions help tell whether "
-                            "more support could help you. Only the clinical team sees your answers."),
+                            "more support could help you. You can answer them again until the link expires: your "
+                            "latest answers are the ones that count."),
             translate(lang, SCREEN_INTRO),
         ),
         items=SCREEN_ITEMS[lang],
         links=(Link(translate(lang, "Answer"), links.action("answer")),
                Link(translate(lang, "I would like to be contacted"), links.contact_me),
                Link(translate(lang, "Stop all messages"), links.opt_out)),
-        notice=translate(lang, CONSENT),
+        notice=consent(lang),
     )
 
 
@@ -275,7 +289,7 @@ def booking_pending(lang: str, links: ResponseLinks) -> Letter:
         subject=translate(lang, "Your individual session"),
         paragraphs=(translate(lang, "Thank you for your answer. No time was free in the next seven days; a "
                                     "coordinator of the team will contact you to arrange the session."),),
-        links=(Link(translate(lang, "Stop all messages"), links.opt_out),), notice=translate(lang, CONSENT),
+        links=(Link(translate(lang, "Stop all messages"), links.opt_out),), notice=consent(lang),
     )
 
 
@@ -305,8 +319,12 @@ def assignment(lang: str, session: SessionFacts, *, change: str = "new", referen
 
 
 def escalation(lang: str, *, reason: str, name: str, email: str, phone: str | None, participant_language: str,
-               incident_type: str, occurred_at: datetime, timezone: str) -> Letter:
-    """To the clinician who must contact a participant (a positive screen or a request for contact)."""
+               incident_type: str, occurred_at: datetime, timezone: str, update: bool = False) -> Letter:
+    """To the clinician who must contact a participant (a positive screen or a request for contact).
+
+    What they need to reach the person and why, never the answers. `update`: the person, who had
+    asked to be contacted, has screened positive since.
+    """
     why = {
         "positive_screen": N_("A person involved in a critical incident (%(incident)s, %(when)s) needs to be contacted "
                               "by a clinician, after a positive PC-PTSD-5 screen (3 or more “yes” answers) "
@@ -314,9 +332,12 @@ def escalation(lang: str, *, reason: str, name: str, email: str, phone: str | No
         "contact_requested": N_("A person involved in a critical incident (%(incident)s, %(when)s) needs to be "
                                 "contacted by a clinician, after the person's own request to be contacted."),
     }[reason]
+    earlier = (translate(lang, "This updates an earlier message about the same person, who had asked to be contacted."),
+               ) if update else ()
     return Letter(
         subject=translate(lang, "Clinical follow-up needed"),
         paragraphs=(
+            *earlier,
             translate(lang, why, incident=incident_type, when=when(occurred_at, timezone, lang)),
             translate(lang, "Name: %(name)s", name=name), translate(lang, "Email: %(email)s", email=email),
             translate(lang, "Phone: %(phone)s", phone=phone or "—"),

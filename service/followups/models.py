@@ -1,8 +1,10 @@
 """Follow-ups owed to participants, their answers, and escalations to clinicians.
 
 Personal data: these rows say who was invited, who answered what and who screened positive.
-They are shown to coordinators (audited) and to the participant through their own link,
-never to supervisors, and are erased by retention.
+Coordinators see (audited) the statuses, the answers to invitations and the offer, and whether
+a clinician follows up, never the check-ins' answers; a participant's link shows what can be
+done now, not what was answered; supervisors see none of it. Retention erases them.
+A screening keeps its latest answers; the escalation it raised is kept whatever comes later.
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 from babel.dates import get_timezone_name
 from flask import Response, redirect, request, url_for
+from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import Field, HiddenField, RadioField, StringField
@@ -22,7 +23,7 @@ from wtforms.validators import AnyOf, InputRequired, Optional, ValidationError
 
 from service import i18n, ui
 from service.errors import Conflict, NotFound
-from service.followups import service
+from service.followups import messages, service
 from service.followups.models import ANSWERED, CANCELLED, CHECKIN, INVITATION, OFFER
 from service.followups.screening import PC_PTSD_5
 from service.followups.service import CHOICES, Gone, ResponseView, TimeTaken
@@ -35,6 +36,13 @@ blp = ui.page_blueprint("followup_pages", __name__, signed_link=True)
 def zone_name(zone: str) -> str:
     """A time zone in the page's words: "Eastern Time", "heure de l’Est"."""
     return get_timezone_name(ZoneInfo(zone), locale=i18n.LOCALES[ui.current_language()])
+
+
+@blp.app_template_global()
+def consent_notice() -> tuple[str, str]:
+    """The consent notice of the pages in their language: the words of the messages' notice (voluntary, who sees what)."""
+    return gettext(messages.VOLUNTARY), gettext(messages.WHO_SEES)
+
 
 FIRST_AVAILABLE = "first"
 YES_NO = ("yes", "no")
@@ -211,6 +219,9 @@ def _state(token: str, shown: ResponseView, *, status: int = 200, preset: Any = 
     if shown.answerable:
         if shown.kind == CHECKIN:
             return _page("followups/checkin.html", token, shown, CheckinForm(formdata=None), status=status)
+        if shown.status == ANSWERED and preset.get("action") != "answer":
+            # Answered already: thanks, and how to answer again; never the answers given (a link can leak).
+            return ui.render("followups/answered.html", status=status, token=token, shown=shown)
         contact = "yes" if preset.get("contact_requested") == "true" else None
         return _screening(token, shown, ScreeningForm(formdata=None, contact_requested=contact), status=status)
     if shown.status == ANSWERED:

@@ -22,14 +22,15 @@ class ResponseSessionRead(ma.Schema):
 
 
 class ResponseRead(ma.Schema):
-    """A participant's own follow-up, as their link shows it."""
+    """A participant's own follow-up, as their link shows it: what can be done now, never what was answered."""
 
     kind = ma.fields.String(required=True, metadata={"enum": list(KINDS)})
     status = ma.fields.String(required=True, metadata={"enum": list(STATUSES)})
     language = ma.fields.String(required=True, metadata={"enum": ["fr", "en"]})
     expires_at = ma.fields.AwareDateTime(required=True)
-    actions = ma.fields.List(ma.fields.String(metadata={"enum": list(ACTIONS)}), required=True,
-                             metadata={"description": "What the participant can still do with this link"})
+    actions = ma.fields.List(ma.fields.String(metadata={"enum": list(ACTIONS)}), required=True, metadata={
+        "description": "What the participant can still do with this link (a screening can be answered again until it "
+                       "expires)"})
     session = ma.fields.Nested(ResponseSessionRead, allow_none=True, required=True)
     choice = ma.fields.String(allow_none=True, required=True, metadata={"enum": ["peer", "clinician", None]})
     questions = ma.fields.List(ma.fields.String(), required=True,
@@ -69,9 +70,6 @@ class FollowupRead(ma.Schema):
     responded_at = ma.fields.AwareDateTime(allow_none=True, required=True)
     choice = ma.fields.String(allow_none=True, required=True)
     booked_session_id = ma.fields.UUID(allow_none=True, required=True)
-    screen_positive = ma.fields.Boolean(allow_none=True, required=True)
-    contact_requested = ma.fields.Boolean(required=True)
-    escalated = ma.fields.Boolean(required=True)
 
 
 class ParticipantFollowupsRead(ma.Schema):
@@ -82,6 +80,9 @@ class ParticipantFollowupsRead(ma.Schema):
     email = ma.fields.String(required=True)
     language = ma.fields.String(required=True)
     opted_out_at = ma.fields.AwareDateTime(allow_none=True, required=True)
+    needs_clinical_followup = ma.fields.Boolean(required=True, metadata={
+        "description": "A clinician was asked to contact the person (never why: answers and screen results are not "
+                       "shown to coordinators); it stays true once raised, whatever the person answers or does later"})
     followups = ma.fields.List(ma.fields.Nested(FollowupRead), required=True)
 
 

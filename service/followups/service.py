@@ -4,7 +4,13 @@ A participant acts with the link of one follow-up: accept or decline an invitati
 individual-session offer (accepting the offer books the session), answer a check-in, or opt
 out of all contact. A positive screen or a request for contact escalates to a clinician:
 the clinician of the person's group session, else any active clinician who may serve the
-agency. Nothing of this reaches a supervisor.
+agency. Nothing of this reaches a supervisor, and coordinators see only that a clinician
+will follow up, never the answers.
+
+A leaked link must cost as little as possible: what a link shows is what can be done with it
+now, never what was answered. An escalation, once raised, stands: a later answer to the
+screening (which can be answered again until it expires, the latest answers standing) or an
+opt-out never takes it back.
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ from service.followups import messages, tokens
 from service.followups.models import (
     ACCEPTED, ANSWERED, CANCELLED, CHECKIN, DECLINED, INVITATION, OFFER, OPEN, SCREENING, Escalation, Followup,
 )
-from service.followups.outgoing import Outgoing, booking_failed, context, sync_incident
+from service.followups.outgoing import ESCALATIONS, Outgoing, booking_failed, context, sync_incident
 from service.followups.screening import PC_PTSD_5
 from service.incidents.models import Incident, Personnel
 from service.outbox.models import DEAD, SENT, OutboxMessage
@@ -80,7 +86,7 @@ class ResponseView:
     due_at: datetime | None = None
     answerable: bool = False  # its main action (accept, answer) can be taken now
     cancellable: bool = False  # an offer whose booked session can still be cancelled
-    contact_expected: bool = False  # a clinician was asked to reach the person (positive screen, or asked for)
+    contact_expected: bool = False  # just answered, and a clinician is asked to reach the person (never on a GET)
 
 
 def _claim(db: DbSession, token: str, now: datetime, *, expired_ok: bool = False) -> tokens.ResponseClaim:
@@ -113,12 +119,15 @@ def _session_view(db: DbSession, session_id: uuid.UUID | None, zone: ZoneInfo) -
     }
 
 
-def _view(db: DbSession, followup: Followup, person: Personnel, incident: Incident, now: datetime) -> ResponseView:
+def _view(db: DbSession, followup: Followup, person: Personnel, incident: Incident, now: datetime, *,
+          acted: bool = False) -> ResponseView:
+    """What the link shows now (`acted`: in answer to the person's own action, which may say what it caused)."""
     lang = messages.language(person.language)
     zone = ZoneInfo(incident.agency.timezone)
     opted_out = person.opted_out_at is not None
     open_ = followup.status == OPEN or (followup.status in (ACCEPTED, DECLINED) and followup.kind == INVITATION) or (
-        followup.status == DECLINED and followup.kind == OFFER)
+        followup.status == DECLINED and followup.kind == OFFER) or (
+        followup.status == ANSWERED and followup.kind == SCREENING)
     if opted_out or incident.status == "cancelled":
         actions: list[str] = []
     else:
@@ -142,7 +151,8 @@ def _view(db: DbSession, followup: Followup, person: Personnel, incident: Incide
         timezone=incident.agency.timezone, occurred_at=incident.occurred_at.astimezone(zone),
         due_at=followup.due_at.astimezone(zone), answerable=answerable,
         cancellable=bool(actions) and followup.kind == OFFER and followup.status == ACCEPTED and upcoming,
-        contact_expected=bool(followup.positive or followup.contact_requested),
+        # Only in answer to the person's own action: a GET of a leaked link must not tell that a clinician will call.
+        contact_expected=acted and followup.kind in (CHECKIN, SCREENING) and _escalation_of(db, followup) is not None,
     )
 
 
@@ -193,7 +203,7 @@ def respond(db: DbSession, *, token: str, answer: Mapping[str, Any], now: dateti
             _answer_checkin(db, incident, person, followup, answer, now)
 
     # Opting out works from every message ever sent, however old: "stop all contact" never expires.
-    return _act(db, token, now, apply, expired_ok=action == "opt_out")
+    return _act(db, token, now, apply, expired_ok=action == "opt_out", books=action == "accept")
 
 
 def cancel_booked(db: DbSession, *, token: str, now: datetime) -> ResponseView:
@@ -212,8 +222,13 @@ def cancel_booked(db: DbSession, *, token: str, now: datetime) -> ResponseView:
 
 
 def _act(db: DbSession, token: str, now: datetime, apply: Callable[[Incident, Personnel, Followup], None], *,
-         expired_ok: bool = False) -> ResponseView:
-    """Apply a participant's action to the follow-up of a link, under the incident's lock, and queue what it causes."""
+         expired_ok: bool = False, books: bool = False) -> ResponseView:
+    """Apply a participant's action to the follow-up of a link, under the incident's lock, and queue what it causes.
+
+    `books`: the action accepts, which on the offer books an individual session from the pool:
+    only that runs alone on the pool (`sessions.retrying`). Answers, declines, cancellations and
+    opt-outs book no one, so a public link cannot make every planner wait.
+    """
     claim = _claim(db, token, now, expired_ok=expired_ok)
     incident_id = _load(db, claim, now, expired_ok=expired_ok).incident_id
 
@@ -226,10 +241,10 @@ def _act(db: DbSession, token: str, now: datetime, apply: Callable[[Incident, Pe
         apply(incident, person, followup)
         sync_incident(db, incident, now)
         sessions.commit(db)
-        return _view(db, followup, person, incident, now)
+        return _view(db, followup, person, incident, now, acted=True)
 
     try:
-        return sessions.retrying(db, attempt)
+        return sessions.retrying(db, attempt) if books and claim.kind == OFFER else attempt()
     except DomainError:
         # Nothing of a refused action stays in the session: the caller may go on reading with it.
         db.rollback()
@@ -247,8 +262,9 @@ def _opt_out(db: DbSession, incident: Incident, person: Personnel, now: datetime
     person.opted_out_at = now
     for followup in db.scalars(select(Followup).where(Followup.personnel_id == person.id, Followup.status == OPEN)):
         followup.status = CANCELLED
-    # Everything owed to them, escalations included: they asked for no contact at all.
-    cancel_pending(db, OutboxMessage.personnel_id == person.id)
+    # Everything owed to them but an escalation already raised: a clinician asked to reach someone
+    # who screened positive or asked for help still does (safety first); the person may tell them no.
+    cancel_pending(db, OutboxMessage.personnel_id == person.id, OutboxMessage.kind.not_in(ESCALATIONS))
     # A facilitator must not wait for someone who will not come.
     sessions.cancel_individual_sessions(db, incident=incident, personnel_id=person.id, now=now)
 
@@ -307,7 +323,9 @@ def _answer_offer(db: DbSession, incident: Incident, person: Personnel, followup
 
 def _answer_checkin(db: DbSession, incident: Incident, person: Personnel, followup: Followup,
                     answer: Mapping[str, Any], now: datetime) -> None:
-    if followup.status != OPEN:
+    # The screening takes new answers until it expires (the latest stand); a check-in takes one.
+    again = followup.kind == SCREENING and followup.status == ANSWERED
+    if followup.status != OPEN and not again:
         raise Conflict("This check-in was already answered." if followup.status == ANSWERED else "This check-in was withdrawn.")
     if followup.due_at > now:
         raise Conflict("This check-in is not open yet.")
@@ -325,6 +343,7 @@ def _answer_checkin(db: DbSession, incident: Incident, person: Personnel, follow
             # Asking for a call without answering is fine; saying nothing at all is not an answer.
             raise InvalidInput("Answer the five questions, or ask to be contacted.",
                                errors={"answers": [f"Required: {SCREEN_ITEMS} yes/no answers, unless contact_requested is true."]})
+        # A request for contact alone keeps the answers given before: it adds to them, it does not take them back.
     elif answers is not None:
         raise InvalidInput("This check-in has no questions.", errors={"answers": ["Not expected for this check-in."]})
     elif contact is None:
@@ -332,10 +351,25 @@ def _answer_checkin(db: DbSession, incident: Incident, person: Personnel, follow
     followup.contact_requested = bool(contact)
     followup.status = ANSWERED
     followup.responded_at = now
-    if followup.positive:
-        escalate(db, incident=incident, person=person, followup=followup, reason="positive_screen", now=now)
-    elif followup.contact_requested:
-        escalate(db, incident=incident, person=person, followup=followup, reason="contact_requested", now=now)
+    # The latest answers stand, but an escalation raised stands too: a clinician told to call is never untold.
+    reason = "positive_screen" if answers is not None and followup.positive else (
+        "contact_requested" if followup.contact_requested else None)
+    if reason is None:
+        return
+    raised = _escalation_of(db, followup)
+    if raised is None:
+        escalate(db, incident=incident, person=person, followup=followup, reason=reason, now=now)
+    elif reason == "positive_screen" and raised.reason != reason:
+        # Asked to be contacted first, positive since: whoever was told learns what the screen says.
+        raised.reason = reason
+        clinician = db.get(Facilitator, raised.clinician_id) if raised.clinician_id is not None else None
+        _tell(db, incident=incident, person=person, followup=followup, reason=reason, clinician=clinician, now=now,
+              update=True)
+
+
+def _escalation_of(db: DbSession, followup: Followup) -> Escalation | None:
+    """The escalation a follow-up raised, if it did (one at most)."""
+    return db.scalar(select(Escalation).where(Escalation.followup_id == followup.id))
 
 
 def clinician_for(db: DbSession, incident: Incident, person: Personnel, now: datetime) -> Facilitator | None:
@@ -381,17 +415,27 @@ def escalate(db: DbSession, *, incident: Incident, person: Personnel, followup: 
     clinician = clinician_for(db, incident, person, now)
     db.add(Escalation(incident_id=incident.id, personnel_id=person.id, followup_id=followup.id, reason=reason,
                       clinician_id=clinician.id if clinician else None, created_at=now))
+    _tell(db, incident=incident, person=person, followup=followup, reason=reason, clinician=clinician, now=now)
+
+
+def _tell(db: DbSession, *, incident: Incident, person: Personnel, followup: Followup, reason: str,
+          clinician: Facilitator | None, now: datetime, update: bool = False) -> None:
+    """Queue an escalation's message: to its clinician, else to the coordinators (who are not told why)."""
     out = Outgoing(db, incident, now)
+    # An update about the same escalation is a message of its own; the first one keeps its key.
+    key = f"escalation:{followup.id}" + (f":{reason}" if update else "")
     if clinician is not None:
         letter = messages.escalation(
             messages.language(clinician.languages), reason=reason, name=person.name, email=person.email,
             phone=person.phone, participant_language=person.language, incident_type=incident.type,
-            occurred_at=incident.occurred_at, timezone=incident.agency.timezone,
+            occurred_at=incident.occurred_at, timezone=incident.agency.timezone, update=update,
         )
-        out.email(dedup_key=f"escalation:{followup.id}", kind="escalation", to=clinician.email, letter=letter,
+        out.email(dedup_key=key, kind="escalation", to=clinician.email, letter=letter,
                   personnel_id=person.id, facilitator_id=clinician.id, followup_id=followup.id)
+    elif update:
+        return  # the coordinators were told a clinician must call, and never why: nothing new for them
     elif incident.agency.coordinator_email:
-        out.email(dedup_key=f"escalation:{followup.id}", kind="escalation_unassigned", to=incident.agency.coordinator_email,
+        out.email(dedup_key=key, kind="escalation_unassigned", to=incident.agency.coordinator_email,
                   letter=messages.unassigned(what="escalation", name=person.name, email=person.email,
                                              phone=person.phone, external_id=incident.external_id),
                   personnel_id=person.id, followup_id=followup.id)
@@ -427,11 +471,13 @@ def followups_page(db: DbSession, *, caller: Principal, incident_id: uuid.UUID, 
     for followup_id, status in db.execute(select(OutboxMessage.followup_id, OutboxMessage.status).where(
             OutboxMessage.personnel_id.in_(ids), OutboxMessage.followup_id.is_not(None))):
         outcomes.setdefault(followup_id, set()).add(status)
-    escalated = set(db.scalars(select(Escalation.followup_id).where(Escalation.personnel_id.in_(ids))))
+    escalated = set(db.scalars(select(Escalation.personnel_id).where(Escalation.personnel_id.in_(ids))))
     items = [
         {
             "external_id": p.external_id, "name": p.name, "email": p.email, "language": p.language,
             "opted_out_at": p.opted_out_at.astimezone(zone) if p.opted_out_at else None,
+            # What the consent notice promises coordinators: that a clinician follows up, not why (no answers, no result).
+            "needs_clinical_followup": p.id in escalated,
             "followups": [
                 {
                     "id": f.id, "kind": f.kind, "session_id": f.session_id, "due_at": f.due_at.astimezone(zone),
@@ -440,8 +486,6 @@ def followups_page(db: DbSession, *, caller: Principal, incident_id: uuid.UUID, 
                     "delivery_failed": DEAD in outcomes.get(f.id, ()) and SENT not in outcomes.get(f.id, ()),
                     "responded_at": f.responded_at.astimezone(zone) if f.responded_at else None,
                     "choice": f.choice, "booked_session_id": f.booked_session_id,
-                    "screen_positive": f.positive, "contact_requested": f.contact_requested,
-                    "escalated": f.id in escalated,
                 }
                 for f in followups[p.id]
             ],

@@ -21,7 +21,7 @@ class Response(MethodView):
     @blp.alt_response(410, response="GONE")
     @blp.alt_response(422, response="UNPROCESSABLE_ENTITY")
     def get(self, _preview, token):
-        """See the follow-up and what can still be done with it; a GET never changes anything."""
+        """See the follow-up and what can be done with it now (never past answers); a GET never changes anything."""
         return service.view(db_session(), token=token, now=now())
 
     @blp.arguments(ResponseCreate)
@@ -31,7 +31,11 @@ class Response(MethodView):
     @blp.alt_response(410, response="GONE")
     @blp.alt_response(422, response="UNPROCESSABLE_ENTITY")
     def post(self, answer, token):
-        """Accept or decline, answer a check-in, or opt out of all contact about this incident."""
+        """Accept or decline, answer a check-in, or opt out of all contact about this incident.
+
+        The screening can be answered again until it expires: the latest answers stand, but a clinician
+        already asked to contact the person stays asked, even after an opt-out (which cancels all else).
+        """
         return service.respond(db_session(), token=token, answer=answer, now=now())
 
 

@@ -311,6 +311,19 @@ def test_check_ins_and_the_screening_thirty_days_later_reach_a_clinician(world, 
               and "Officer Number3" in m.get_body(("plain",)).get_content()]
     assert told["List-Unsubscribe"] is None  # a clinician's message, not the participant's
 
+    # The link opened again shows no answer, only how to answer again; the clinician stays told whatever comes next.
+    go(page, world.link(OFFICER3, "Un mois après l’événement\u00a0: cinq questions").split("?")[0])
+    assert h1(page) == "Merci de vos réponses" and "Vous pouvez répondre de nouveau" in page.page_source
+    checked_both_languages(page)
+    press(page, "main a[href*='action=answer']", "Un mois après l’événement")
+    assert not any(box.is_selected() for box in page.find_elements(By.CSS_SELECTOR, "input[type=radio]"))
+    for n in range(1, 6):
+        page.find_element(By.ID, f"q{n}-no").click()
+    click(page, "button[value=answer]")
+    assert h1(page) == "Merci de vos réponses" and "Un clinicien de l’équipe vous contactera" in page.page_source
+    with world.services.session_factory() as db:
+        assert db.scalar(select(Escalation).where(Escalation.followup_id == screening.id)).reason == "positive_screen"
+
     # A screening answered in English that asks for no one.
     go(page, in_english(world.link(OFFICER2, "Un mois après l’événement\u00a0: cinq questions")))
     assert h1(page) == "One month after the incident" and "not been validated" not in page.page_source

@@ -199,6 +199,11 @@ def test_the_followups_page_is_audited_and_says_who_needs_clinical_follow_up(app
     assert page.count("Needs clinical follow-up") == 1 and "Invitation to the group session" in page
     for raw in ("True", "answers", "positive", "score"):
         assert raw not in page
+    # Better since: the latest answers stand, but the person still needs the clinician who was told.
+    again = client.post(f"/v1/responses/{token_of(app, 'B0002', 'screening')}",
+                        json={"action": "answer", "answers": [False] * 5})
+    assert again.status_code == 200, again.get_json()
+    assert words(coordinator.get(f"/incidents/{incident['id']}/followups")).count("Needs clinical follow-up") == 1
 
 
 def test_supervisors_get_403_and_another_agencys_incident_is_a_404(app, client, keys, coordinator):

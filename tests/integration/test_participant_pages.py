@@ -8,7 +8,9 @@ from datetime import datetime, timedelta
 import pytest
 from sqlalchemy import select
 
+from service.followups import messages
 from service.followups.models import Followup
+from service.i18n import translate
 from service.incidents.models import Personnel
 from tests.factories import incident_body, person
 from tests.integration.planning_helpers import add_roster
@@ -346,9 +348,55 @@ def test_the_screening_shows_the_instrument_and_a_positive_screen_gets_a_calm_pa
             screening.screen_cut_point, screening.screen_validated) == ("PC-PTSD-5", "2016", "en", 3, True)
     [escalation] = escalations(app)
     assert escalation.reason == "positive_screen"
-    # Later, the link says the answers were recorded, never what they were.
-    later = text(page(client, link))
-    assert "Your answer was recorded" in later and "checked" not in later and "A clinician of the team will" not in later
+    # Later, the link says the answers were recorded and can be given again, never what they were.
+    later = page(client, link)
+    assert heading(later) == "Thank you for your answers"
+    assert "You can answer these questions again until" in text(later) and "988" in text(later)
+    assert "checked" not in text(later) and "A clinician of the team will" not in text(later)
+
+
+def test_an_answered_screening_shows_no_answers_and_takes_new_ones_but_a_clinician_stays_told(app, client, incident,
+                                                                                             clock):
+    link = due(app, clock, "screening")
+    assert post(client, link, **YES3).status_code == 200
+    negative = {name: "no" for name in YES3}
+    assert post(client, due(app, clock, "screening", 2), **negative).status_code == 200
+    # Whoever opens either link sees the same page: not what was answered, nor whether a clinician will call.
+    pages = [re.sub(r"/r/[^\"?/]+", "/r/LINK", text(page(client, t)))
+             for t in (link, token_of(app, followup(app, "screening", 2)))]
+    assert pages[0] == pages[1]
+    again = page(client, link, "?action=answer")
+    assert again.status_code == 200 and text(again).count('type="radio"') == 10 and "checked" not in text(again)
+    assert "You can answer these questions again until" in text(again)
+    clock.advance(days=2)
+    answered = post(client, link, **negative)
+    # The latest answers stand; the clinician told of the first ones still calls, and the page says so.
+    assert answered.status_code == 200 and "A clinician of the team will contact you" in text(answered)
+    assert stored(app, "screening").answers == [False] * 5 and stored(app, "screening").positive is False
+    [escalation] = escalations(app)
+    assert escalation.reason == "positive_screen"
+    assert [m.status for m in outbox(app, kind="escalation")] == ["pending"]
+
+
+@pytest.mark.parametrize("lang", ["fr", "en"])
+def test_every_page_that_asks_something_says_who_sees_what(app, client, incident, clock, lang):
+    who_sees = translate(lang, messages.WHO_SEES)
+    for kind in ("invitation", "offer", "checkin", "screening"):
+        link = due(app, clock, kind) if kind in ("checkin", "screening") else token(app, kind)
+        body = text(page(client, link, f"?lang={lang}"))
+        assert who_sees in body, kind
+        assert "Only the clinical team" not in body and "Seule l’équipe clinique" not in body
+
+
+def test_opting_out_from_the_page_keeps_the_clinician_who_was_told(app, client, incident, clock):
+    link = due(app, clock, "screening")
+    assert post(client, link, **YES3).status_code == 200
+    confirm = text(page(client, link, "/unsubscribe"))
+    assert "If a clinician of the team was already asked to contact you, that request stands" in confirm
+    done = post(client, link, "/unsubscribe")
+    assert done.status_code == 200 and heading(done) == "You will receive no more messages about this incident"
+    assert [m.status for m in outbox(app, kind="escalation")] == ["pending"] and len(escalations(app)) == 1
+    assert stored(app, "offer").status == "cancelled"
 
 
 def test_the_french_screening_says_its_text_is_not_validated_and_the_record_says_so(app, client, incident, clock):

@@ -10,7 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import icalendar
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import create_engine, func, select, update
 from sqlalchemy.orm import selectinload
 
 from service.audit.models import AuditEntry
@@ -21,7 +21,9 @@ from service.followups import tokens
 from service.followups.models import Escalation, Followup
 from service.incidents.models import Personnel
 from service.outbox.models import CANCELLED, PENDING, OutboxMessage
+from service.sessions import service as sessions_service
 from service.sessions.models import Assignment, Session
+from service.sessions.service import PLANNING_LOCK
 from tests.factories import facilitator_body, incident_body, person, report_planned
 from tests.integration.planning_helpers import add_roster, facilitator_key
 
@@ -192,6 +194,21 @@ def test_a_link_shows_nothing_about_anyone(app, client, incident):
         assert response.status_code == 200
         # No one's name or email: not the other participants', not even the participant's own.
         assert b"Officer Number" not in response.data and b"@" not in response.data
+
+
+def test_a_screening_link_shows_what_can_be_done_now_and_never_what_was_answered(app, client, incident, clock):
+    first, second = followup(app, "screening", 1), followup(app, "screening", 2)
+    clock.now = first.due_at
+    positive = respond(client, token_of(app, first), action="answer", answers=[YES] * 5, contact_requested=True)
+    negative = respond(client, token_of(app, second), action="answer", answers=[NO] * 5)
+    assert positive.status_code == negative.status_code == 200
+    assert len(escalations(app)) == 1
+    shown = [show(client, token_of(app, item)).get_json() for item in (first, second)]
+    # Someone who gets hold of either link learns the same: answered, and can be answered again until it expires.
+    assert shown[0] == shown[1]
+    assert set(shown[0]) == {"kind", "status", "language", "expires_at", "actions", "session", "choice", "questions",
+                             "opted_out"}
+    assert shown[0]["status"] == "answered" and shown[0]["actions"] == ["answer", "opt_out"]
 
 
 def test_showing_a_link_changes_nothing(app, client, incident):
@@ -443,7 +460,8 @@ def test_a_positive_screen_escalates_to_the_clinician_of_the_group_session(app, 
     clock.advance(days=30)
     response = respond(client, link, action="answer", answers=[YES, NO, YES, NO, YES])
     assert response.status_code == 200, response.get_json()
-    assert response.get_json()["status"] == "answered" and response.get_json()["actions"] == ["opt_out"]
+    # Answered, and still open to new answers until it expires.
+    assert response.get_json()["status"] == "answered" and response.get_json()["actions"] == ["answer", "opt_out"]
     screening = followup(app, "screening")
     assert screening.answers == [YES, NO, YES, NO, YES] and screening.positive is True
     assert screening.responded_at == clock()
@@ -511,13 +529,62 @@ def test_a_checkin_cannot_be_answered_before_it_is_due_or_twice(app, client, inc
     assert snapshot(app) == before and len(escalations(app)) == 1
 
 
-def test_a_screening_cannot_be_answered_twice(app, client, incident, clock):
-    link = token(app, "screening")
-    clock.advance(days=30)
-    assert respond(client, link, action="answer", answers=[YES] * 5).status_code == 200
+def test_a_screening_can_be_answered_again_until_it_expires_and_a_positive_answer_is_never_taken_back(
+        app, client, keys, incident, clock):
+    screening = followup(app, "screening")
+    link = token_of(app, screening)
+    clock.now = screening.due_at
+    assert respond(client, link, action="answer", answers=[NO] * 5).status_code == 200
+    assert escalations(app) == []
+    clock.advance(days=3)
+    again = respond(client, link, action="answer", answers=[YES] * 4 + [NO])
+    assert again.status_code == 200, again.get_json()
+    assert again.get_json()["actions"] == ["answer", "opt_out"]
+    [escalation] = escalations(app)
+    assert escalation.reason == "positive_screen" and escalation.followup_id == screening.id
+    [told] = outbox(app, kind="escalation")
+
+    # Better a week later: the latest answers stand, the clinician stays told.
+    clock.advance(days=7)
+    latest = respond(client, link, action="answer", answers=[NO] * 5, contact_requested=False)
+    assert latest.status_code == 200, latest.get_json()
+    stored = followup(app, "screening")
+    assert stored.answers == [NO] * 5 and stored.positive is False and stored.contact_requested is False
+    assert stored.responded_at == clock() and stored.status == "answered"
+    assert [(e.id, e.reason) for e in escalations(app)] == [(escalation.id, "positive_screen")]
+    assert [(m.id, m.status) for m in outbox(app, kind="escalation")] == [(told.id, PENDING)]
+    [first] = followups_list(client, keys, incident).get_json()["items"][:1]
+    assert first["needs_clinical_followup"] is True
+
+    # Until the link expires: then nothing changes any more.
+    clock.now = screening.expires_at
     before = snapshot(app)
-    assert_problem(respond(client, link, action="answer", answers=[NO] * 5), 409)
-    assert snapshot(app) == before and len(escalations(app)) == 1
+    assert_problem(respond(client, link, action="answer", answers=[YES] * 5), 410)
+    assert_problem(show(client, link), 410)
+    assert snapshot(app) == before
+
+
+def test_a_positive_screen_after_a_request_for_contact_tells_the_same_clinician_why_once(app, client, incident, clock):
+    clinician = the_clinician(incident)
+    screening = followup(app, "screening")
+    link = token_of(app, screening)
+    clock.now = screening.due_at
+    assert respond(client, link, action="answer", contact_requested=True).status_code == 200
+    [asked] = outbox(app, kind="escalation")
+    clock.advance(hours=2)
+    assert respond(client, link, action="answer", answers=[YES] * 5).status_code == 200
+    [escalation] = escalations(app)
+    assert escalation.reason == "positive_screen" and escalation.clinician_id == clinician
+    first, update = outbox(app, kind="escalation")
+    assert first.id == asked.id and update.recipient == asked.recipient and update.facilitator_id == clinician
+    text = update.payload["text"]
+    assert "updates an earlier message" in text and "positive PC-PTSD-5 screen" in text
+    assert "Officer Number1" in text and "officer1@north.example.org" in text
+    # What the clinician needs to call, never the answers themselves.
+    assert "true" not in text.lower() and "answers: " not in text.lower()
+    # Positive again, or asking again: the clinician already knows.
+    assert respond(client, link, action="answer", answers=[YES] * 5, contact_requested=True).status_code == 200
+    assert len(outbox(app, kind="escalation")) == 2 and len(escalations(app)) == 1
 
 
 @pytest.mark.parametrize("answers", [
@@ -603,6 +670,28 @@ def test_opting_out_cancels_every_open_followup_and_pending_message_of_that_pers
         assert shown["opted_out"] is True and shown["actions"] == [] and shown["status"] == "cancelled"
 
 
+@pytest.mark.parametrize("clinicians", [1, 0])
+def test_opting_out_never_cancels_an_escalation_already_raised(app, client, keys, clock, clinicians):
+    """Safety first: a clinician (or, without one, the coordinators) asked to reach someone still is."""
+    add_roster(client, keys, clinicians=clinicians)
+    client.patch("/v1/agencies/north", json={"coordinator_email": "cism@north.example.org"}, headers=keys.auth("admin"))
+    incident = report(client, keys)
+    me = personnel_id(app, 1)
+    clock.advance(days=30)
+    assert respond(client, token(app, "screening"), action="answer", answers=[YES] * 5).status_code == 200
+    [raised] = [m for m in outbox(app, personnel_id=me) if m.kind in ("escalation", "escalation_unassigned")]
+    assert raised.status == PENDING
+    opted_out = respond(client, token(app, "screening"), action="opt_out")
+    assert opted_out.status_code == 200, opted_out.get_json()
+    assert opted_out.get_json()["opted_out"] is True
+    assert outbox(app, id=raised.id)[0].status == PENDING
+    assert {m.status for m in outbox(app, personnel_id=me) if m.id != raised.id} == {CANCELLED}
+    [escalation] = escalations(app)
+    assert escalation.personnel_id == me
+    [first] = followups_list(client, keys, incident).get_json()["items"][:1]
+    assert first["opted_out_at"] is not None and first["needs_clinical_followup"] is True
+
+
 def test_opting_out_keeps_what_was_already_answered(app, client, incident):
     assert respond(client, token(app, "invitation"), action="accept").status_code == 200
     assert respond(client, token(app, "offer"), action="opt_out").status_code == 200
@@ -642,6 +731,49 @@ def test_after_opting_out_later_changes_queue_nothing_for_that_person(app, clien
         assert {f.status for f in s.scalars(select(Followup).where(Followup.personnel_id == me))} == {"cancelled"}
 
 
+# -- the pool's planning lock ---------------------------------------------------------------------------
+
+
+def test_a_link_takes_the_planning_lock_only_to_book_an_individual_session(app, client, incident, clock, monkeypatch):
+    """A public link must not make every planner wait: only accepting the offer books from the pool."""
+    taken: list[str] = []
+    plan_alone = sessions_service._plan_alone
+    monkeypatch.setattr(sessions_service, "_plan_alone", lambda db: taken.append("lock") or plan_alone(db))
+    clock.advance(**OFF_GRID)
+    booked = respond(client, token(app, "offer"), action="accept", choice="peer")
+    assert booked.status_code == 200, booked.get_json()
+    assert taken
+    taken.clear()
+
+    cancelled = client.post(f"/r/{token(app, 'offer')}", data={"action": "cancel"})  # the page's button
+    assert cancelled.status_code == 200 and individual_sessions(app)[0].status == "cancelled"
+    for answer in ({"action": "accept"}, {"action": "decline"}):
+        assert respond(client, token(app, "invitation", 2), **answer).status_code == 200
+    assert respond(client, token(app, "offer", 2), action="decline").status_code == 200
+    checkin = followup(app, "checkin", 2)
+    clock.now = checkin.due_at
+    assert respond(client, token_of(app, checkin), action="answer", contact_requested=True).status_code == 200
+    clock.now = followup(app, "screening", 2).due_at
+    assert respond(client, token(app, "screening", 2), action="answer", answers=[YES] * 5).status_code == 200
+    assert respond(client, token(app, "screening", 3), action="opt_out").status_code == 200
+    assert taken == [] and len(escalations(app)) == 2
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_an_answer_goes_through_while_a_planner_holds_the_pool(app, client, incident, clock, postgres_url):
+    screening = followup(app, "screening")
+    clock.now = screening.due_at
+    other = create_engine(postgres_url)
+    with other.begin() as conn:
+        conn.execute(select(func.pg_advisory_xact_lock(PLANNING_LOCK)))  # a planner at work
+        answered = respond(client, token_of(app, screening), action="answer", answers=[YES] * 5)
+        opted_out = respond(client, token(app, "offer", 2), action="opt_out")
+    other.dispose()
+    assert answered.status_code == 200, answered.get_json()
+    assert opted_out.status_code == 200, opted_out.get_json()
+    assert len(escalations(app)) == 1
+
+
 # -- the coordinators' follow-up list ---------------------------------------------------------------------
 
 
@@ -654,7 +786,7 @@ def test_coordinators_see_each_participants_followups(app, client, keys, inciden
     assert [p["external_id"] for p in page["items"]] == ["B0001", "B0002", "B0003"]
     first = page["items"][0]
     assert first["name"] == "Officer Number1" and first["email"] == "officer1@north.example.org"
-    assert first["language"] == "en" and first["opted_out_at"] is None
+    assert first["language"] == "en" and first["opted_out_at"] is None and first["needs_clinical_followup"] is False
     by_kind = {f["kind"]: f for f in first["followups"]}
     assert set(by_kind) == {"invitation", "offer", "checkin", "screening"}
     assert {f["status"] for f in first["followups"]} == {"open"}
@@ -663,7 +795,10 @@ def test_coordinators_see_each_participants_followups(app, client, keys, inciden
     assert datetime.fromisoformat(by_kind["checkin"]["due_at"]) == ends_at + timedelta(days=2)
     occurred_at = datetime.fromisoformat(incident["occurred_at"])
     assert datetime.fromisoformat(by_kind["screening"]["due_at"]) == occurred_at + timedelta(days=30)
-    assert by_kind["offer"]["delivered"] is False and by_kind["offer"]["escalated"] is False
+    assert by_kind["offer"]["delivered"] is False
+    # What participants answered to the check-ins is not the coordinators' to see: only that a clinician follows up.
+    assert set(by_kind["screening"]) == {"id", "kind", "session_id", "due_at", "status", "delivered", "delivery_failed",
+                                         "responded_at", "choice", "booked_session_id"}
 
 
 def test_the_followup_list_shows_answers_and_escalations(app, client, keys, incident, clock):
@@ -679,7 +814,9 @@ def test_the_followup_list_shows_answers_and_escalations(app, client, keys, inci
     [booked] = individual_sessions(app)
     assert offer["status"] == "accepted" and offer["choice"] == "peer" and offer["booked_session_id"] == str(booked.id)
     screening = next(f for f in first["followups"] if f["kind"] == "screening")
-    assert screening["status"] == "answered" and screening["screen_positive"] is True and screening["escalated"] is True
+    assert screening["status"] == "answered" and first["needs_clinical_followup"] is True
+    assert not {"screen_positive", "contact_requested", "answers", "positive", "escalated"} & set(screening)
+    assert second["needs_clinical_followup"] is False and third["needs_clinical_followup"] is False
     # The individual session's invitation is listed with the person's other follow-ups.
     assert str(booked.id) in {f["session_id"] for f in first["followups"] if f["kind"] == "invitation"}
     assert [f["status"] for f in second["followups"] if f["kind"] == "invitation"] == ["declined"]

@@ -34,8 +34,17 @@ def participant_letters(lang: str):
 def test_every_participant_message_carries_the_consent_notice_and_the_opt_out_link(lang):
     for letter in participant_letters(lang):
         text = messages.as_text(letter)
-        assert translate(lang, messages.CONSENT) in text and LINKS.opt_out in text
+        assert messages.consent(lang) in text and LINKS.opt_out in text
+        # Who sees what, exactly: what the coordinators' list and the clinician's message show, and no more.
+        assert translate(lang, messages.WHO_SEES) in text
         assert "{" not in text and "}" not in text  # no placeholder left unfilled
+
+
+def test_no_message_promises_what_the_system_does_not_do():
+    for lang in ("en", "fr"):
+        for letter in participant_letters(lang):
+            text = messages.as_text(letter)
+            assert "Only the clinical team" not in text and "ne sont vues que par" not in text
 
 
 def test_times_are_shown_in_the_agencys_zone_and_in_the_participants_language():

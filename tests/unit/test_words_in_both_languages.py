@@ -53,6 +53,9 @@ def letters(lang: str) -> dict[str, Letter]:
         found[f"escalation_{reason}"] = messages.escalation(
             lang, reason=reason, name="Sam Roy", email="sam@example.org", phone=None, participant_language="fr",
             incident_type="line_of_duty_death", occurred_at=START, timezone="America/Toronto")
+    found["escalation_update"] = messages.escalation(
+        lang, reason="positive_screen", name="Sam Roy", email="sam@example.org", phone=None, participant_language="fr",
+        incident_type="line_of_duty_death", occurred_at=START, timezone="America/Toronto", update=True)
     return found
 
 
