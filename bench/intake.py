@@ -916,6 +916,43 @@ def profile(url: str, seeded: Seeded, count: int) -> None:
     print(profiler.output_text(unicode=True, color=False, time="percent_of_total"))
 
 
+def profile_planner(url: str, seeded: Seeded, passes: int, batch: int) -> None:
+    """Run `passes` planner passes of `batch` new reports each in this process under pyinstrument; print where the time goes."""
+    from pyinstrument import Profiler
+
+    from service.app import create_app
+    from service.config import Config
+    from service.planner import plan_pending
+
+    app = create_app(Config(database_url=url, redis_url=REDIS_URL))
+    client = app.test_client()
+    services = app.extensions["debrief"]
+    reports = _Reports(Phase("profile", 0, "/v1/incidents", 1, 0, keys=seeded.keys, id_prefix=f"{LOAD_PREFIX}Q-", seed=29))
+    timings, planned = [], 0
+    profiler = Profiler(interval=0.0005)
+    for n in range(passes):
+        for i in range(batch):
+            body, headers = reports.request(n * batch + i)
+            assert client.post("/v1/incidents", data=body, headers=headers).status_code == 201
+        started = time.perf_counter()
+        profiler.start()
+        planned += plan_pending(services)
+        profiler.stop()
+        timings.append((time.perf_counter() - started) * 1000)
+    services.close()
+    timings.sort()
+    print(f"{passes} planner passes of {batch} reports each ({planned} planned), in-process on PostgreSQL: median "
+          f"{percentile(timings, 50):.0f} ms, p90 {percentile(timings, 90):.0f} ms, max {timings[-1]:.0f} ms (under pyinstrument)")
+    root = profiler.last_session.root_frame() if profiler.last_session else None
+    if root is None:
+        return
+    print("\ntime inside each function of the service (inclusive, % of all planning time):")
+    for name, seconds in hot_spots(root)[:30]:
+        print(f"  {seconds / root.time * 100:5.1f}%  {name}")
+    print("\ncall tree (pyinstrument):")
+    print(profiler.output_text(unicode=True, color=False, time="percent_of_total"))
+
+
 def hot_spots(root: Any) -> list[tuple[str, float]]:
     """Inclusive seconds of each function of the service or its workers, a recursive call counted once."""
     totals: Counter[str] = Counter()
@@ -960,6 +997,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="short phases at 20 req/s, for a check of the bench itself")
     parser.add_argument("--profile", type=int, metavar="N",
                         help="instead of the load: N intakes in-process under pyinstrument")
+    parser.add_argument("--profile-planner", type=int, metavar="N",
+                        help="instead of the load: N planner passes in-process under pyinstrument")
+    parser.add_argument("--profile-batch", type=int, default=5, metavar="K",
+                        help="with --profile-planner: new reports per pass (default 5: 10 req/s over the 0.5 s gather)")
     args = parser.parse_args(argv)
     if args.quick:
         args.rate, args.seconds, args.drain, args.healthz_seconds, args.max_seconds = 20.0, 5.0, 5.0, 2.0, 5.0
@@ -991,6 +1032,9 @@ def main(argv: list[str] | None = None) -> int:
               f"{seeded.booked_facilitators} facilitators booked in the last 30 days", flush=True)
         if args.profile:
             profile(url, seeded, args.profile)
+            return 0
+        if args.profile_planner:
+            profile_planner(url, seeded, args.profile_planner, batch=args.profile_batch)
             return 0
         env = {"DATABASE_URL": url, "REDIS_URL": REDIS_URL}
         server = Server(env, workdir / "server.log", workers=WORKERS)
