@@ -10,11 +10,13 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import create_engine, inspect, select, text
+from itsdangerous import URLSafeSerializer
+from sqlalchemy import create_engine, inspect, text
 
 from service import migrate, signing
 from service.app import create_app
 from service.cli import main
+from service.config import Config
 from service.followups import tokens
 from service.outbox.models import PENDING, SENT, OutboxMessage
 from service.outbox.service import email_payload, queue_message
@@ -199,12 +201,10 @@ def test_the_key_the_database_held_moves_to_the_key_file_and_still_opens_its_lin
         assert "service_secrets" not in inspect(engine).get_table_names()
     finally:
         engine.dispose()
-    keys = signing.load_keys(create_app({"database_url": f"sqlite:///{database}"}).extensions["debrief"].config)
+    keys = signing.load_keys(Config(database_url=f"sqlite:///{database}"))
     assert len(keys) == 2 and keys[1] == stored and keys[0] != stored
     assert mode(database.with_name("debrief.sqlite3.key")) == PRIVATE
     # A link sent before the upgrade: the stored key, itsdangerous's SHA-1 of then.
-    from itsdangerous import URLSafeSerializer
-
     sent = URLSafeSerializer(stored, salt=tokens.SALT).dumps(["ab" * 16, "offer", int(NOW.timestamp()) + 86400])
     assert tokens.verify(keys, sent, now=NOW).kind == "offer"
     assert stored.encode() not in database.read_bytes()
