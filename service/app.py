@@ -17,7 +17,7 @@ from redis import Redis
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, configure_mappers, sessionmaker
 
-from service import apidocs, console, errors, ui
+from service import apidocs, console, errors, signing, ui
 from service.auth import access
 from service.config import Config
 from service.db import make_engine, make_session_factory, utcnow
@@ -82,12 +82,19 @@ class Services:
     redis: Redis | None = None
     clock: Callable[[], datetime] = utcnow
     _openapi_yaml: str | None = field(default=None, repr=False)
+    _signing_keys: tuple[str, ...] | None = field(default=None, repr=False)
 
     def close(self) -> None:
         """Release pooled connections (the app stays usable; pools refill on demand)."""
         self.engine.dispose()
         if self.redis is not None:
             self.redis.close()
+
+    def signing_keys(self) -> tuple[str, ...]:
+        """The keys of people's links, newest first; MissingSecretKey on PostgreSQL without SECRET_KEY."""
+        if self._signing_keys is None:
+            self._signing_keys = signing.load_keys(self.config)
+        return self._signing_keys
 
     def openapi_yaml(self) -> str:
         """The OpenAPI document as YAML (rendered once)."""

@@ -20,6 +20,16 @@ def _app(config: Config | None = None):
     return create_app(config or Config.from_env())
 
 
+def _require_keys(config: Config) -> None:
+    """Refuse to start a process that signs or checks links without their key (PostgreSQL without SECRET_KEY)."""
+    from service.signing import MissingSecretKey, load_keys
+
+    try:
+        load_keys(config)
+    except MissingSecretKey as exc:
+        raise click.ClickException(str(exc)) from None
+
+
 @contextmanager
 def _services() -> Iterator[Any]:
     """The services of a one-off app, closed when the command is done."""
@@ -59,10 +69,14 @@ def _serve(port: int, host: str, workers: int | None, demo: bool) -> None:
         # Links in messages must reach this server: without a public address, the one it listens on.
         config = config.updated({"public_base_url": f"http://{host}:{port}"})
     embedded = config.database_url.startswith("sqlite")
+    if not embedded:
+        _require_keys(config)
     app = _app(config)
     services = app.extensions["debrief"]
     if embedded:
+        # Migrations first: one may move a key into the key file (see service.signing).
         migrate.upgrade(services.engine)
+        _require_keys(config)
     if demo:
         from service.demo import seed
 
@@ -116,6 +130,7 @@ def worker(burst: bool) -> None:
     config = Config.from_env()
     if not config.redis_url:
         raise click.UsageError("REDIS_URL is not set: without Redis, `debrief serve` runs jobs in-process.")
+    _require_keys(config)
     sys.exit(0 if run_worker(config, burst=burst) else 1)
 
 
@@ -132,6 +147,7 @@ def relay(interval: float, once: bool) -> None:
     config = Config.from_env()
     if not config.redis_url:
         raise click.UsageError("REDIS_URL is not set: without Redis, `debrief serve` relays in-process.")
+    _require_keys(config)
     with _services() as services:
         # Escalations go before every job waiting in the queue.
         dispatch, urgent = rq_dispatch(services.redis), rq_dispatch(services.redis, at_front=True)
@@ -156,6 +172,7 @@ def planner(once: bool, parent_pid: int | None) -> None:
 
     from service.planner import plan_pending, run_planner
 
+    _require_keys(Config.from_env())  # its plans queue messages that carry signed links
     with _services() as services:
         if once:
             click.echo(f"{plan_pending(services)} incidents planned", err=True)
@@ -173,6 +190,7 @@ def retention() -> None:
     """Erase the personal data of incidents closed more than RETENTION_DAYS ago (the relay also does it hourly)."""
     from service.retention import erase_due
 
+    _require_keys(Config.from_env())
     with _services() as services:
         click.echo(f"{len(erase_due(services))} incidents erased", err=True)
 

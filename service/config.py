@@ -37,9 +37,9 @@ class Config:
     # how many attempts before a message is dead, and how long a message may stay queued or
     # sending before the relay takes it for lost (longer than a job may run, see workers.relay).
     mail_from: str = DEFAULT_MAIL_FROM
-    # Signs participants' response links. Unset: a key generated once and kept in the
-    # database, so that links survive restarts and work in every worker process.
-    secret_key: str | None = None
+    # SECRET_KEY: the keys that sign people's links, newest first (comma-separated); the first signs,
+    # all verify. Unset: on SQLite, generated keys in a file beside the database (see service.signing).
+    secret_keys: tuple[str, ...] = ()
     delivery_max_attempts: int = DEFAULT_DELIVERY_MAX_ATTEMPTS
     delivery_visibility_seconds: int = DEFAULT_DELIVERY_VISIBILITY_SECONDS
     # The longest one delivery attempt (connection, TLS, the whole exchange) may take, in seconds.
@@ -68,7 +68,7 @@ class Config:
             smtp_ca_file=env.get("SMTP_CA_FILE") or None,
             public_base_url=(env.get("PUBLIC_BASE_URL") or DEFAULT_PUBLIC_BASE_URL).rstrip("/"),
             mail_from=env.get("MAIL_FROM") or DEFAULT_MAIL_FROM,
-            secret_key=env.get("SECRET_KEY") or None,
+            secret_keys=secret_keys(env.get("SECRET_KEY")),
             delivery_max_attempts=int(env.get("DELIVERY_MAX_ATTEMPTS") or DEFAULT_DELIVERY_MAX_ATTEMPTS),
             delivery_visibility_seconds=int(env.get("DELIVERY_VISIBILITY_SECONDS") or DEFAULT_DELIVERY_VISIBILITY_SECONDS),
             delivery_deadline_seconds=float(env.get("DELIVERY_DEADLINE_SECONDS") or DEFAULT_DELIVERY_DEADLINE_SECONDS),
@@ -88,3 +88,8 @@ class Config:
         direct = {k: v for k, v in overrides.items() if k in known}
         extra = {**self.extra, **{k: v for k, v in overrides.items() if k not in known}}
         return replace(self, **direct, extra=extra)
+
+
+def secret_keys(value: str | None) -> tuple[str, ...]:
+    """The keys of a SECRET_KEY value: comma-separated, newest first, spaces around each ignored."""
+    return tuple(key for key in (part.strip() for part in (value or "").split(",")) if key)

@@ -23,7 +23,6 @@ from flask.sessions import SecureCookieSessionInterface
 from flask_babel import gettext
 from flask_limiter import Limiter
 from flask_wtf.csrf import CSRFError, CSRFProtect
-from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
@@ -32,6 +31,7 @@ from service.accounts import access
 from service.accounts import service as accounts
 from service.errors import Conflict, DomainError, Unavailable
 from service.i18n import N_
+from service.signing import MissingSecretKey
 from service.web import db_session, now, services
 
 log = logging.getLogger(__name__)
@@ -170,7 +170,7 @@ def _open_console() -> Response | None:
     if not is_console():
         return None
     if not current_app.secret_key:
-        raise Unavailable("The console's key could not be read from the database.")
+        raise Unavailable("The console has no key: SECRET_KEY is not set.")
     _choose_language()
     session_id = request.cookies.get(SESSION_COOKIE)
     g.person = None
@@ -222,22 +222,16 @@ def derive_secret_key(key: str) -> str:
 def _ensure_secret_key(app: Flask) -> None:
     if app.secret_key:
         return
-    services_ = app.extensions["debrief"]
-    configured = services_.config.secret_key
-    if configured:
-        app.secret_key = derive_secret_key(configured)
-        return
-    from service.followups.outgoing import context
-
     try:
-        with services_.session_factory() as db:
-            key = context(db).signing_key(db, services_.clock())
-            db.commit()
-    except DBAPIError as exc:
-        # Pages of the console answer 503 until the database answers; nothing else needs the key.
-        log.warning("the console's key could not be read (%s)", type(exc).__name__)
+        keys = [derive_secret_key(key) for key in services_of(app).signing_keys()]
+    except MissingSecretKey:
+        # Pages of the console answer 503; `debrief serve` refuses to start without a key anyway.
+        log.warning("the console has no key: SECRET_KEY is not set")
         return
-    app.secret_key = derive_secret_key(key)
+    # Older keys still open the forms' cookie and check their CSRF tokens, so that a rotation signs
+    # no one's form out. Flask-WTF hands its setting to itsdangerous, which wants the newest last.
+    app.config.update(SECRET_KEY_FALLBACKS=keys[1:], WTF_CSRF_SECRET_KEY=keys[::-1])
+    app.secret_key = keys[0]
 
 
 class ConsoleSessionInterface(SecureCookieSessionInterface):

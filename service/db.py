@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import stat
 import uuid
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import DateTime, MetaData, create_engine, event, literal
+from sqlalchemy import DateTime, MetaData, create_engine, event, literal, make_url
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.types import TypeDecorator
+
+log = logging.getLogger(__name__)
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -95,9 +101,57 @@ POSTGRES_CONNECT_TIMEOUT = 5  # seconds
 POSTGRES_LOCK_TIMEOUT_MS = 5000
 
 
+# The database file and what SQLite writes beside it (SQLite gives these its file's mode).
+SQLITE_FILES = ("", "-wal", "-shm", "-journal")
+PRIVATE = 0o600
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite database URL; None for another database, an in-memory one or a `file:` URI."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or in_memory(url) or parsed.query.get("uri"):
+        return None
+    return Path(parsed.database)
+
+
+def in_memory(url: str) -> bool:
+    """Whether a URL names an in-memory SQLite database."""
+    parsed = make_url(url)
+    return parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:")
+
+
+def keep_private(database: Path) -> None:
+    """Create the SQLite file readable by its owner only, and take others' access away from an existing one.
+
+    Participants' names, answers and escalations are in it: umask 022 would let every account
+    of the machine read it.
+    """
+    try:
+        # An empty file is an empty database to SQLite, which then keeps this mode for its -wal and -shm.
+        os.close(os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE))
+    except FileExistsError:
+        pass
+    except OSError:
+        return  # e.g. no such directory: SQLite says so when it connects
+    for suffix in SQLITE_FILES:
+        path = database.with_name(database.name + suffix)
+        try:
+            mode = stat.S_IMODE(path.stat().st_mode)
+            if mode & 0o077:
+                path.chmod(mode & 0o700)
+                log.warning("%s was readable by other accounts; it is now mode %o", path, mode & 0o700)
+        except FileNotFoundError:
+            continue
+        except PermissionError:
+            log.warning("%s is readable by other accounts and not ours to change: chmod 600 it", path)
+
+
 def make_engine(url: str, *, lock_timeout_ms: int = POSTGRES_LOCK_TIMEOUT_MS, **kwargs: Any) -> Engine:
     """Create an engine with the settings each backend needs for concurrent use."""
     if url.startswith("sqlite"):
+        database = sqlite_file(url)
+        if database is not None:
+            keep_private(database)
         # hide_parameters: a failing statement must not carry personal data into the logs.
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, hide_parameters=True, **kwargs)
 
@@ -110,6 +164,9 @@ def make_engine(url: str, *, lock_timeout_ms: int = POSTGRES_LOCK_TIMEOUT_MS, **
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA busy_timeout=30000")
+            # What is deleted or overwritten (a sent message's links, erased personal data) is zeroed
+            # in the file, not left in free space for anyone with a copy of it to read back.
+            cursor.execute("PRAGMA secure_delete=ON")
             cursor.close()
 
         @event.listens_for(engine, "begin")

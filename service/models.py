@@ -7,7 +7,7 @@ from service.auth.models import ApiKey
 from service.calendars.models import FeedEvent
 from service.db import Base
 from service.facilitators.models import Facilitator
-from service.followups.models import Escalation, Followup, ServiceSecret
+from service.followups.models import Escalation, Followup
 from service.incidents.models import IdempotencyRecord, Incident, Personnel
 from service.outbox.models import OutboxMessage
 from service.sessions.models import Assignment, Session, SessionParticipant
@@ -16,6 +16,6 @@ metadata = Base.metadata
 
 __all__ = [
     "Account", "Agency", "ApiKey", "Assignment", "AuditEntry", "ConsoleSession", "Escalation", "Facilitator", "FeedEvent",
-    "Followup", "IdempotencyRecord", "Incident", "OutboxMessage", "Personnel", "ServiceSecret", "Session",
+    "Followup", "IdempotencyRecord", "Incident", "OutboxMessage", "Personnel", "Session",
     "SessionParticipant", "SigninLink", "metadata",
 ]

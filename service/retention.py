@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session as DbSession
 
 from service.followups.models import ANSWERED, SCREENING, Escalation, Followup
 from service.incidents.models import IdempotencyRecord, Incident, Personnel
-from service.outbox.models import CANCELLED, PENDING, QUEUED, OutboxMessage
+from service.outbox.models import CANCELLED, ERASED_PAYLOAD, PENDING, QUEUED, OutboxMessage
 from service.sessions.models import Session
 
 if TYPE_CHECKING:
@@ -75,11 +75,11 @@ def erase_incident(db: DbSession, incident: Incident, now: datetime) -> None:
     db.execute(delete(Escalation).where(Escalation.incident_id == incident.id))
     # An Idempotency-Key is the client's own text, which may name the report.
     db.execute(delete(IdempotencyRecord).where(IdempotencyRecord.incident_id == incident.id))
-    incident.external_id = keyed_hash(context(db).signing_key(db, now), incident.external_id)
+    incident.external_id = keyed_hash(context(db).keys[0], incident.external_id)
     # Nothing is owed any more (see closed_at); what still says so would go to an erased address.
     db.execute(update(OutboxMessage).where(OutboxMessage.incident_id == incident.id,
                                            OutboxMessage.status.in_((PENDING, QUEUED))).values(status=CANCELLED))
-    db.execute(update(OutboxMessage).where(OutboxMessage.incident_id == incident.id).values(recipient="", payload={}))
+    db.execute(update(OutboxMessage).where(OutboxMessage.incident_id == incident.id).values(recipient="", payload=ERASED_PAYLOAD))
     incident.erased_at = now
 
 

@@ -24,6 +24,9 @@ pytest_plugins = ["tests.browser"]
 PG_URL = os.environ.get("TEST_DATABASE_URL", "postgresql+psycopg://root@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 IN_CI = os.environ.get("CI", "").lower() == "true"
+# PostgreSQL keeps no key of people's links and needs SECRET_KEY (see service.signing): the tests'
+# apps and servers on PostgreSQL get this one; on SQLite they make their key file beside the database.
+POSTGRES_SECRET_KEY = "tests-" + "0123456789abcdef" * 4
 
 
 def missing_service(what: str, error: Exception) -> None:
@@ -104,6 +107,18 @@ def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     return url
 
 
+def settings(database_url: str, **overrides: object) -> dict[str, object]:
+    """The settings of an app on `database_url`: on PostgreSQL, with the tests' SECRET_KEY."""
+    keys = {"secret_keys": (POSTGRES_SECRET_KEY,)} if database_url.startswith("postgresql") else {}
+    return {"database_url": database_url, **keys, **overrides}
+
+
+def environment(database_url: str) -> dict[str, str]:
+    """The environment of a `debrief` command on `database_url`: on PostgreSQL, with the tests' SECRET_KEY."""
+    keys = {"SECRET_KEY": POSTGRES_SECRET_KEY} if database_url.startswith("postgresql") else {}
+    return {"DATABASE_URL": database_url, **keys}
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest) -> str:
     """Each integration test runs once per backend."""
@@ -135,7 +150,7 @@ def clock() -> FakeClock:
 @pytest.fixture
 def app(database_url: str, clock: FakeClock):
     """The app on one backend; every row is deleted afterwards."""
-    application = create_app({"database_url": database_url}, clock=clock)
+    application = create_app(settings(database_url), clock=clock)
     yield application
     services = application.extensions["debrief"]
     wipe(services.engine)

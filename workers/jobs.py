@@ -19,7 +19,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from service.agencies.models import Agency, signing_secrets
 from service.db import db_now
-from service.outbox.models import DEAD, EMAIL, PENDING, QUEUED, SENDING, SENT, WEBHOOK, OutboxMessage
+from service.outbox.models import DEAD, EMAIL, ERASED_PAYLOAD, PENDING, QUEUED, SENDING, SENT, WEBHOOK, OutboxMessage
 from service.sessions.models import Session
 from workers.channels import Channel, Delivery, DeliveryFailed, channels_for
 
@@ -122,12 +122,16 @@ def _record_sent(conn: Connection, services: Services, message_id: uuid.UUID, at
     Giving up at the first error would leave the row `sending`: the relay hands it out again
     after the visibility timeout and the receiver gets it twice.
     """
+    # Sent, the body has done its work: its links (each a person's credential), names and escalation
+    # details go, in the same statement. What the audit and operations need stays in the row: kind,
+    # recipient, what it was about, status, times, attempts. The demo's mailbox shows sent emails.
+    erased = {} if services.config.demo else {"payload": ERASED_PAYLOAD}
     while True:
         try:
             conn.execute(
                 update(OutboxMessage)
                 .where(OutboxMessage.id == message_id, OutboxMessage.status == SENDING, OutboxMessage.attempts == attempt)
-                .values(status=SENT, sent_at=services.clock(), last_error=None)
+                .values(status=SENT, sent_at=services.clock(), last_error=None, **erased)
             )
             conn.commit()
             return

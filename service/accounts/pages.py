@@ -37,7 +37,7 @@ def facilitator_landing(who: accounts.Person) -> str:
     """Where a facilitator lands once signed in: their own page, through a fresh signed link."""
     db, moment = db_session(), now()
     assert who.facilitator_id is not None
-    token = links.sign(context(db).signing_key(db, moment), facilitator_id=who.facilitator_id,
+    token = links.sign(context(db).keys, facilitator_id=who.facilitator_id,
                        expires_at=moment + SIGNED_IN_LINK)
     return links.own_path(token)
 

@@ -2,7 +2,7 @@
 
 Facilitators open their session pages and their own page from the messages Debrief sends them,
 with no account and no API key: the token in the link is the credential. It names the
-facilitator and an expiry, signed (HMAC-SHA256 through itsdangerous) with the same key as the
+facilitator and an expiry, signed (HMAC-SHA256 through itsdangerous, see service.signing) with the same keys as the
 participants' links but under another salt, so a participant's token is never a facilitator's
 and the other way round. Every message carries a freshly signed one.
 """
@@ -12,10 +12,12 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from typing import Sequence
 
-from itsdangerous import BadSignature, URLSafeSerializer
+from itsdangerous import BadSignature
 
 from service.followups.tokens import ExpiredToken, InvalidToken, well_formed
+from service.signing import link_serializer
 
 SALT = "debrief.facilitator-link.v1"
 # A link works this long after its message goes out, and at least until the session it is about has ended.
@@ -39,17 +41,17 @@ def expiry(sent_at: datetime, session_ends_at: datetime | None = None) -> dateti
     return ends if session_ends_at is None else max(ends, session_ends_at + LINK_OPEN)
 
 
-def sign(key: str, *, facilitator_id: int, expires_at: datetime) -> str:
-    """A link token for one facilitator."""
-    return URLSafeSerializer(key, salt=SALT).dumps([facilitator_id, int(expires_at.timestamp())])
+def sign(keys: Sequence[str], *, facilitator_id: int, expires_at: datetime) -> str:
+    """A link token for one facilitator, signed with the first (newest) key."""
+    return link_serializer(keys, SALT).dumps([facilitator_id, int(expires_at.timestamp())])
 
 
-def verify(key: str, token: str, *, now: datetime) -> FacilitatorClaim:
-    """The claim of a token; InvalidToken if forged, malformed or not a facilitator's, ExpiredToken once expired."""
+def verify(keys: Sequence[str], token: str, *, now: datetime) -> FacilitatorClaim:
+    """The claim of a token signed with any of `keys`; InvalidToken if forged, malformed or not a facilitator's, ExpiredToken once expired."""
     if not well_formed(token):
         raise InvalidToken()
     try:
-        value = URLSafeSerializer(key, salt=SALT).loads(token)
+        value = link_serializer(keys, SALT).loads(token)
     except (BadSignature, UnicodeError, ValueError):
         raise InvalidToken() from None
     if not (isinstance(value, list) and len(value) == 2 and all(type(v) is int for v in value) and value[0] > 0):

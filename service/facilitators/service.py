@@ -301,7 +301,7 @@ def from_link(*, db: Session, token: str, now: datetime) -> Facilitator:
     links.InvalidToken when the token is forged, malformed or a participant's; links.ExpiredToken
     once it has expired; NotFound when it names no active facilitator (deactivated, removed).
     """
-    claim = links.verify(context(db).signing_key(db, now), token, now=now)
+    claim = links.verify(context(db).keys, token, now=now)
     facilitator = db.get(Facilitator, claim.facilitator_id)
     if facilitator is None or not facilitator.active:
         raise NotFound(f"No facilitator {claim.facilitator_id}.")

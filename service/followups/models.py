@@ -77,14 +77,3 @@ class Escalation(Base):
     # None when no active clinician was found: the coordinators are alerted instead.
     clinician_id: Mapped[int | None] = mapped_column(ForeignKey("facilitators.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
-
-
-class ServiceSecret(Base):
-    """A secret the service generated for itself (the response-link key when SECRET_KEY is unset)."""
-
-    __tablename__ = "service_secrets"
-
-    name: Mapped[str] = mapped_column(String(40), primary_key=True)
-    value: Mapped[str] = mapped_column(String(128))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
-

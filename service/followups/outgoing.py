@@ -58,7 +58,6 @@ class MessageContext:
 
     def __init__(self, services: Services) -> None:
         self.services = services
-        self._key: str | None = None
 
     @property
     def base_url(self) -> str:
@@ -70,18 +69,10 @@ class MessageContext:
         """The ORGANIZER of invitations, the same as in the feeds."""
         return organizer_for(self.services.config.mail_from)
 
-    def signing_key(self, db: DbSession, now: datetime) -> str:
-        """The key that signs response links: SECRET_KEY, else the database's own key."""
-        configured = self.services.config.secret_key
-        if configured:
-            return configured
-        if self._key is None:
-            stored = tokens.stored_key(db)
-            if stored is None:
-                # Not cached: the transaction that creates it may still roll back.
-                return tokens.ensure_key(db, now=now)
-            self._key = stored
-        return self._key
+    @property
+    def keys(self) -> tuple[str, ...]:
+        """The keys of people's links, newest first (see service.signing)."""
+        return self.services.signing_keys()
 
 
 def context(db: DbSession) -> MessageContext:
@@ -144,7 +135,7 @@ class Outgoing:
 
 def response_links(ctx: MessageContext, db: DbSession, followup: Followup, now: datetime) -> ResponseLinks:
     """The participant's signed links for one follow-up."""
-    token = tokens.sign(ctx.signing_key(db, now), followup_id=followup.id, kind=followup.kind, expires_at=followup.expires_at)
+    token = tokens.sign(ctx.keys, followup_id=followup.id, kind=followup.kind, expires_at=followup.expires_at)
     return ResponseLinks(respond=ctx.base_url + RESPONSES_PATH + quote(token))
 
 
@@ -278,7 +269,7 @@ def _with_page_links(ctx: MessageContext, db: DbSession, letter: Letter, *, lang
                      session: Session | None, sent_at: datetime, now: datetime) -> Letter:
     """A facilitator's letter with their signed links: to the session's page (unless they are off it) and to their own page."""
     expires_at = facilitator_links.expiry(sent_at, session.ends_at if session is not None else None)
-    token = facilitator_links.sign(ctx.signing_key(db, now), facilitator_id=facilitator_id, expires_at=expires_at)
+    token = facilitator_links.sign(ctx.keys, facilitator_id=facilitator_id, expires_at=expires_at)
     session_url = None if session is None else ctx.base_url + facilitator_links.session_path(token, session.id)
     links = messages.facilitator_links(lang, session_url=session_url, own_url=ctx.base_url + facilitator_links.own_path(token))
     return replace(letter, links=letter.links + links)

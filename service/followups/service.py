@@ -90,9 +90,8 @@ class ResponseView:
 
 
 def _claim(db: DbSession, token: str, now: datetime, *, expired_ok: bool = False) -> tokens.ResponseClaim:
-    key = context(db).signing_key(db, now)
     try:
-        return tokens.verify(key, token, now=now, expired_ok=expired_ok)
+        return tokens.verify(context(db).keys, token, now=now, expired_ok=expired_ok)
     except tokens.InvalidToken:
         raise NotFound("This link is not valid.") from None
     except tokens.ExpiredToken:

@@ -23,6 +23,8 @@ DEAD = "dead"  # every attempt failed; left for a coordinator to see
 CANCELLED = "cancelled"
 STATUSES = (PENDING, QUEUED, SENDING, SENT, DEAD, CANCELLED)
 FINAL = frozenset({SENT, DEAD, CANCELLED})
+# The payload of a message whose body was erased: once sent (see workers.jobs), or by retention.
+ERASED_PAYLOAD: dict[str, Any] = {}
 
 # A participant who needs a clinician, for the clinician (or the coordinators when none could be
 # assigned): never cancelled by a re-plan, and claimed for delivery before anything else that is due.
@@ -42,6 +44,7 @@ class OutboxMessage(Base):
     channel: Mapped[str] = mapped_column(String(10))
     # An email address or a URL: personal data, never logged and never copied into last_error.
     recipient: Mapped[str] = mapped_column(String(2048))
+    # The body: emptied (ERASED_PAYLOAD) once the message is sent, except in demo mode.
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     due_at: Mapped[datetime] = mapped_column(UTCDateTime)
     status: Mapped[str] = mapped_column(String(10), default=PENDING)

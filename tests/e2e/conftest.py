@@ -16,6 +16,8 @@ from typing import Any, Iterator
 
 import pytest
 
+from tests.conftest import environment
+
 
 def free_port() -> int:
     """A TCP port nobody listens on right now."""
@@ -114,8 +116,9 @@ def wait_until_planned(engine: Any, timeout: float = 60) -> None:
 
 
 def base_env(**overrides: str) -> dict[str, str]:
-    """The environment of a server under test."""
-    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "SMTP_URL", "PROMETHEUS_MULTIPROC_DIR")}
+    """The environment of a server under test (on PostgreSQL, with the tests' SECRET_KEY)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "SMTP_URL", "PROMETHEUS_MULTIPROC_DIR", "SECRET_KEY")}
+    env.update(environment(overrides["DATABASE_URL"]) if "DATABASE_URL" in overrides else {})
     env.update(overrides)
     return env
 

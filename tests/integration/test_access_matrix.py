@@ -46,7 +46,7 @@ from service.auth.service import create_key, issue_key
 from service.calendars.service import issue_token
 from service.facilitators.models import Facilitator
 from service.outbox.models import OutboxMessage
-from tests.conftest import FakeClock, Keys, seed_agencies, wipe
+from tests.conftest import FakeClock, Keys, seed_agencies, settings, wipe
 from tests.factories import EVERY_DAY, facilitator_body, incident_body, person, report_planned
 from tests.integration.planning_helpers import add_roster, facilitator_key
 
@@ -175,7 +175,7 @@ class Harness:
     """The app on one backend, and the world it holds until a case changes it."""
 
     def __init__(self, database_url: str) -> None:
-        self.app = create_app({"database_url": database_url}, clock=FakeClock())
+        self.app = create_app(settings(database_url), clock=FakeClock())
         self.services = self.app.extensions["debrief"]
         self.client = self.app.test_client()
         self._world: World | None = None

@@ -12,7 +12,7 @@ from service.app import create_app
 from service.audit.models import AuditEntry
 from service.console import SESSION_COOKIE
 from service.outbox.models import EMAIL
-from tests.conftest import seed_agencies, wipe
+from tests.conftest import seed_agencies, settings, wipe
 from tests.console_helpers import (
     add_account, ask_for_link, emailed_link, post_form, press_sign_in, sign_in, signin_emails,
 )
@@ -63,7 +63,7 @@ def test_a_supervisor_signs_in_from_the_emailed_link_and_lands_where_they_were_g
 
 
 def test_the_cookie_is_secure_when_the_service_is_published_on_https(database_url, clock):
-    application = create_app({"database_url": database_url, "public_base_url": "https://debrief.example.org"}, clock=clock)
+    application = create_app(settings(database_url, public_base_url="https://debrief.example.org"), clock=clock)
     try:
         with application.extensions["debrief"].session_factory() as db:
             seed_agencies(db)
@@ -205,14 +205,14 @@ def test_link_requests_are_limited_per_address(app, client, supervisor):
 
 
 def test_link_requests_are_limited_per_client_in_redis(database_url, redis_url, clock):
-    application = create_app({"database_url": database_url, "redis_url": redis_url}, clock=clock)
+    application = create_app(settings(database_url, redis_url=redis_url), clock=clock)
     try:
         client = application.test_client()
         for n in range(30):
             assert ask_for_link(client, f"person{n}@north.example.org").status_code == 200
         assert ask_for_link(client, "person99@north.example.org").status_code == 429
         # Another app (another worker process) shares the count through Redis.
-        again = create_app({"database_url": database_url, "redis_url": redis_url}, clock=clock)
+        again = create_app(settings(database_url, redis_url=redis_url), clock=clock)
         assert ask_for_link(again.test_client(), "person98@north.example.org").status_code == 429
         again.extensions["debrief"].close()
     finally:

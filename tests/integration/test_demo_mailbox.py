@@ -5,14 +5,14 @@ import re
 import pytest
 
 from service.app import create_app
-from tests.conftest import seed_agencies, wipe
+from tests.conftest import seed_agencies, settings, wipe
 from tests.factories import incident_body, report_planned
 from tests.integration.planning_helpers import add_roster
 
 
 @pytest.fixture
 def demo_app(database_url, clock):
-    application = create_app({"database_url": database_url, "demo": True}, clock=clock)
+    application = create_app(settings(database_url, demo=True), clock=clock)
     yield application
     services = application.extensions["debrief"]
     wipe(services.engine)

@@ -14,7 +14,6 @@ from sqlalchemy import select
 from service.calendars.render import event_uid
 from service.facilitators import links
 from service.facilitators.models import Facilitator
-from service.followups.outgoing import context
 from service.incidents.models import Personnel
 from service.outbox.models import OutboxMessage
 from tests.factories import NOW, facilitator_body, incident_body, person, report_planned
@@ -55,10 +54,7 @@ def own_link(app, facilitator_id: int) -> str:
 
 def signed(app, facilitator_id: int, *, expires_at=NOW + timedelta(days=30)) -> str:
     """A link token signed with the app's key, as a message would carry it."""
-    with app.extensions["debrief"].session_factory() as db:
-        key = context(db).signing_key(db, NOW)
-        db.commit()
-    return links.sign(key, facilitator_id=facilitator_id, expires_at=expires_at)
+    return links.sign(app.extensions["debrief"].signing_keys(), facilitator_id=facilitator_id, expires_at=expires_at)
 
 
 def team_of(session: dict, kind: str) -> int:

@@ -14,7 +14,7 @@ from service.app import create_app
 from service.models import metadata
 from service.openapi import generate
 from service.sessions.service import PLANNING_LOCK
-from tests.conftest import FakeClock, seed_agencies, wipe
+from tests.conftest import FakeClock, seed_agencies, settings, wipe
 from tests.factories import incident_body, plan_reports, report_planned
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -159,7 +159,7 @@ def test_postgresql_connections_wait_for_a_lock_five_seconds_at_most(postgres_ur
 @pytest.fixture
 def impatient(postgres_url):
     """The app on PostgreSQL, waiting 200 ms for a lock."""
-    app = create_app({"database_url": postgres_url, "lock_timeout_ms": 200}, clock=FakeClock())
+    app = create_app(settings(postgres_url, lock_timeout_ms=200), clock=FakeClock())
     with app.extensions["debrief"].session_factory() as db:
         keys = seed_agencies(db)
     yield app, keys

@@ -29,7 +29,7 @@ from service.auth.service import create_key
 from service.config import Config
 from service.outbox.models import CANCELLED, DEAD, EMAIL, PENDING, QUEUED, SENDING, SENT, OutboxMessage
 from service.outbox.service import Attachment, cancel_pending, email_payload, queue_message, queue_messages
-from tests.conftest import FakeClock, age_claims, missing_service, wipe
+from tests.conftest import FakeClock, age_claims, environment, missing_service, wipe
 from tests.receivers import DripFeeder, WebhookReceiver, self_signed_certificate
 from workers import queues
 from workers.channels import Delivery, DeliveryFailed, WebhookChannel, sign_webhook
@@ -114,7 +114,7 @@ def test_jobs_are_json_and_a_pickled_job_planted_in_redis_never_runs(services, s
     assert json.loads(stored) == ["workers.jobs.deliver", None, [str(id)], {}]
     planted = tmp_path / "ran"
     Queue(queues.DELIVERY, connection=services.redis).enqueue("workers.jobs.deliver", Planted(planted))  # pickled
-    env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url, "SMTP_URL": sink.url}
+    env = {**os.environ, **environment(database_url), "REDIS_URL": redis_url, "SMTP_URL": sink.url}
     subprocess.run([sys.executable, "-m", "service", "worker", "--burst"], env=env, cwd=tmp_path, check=True,
                    capture_output=True, timeout=120)
     assert not planted.exists()
@@ -493,7 +493,8 @@ def test_the_relay_command_enqueues_due_messages_for_the_worker(app, services, s
     from service.cli import main
 
     id = queue_email(services)  # due at the fixed test time, long past for the command's real clock
-    monkeypatch.setenv("DATABASE_URL", database_url)
+    for name, value in environment(database_url).items():
+        monkeypatch.setenv(name, value)
     monkeypatch.delenv("REDIS_URL", raising=False)
     refused = CliRunner().invoke(main, ["relay", "--once"])
     assert refused.exit_code == 2 and "REDIS_URL" in refused.output

@@ -16,7 +16,7 @@ from sqlalchemy import create_engine, text
 from service.app import create_app
 from service.incidents.views import preferred_wait
 from service.planner import run_planner
-from tests.conftest import seed_agencies, wipe
+from tests.conftest import environment, seed_agencies, settings, wipe
 from tests.factories import facilitator_body, incident_body, person
 from tests.integration.planning_helpers import add_roster, overlapping_assignments
 
@@ -66,7 +66,7 @@ def test_prefer_wait_is_read_as_rfc_7240_says(prefer, seconds):
 
 def _real_time_app(postgres_url):
     """The app on PostgreSQL with the real clock, as the planner process has it."""
-    app = create_app({"database_url": postgres_url})
+    app = create_app(settings(postgres_url))
     with app.extensions["debrief"].session_factory() as db:
         keys = seed_agencies(db)
     return app, keys
@@ -79,7 +79,7 @@ def _recent_incident(n: int) -> dict:
 
 
 def _planner_process(postgres_url: str, *args: str) -> subprocess.Popen:
-    env = {**os.environ, "DATABASE_URL": postgres_url, "PUBLIC_BASE_URL": "http://127.0.0.1:9"}
+    env = {**os.environ, **environment(postgres_url), "PUBLIC_BASE_URL": "http://127.0.0.1:9"}
     env.pop("REDIS_URL", None)
     return subprocess.Popen([sys.executable, "-m", "service", "planner", *args], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

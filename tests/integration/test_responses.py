@@ -229,13 +229,12 @@ def _forged(app, clock, how: str) -> str:
         i = len(genuine) // 3  # inside the payload: a flipped bit there never decodes to the same bytes
         return genuine[:i] + ("B" if genuine[i] == "A" else "A") + genuine[i + 1:]
     if how == "other_key":
-        return tokens.sign("not-this-services-key", followup_id=offer.id, kind="offer", expires_at=offer.expires_at)
+        return tokens.sign(("not-this-services-key",), followup_id=offer.id, kind="offer", expires_at=offer.expires_at)
     if how == "garbage":
         return "not-a-token"
     if how == "too_long":
         return genuine + "A" * 500
-    with db(app) as s:
-        key = s.info["messages"].signing_key(s, clock())
+    key = app.extensions["debrief"].signing_keys()
     if how == "other_kind":
         return tokens.sign(key, followup_id=offer.id, kind="screening", expires_at=offer.expires_at)
     assert how == "unknown_followup"
