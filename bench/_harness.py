@@ -18,6 +18,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_URL = "postgresql+psycopg://root@127.0.0.1:5432/test"
+# The links' key of the benches' servers and processes: on PostgreSQL the service refuses to start without one.
+SECRET_KEY = "bench-" + "0123456789abcdef" * 4
 
 
 def load_average() -> str:

@@ -64,7 +64,7 @@ from zoneinfo import ZoneInfo
 
 # Only the standard library up here: the load generator imports this module in its own
 # process, where SQLAlchemy and Flask would only take memory and start-up time.
-from bench._harness import Planner, Server, create_schema, drop_schema, load_average
+from bench._harness import SECRET_KEY, Planner, Server, create_schema, drop_schema, load_average
 
 UTC = timezone.utc
 REDIS_URL = "redis://127.0.0.1:6379/8"  # configured, not used by intake: only /readyz pings it
@@ -869,7 +869,7 @@ def profile(url: str, seeded: Seeded, count: int) -> None:
     from service.app import create_app
     from service.config import Config
 
-    app = create_app(Config(database_url=url, redis_url=REDIS_URL))
+    app = create_app(Config(database_url=url, redis_url=REDIS_URL, secret_keys=(SECRET_KEY,)))
     client = app.test_client()
     phase = Phase("profile", 0, "/v1/incidents", 1, 0, keys=seeded.keys, id_prefix=f"{LOAD_PREFIX}P-", seed=23)
     reports = _Reports(phase)
@@ -924,7 +924,7 @@ def profile_planner(url: str, seeded: Seeded, passes: int, batch: int) -> None:
     from service.config import Config
     from service.planner import plan_pending
 
-    app = create_app(Config(database_url=url, redis_url=REDIS_URL))
+    app = create_app(Config(database_url=url, redis_url=REDIS_URL, secret_keys=(SECRET_KEY,)))
     client = app.test_client()
     services = app.extensions["debrief"]
     reports = _Reports(Phase("profile", 0, "/v1/incidents", 1, 0, keys=seeded.keys, id_prefix=f"{LOAD_PREFIX}Q-", seed=29))
@@ -1036,7 +1036,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.profile_planner:
             profile_planner(url, seeded, args.profile_planner, batch=args.profile_batch)
             return 0
-        env = {"DATABASE_URL": url, "REDIS_URL": REDIS_URL}
+        env = {"DATABASE_URL": url, "REDIS_URL": REDIS_URL, "SECRET_KEY": SECRET_KEY}
         server = Server(env, workdir / "server.log", workers=WORKERS)
         server.start()
         port = server.port

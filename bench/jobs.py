@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 # Only the standard library up here (bench._harness keeps to it too): every work horse of the
 # baseline imports this module to find `noop`, and a heavy import (alembic, aiosmtpd) would be
 # charged to each no-op job. The project's modules are imported where they are used.
-from bench._harness import ROOT, create_schema, drop_schema, free_port, load_average
+from bench._harness import ROOT, SECRET_KEY, create_schema, drop_schema, free_port, load_average
 
 if TYPE_CHECKING:
     from service.app import Services
@@ -108,7 +108,7 @@ def run_workers(env: dict[str, str], log_path: Path) -> tuple[float, float]:
 
 def worker_env(database_url: str, smtp_url: str | None, workdir: Path) -> dict[str, str]:
     """The environment of the worker processes."""
-    env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": REDIS_URL}
+    env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": REDIS_URL, "SECRET_KEY": SECRET_KEY}
     # Bytecode as an installed package has it (pip compiles at install): with PYTHONDONTWRITEBYTECODE,
     # every work horse would compile the job's modules from source. The prefix keeps the tree clean.
     env.pop("PYTHONDONTWRITEBYTECODE", None)
@@ -208,7 +208,7 @@ def outbox(count: int, database_url: str, workdir: Path) -> tuple[tuple[float, f
     sink = Sink()
     smtp_url = sink.start()
     try:
-        config = Config(database_url=database_url, redis_url=REDIS_URL, smtp_url=smtp_url)
+        config = Config(database_url=database_url, redis_url=REDIS_URL, smtp_url=smtp_url, secret_keys=(SECRET_KEY,))
         services = create_app(config).extensions["debrief"]
         redis = services.redis
         assert redis is not None, "REDIS_URL is set"
