@@ -42,7 +42,8 @@ from service.auth.service import create_key
 from service.calendars.service import issue_token
 from service.facilitators.models import Facilitator
 from service.outbox.models import OutboxMessage
-from tests.conftest import FakeClock, seed_agencies, settings, wipe
+from tests.conftest import FakeClock, seed_agencies, wipe
+from tests.conftest import settings as app_settings
 from tests.factories import incident_body, person, report_planned
 from tests.integration.planning_helpers import add_roster
 
@@ -120,7 +121,7 @@ class Harness:
     """The app on one backend, and the world it holds until an operation changes it."""
 
     def __init__(self, database_url: str) -> None:
-        self.app = create_app(settings(database_url), clock=FakeClock())
+        self.app = create_app(app_settings(database_url), clock=FakeClock())
         self.services = self.app.extensions["debrief"]
         self._world: World | None = None
         self.dirty = False
