@@ -384,7 +384,8 @@ class WebhookChannel:
         try:
             target = webhook_target(delivery.recipient, self.rules, resolve=self.resolve)
         except RefusedAddress as refused:
-            raise DeliveryFailed(f"webhook address refused: {refused.reason}", permanent=True) from None
+            # Its kind only: the address is the agency's and never goes into last_error or the log.
+            raise DeliveryFailed(f"webhook address refused: {refused.kind}", permanent=True) from None
         except OSError as exc:
             raise DeliveryFailed(f"http {type(exc).__name__}") from None
         body = json.dumps(delivery.payload, separators=(",", ":"), sort_keys=True).encode()

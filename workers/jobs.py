@@ -161,10 +161,13 @@ def matters_until(conn: Connection, message_id: uuid.UUID, kind: str) -> datetim
     return horizon
 
 
+LAST_ERROR_LENGTH = OutboxMessage.__table__.c.last_error.type.length
+
+
 def _record_failure(conn: Connection, services: Services, message_id: uuid.UUID, attempt: int, failed: DeliveryFailed,
                     max_attempts: int, kind: str) -> str:
     now = services.clock()
-    reason = failed.reason
+    reason = failed.reason[:LAST_ERROR_LENGTH]  # what the column holds: a longer one would fail the update on PostgreSQL
     retry_at = now + backoff(attempt)
     horizon = matters_until(conn, message_id, kind)
     # A permanent failure (a refused webhook address) dies at once: no later attempt can succeed.

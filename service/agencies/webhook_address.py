@@ -40,11 +40,12 @@ NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 
 
 class RefusedAddress(ValueError):
-    """A webhook address Debrief will not post to; `reason` says why."""
+    """A webhook address Debrief will not post to; `reason` says why, `kind` in a few words without the address."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, kind: str = "not a valid https address") -> None:
         super().__init__(reason)
         self.reason = reason
+        self.kind = kind
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +129,8 @@ def _distinct(answers: list[tuple[Any, ...]]) -> Addresses:
 def _vet_name(host: str, rules: WebhookRules) -> None:
     local = "." not in host or any(host == suffix or host.endswith("." + suffix) for suffix in LOCAL_SUFFIXES)
     if local and not rules.allow_private:
-        raise RefusedAddress(f"The host {host} is a local name, not a public one: webhooks go to public receivers only.")
+        raise RefusedAddress(f"The host {host} is a local name, not a public one: webhooks go to public receivers only.",
+                             kind="a local name")
 
 
 def _vet(host: str, addresses: Addresses, rules: WebhookRules, *, literal: bool) -> None:
@@ -139,7 +141,7 @@ def _vet(host: str, addresses: Addresses, rules: WebhookRules, *, literal: bool)
         if kind is not None:
             named = "is" if literal else f"resolves to {address}, which is"
             raise RefusedAddress(f"The host {host} {named} not a public internet address ({kind}): "
-                                 "webhooks go to public receivers only.")
+                                 "webhooks go to public receivers only.", kind=f"not a public address ({kind})")
 
 
 def check_webhook_url(url: str, rules: WebhookRules, *, resolve: Resolver = socket.getaddrinfo) -> None:

@@ -32,7 +32,7 @@ from service.outbox.service import Attachment, cancel_pending, email_payload, qu
 from tests.conftest import FakeClock, age_claims, environment, missing_service, wipe
 from tests.receivers import DripFeeder, WebhookReceiver, self_signed_certificate
 from workers import queues
-from workers.channels import Delivery, DeliveryFailed, WebhookChannel, sign_webhook
+from workers.channels import Delivery, DeliveryFailed, SmtpChannel, WebhookChannel, sign_webhook
 from workers.jobs import deliver_message
 from workers.relay import in_process_dispatch, relay_once, rq_dispatch, start_in_process_delivery
 from workers.worker import BurstWorker
@@ -234,6 +234,19 @@ def test_a_message_refused_once_is_delivered_on_retry(app, services, sink, clock
     assert sink.message_ids() == [f"<{id}@debrief>"]
     sent = row(services, id)
     assert (sent.status, sent.attempts, sent.last_error) == (SENT, 2, None)
+
+
+def test_a_failure_reason_longer_than_its_column_is_cut_to_fit(app, services, monkeypatch):
+    def refuse(_channel, _delivery):
+        raise DeliveryFailed("smtp " + "refused " * 60)
+
+    monkeypatch.setattr(SmtpChannel, "send", refuse)
+    id = queue_email(services)
+    assert relay_and_work(app, services) == 1
+    failed = row(services, id)
+    # On PostgreSQL the whole reason would fail the update and leave the message `sending` until its lease ran out.
+    assert (failed.status, failed.attempts) == (PENDING, 1)
+    assert failed.last_error.startswith("smtp refused") and len(failed.last_error) == 200
 
 
 def test_a_webhook_answered_with_an_error_is_retried(app, services, receiver, clock):
