@@ -103,22 +103,45 @@ def _serve(port: int, host: str, workers: int | None, demo: bool) -> None:
     # so one command does it all. The planner is a child process, not a thread of gunicorn's: its
     # solver must not be loaded in a process that forks.
     options["post_worker_init"] = start_delivery_in_worker
-    planner = _start_planner(config)
+    planner = PlannerChild(config)
     try:
         GunicornServer(options, lambda: _app(config)).run()
     finally:
-        planner.terminate()
+        planner.stop()
+
+
+class PlannerChild:
+    """`debrief planner` as a child of `debrief serve`, on the same database and with the same links; started again if it stops."""
+
+    def __init__(self, config: Config) -> None:
+        import threading
+
+        self._env = {**os.environ, "DATABASE_URL": config.database_url, "PUBLIC_BASE_URL": config.public_base_url}
+        self._stopping = threading.Event()
+        self.process = self._start()
+        self._watcher = threading.Thread(target=self._watch, name="debrief-planner-watch", daemon=True)
+        self._watcher.start()
+
+    def _start(self) -> subprocess.Popen[bytes]:
+        return subprocess.Popen([sys.executable, "-m", "service", "planner", "--parent-pid", str(os.getpid())], env=self._env)
+
+    def _watch(self) -> None:
+        # Without a planner every report would stay `received`: one that stops (a crash, the OOM killer) is replaced.
+        while not self._stopping.wait(1.0):
+            if self.process.poll() is not None and not self._stopping.is_set():
+                click.echo("debrief planner stopped; starting it again", err=True)
+                self.process = self._start()
+
+    def stop(self) -> None:
+        """Stop watching, then stop the planner (killed if it does not stop within 15 s)."""
+        self._stopping.set()
+        self._watcher.join()
+        self.process.terminate()
         try:
-            planner.wait(timeout=15)
+            self.process.wait(timeout=15)
         except subprocess.TimeoutExpired:
-            planner.kill()
-            planner.wait()
-
-
-def _start_planner(config: Config) -> subprocess.Popen[bytes]:
-    """`debrief planner` as a child of this process, on the same database and with the same links."""
-    env = {**os.environ, "DATABASE_URL": config.database_url, "PUBLIC_BASE_URL": config.public_base_url}
-    return subprocess.Popen([sys.executable, "-m", "service", "planner", "--parent-pid", str(os.getpid())], env=env)
+            self.process.kill()
+            self.process.wait()
 
 
 @main.command()

@@ -17,9 +17,9 @@ import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from service.errors import Conflict
 from service.incidents.models import Incident
@@ -32,8 +32,15 @@ if TYPE_CHECKING:
 log = logging.getLogger("service.planner")
 
 BATCH = 100
-# CP-SAT's limit per batch, in deterministic seconds (a count of work: the same plan on a busy machine).
+# CP-SAT's limit per batch, in deterministic seconds (a count of work: the same plan on a busy machine),
+# and in wall seconds: the pool's lock is held meanwhile, and other writers wait for it at most
+# lock_timeout (5 s) an attempt.
 SOLVE_SECONDS = 2.0
+SOLVE_WALL_SECONDS = 2.5
+# Passes in a row that found the pool busy before the reports are planned one at a time.
+BUSY_PASSES = 3
+# The database is away (or the connection broke): the reports wait, `received`, for the next pass.
+OUTAGES = (OperationalError, InterfaceError)
 # Between passes when nothing wakes the planner: PostgreSQL wakes it; SQLite cannot, so it looks often.
 POLL_SECONDS = {"postgresql": 2.0, "sqlite": 0.25}
 # Once woken, how long the planner lets a surge's reports gather before it plans them: reports that
@@ -42,31 +49,42 @@ POLL_SECONDS = {"postgresql": 2.0, "sqlite": 0.25}
 GATHER_SECONDS = 0.5
 
 
-def plan_pending(services: Services, *, batch: int = BATCH, solve_seconds: float = SOLVE_SECONDS) -> int:
-    """Plan every report still `received`, a batch at a time; how many were planned."""
+class PoolBusy(Exception):
+    """A pass could not take the pool's lock in time: the reports wait for the next one."""
+
+
+def plan_pending(services: Services, *, batch: int = BATCH, solve_seconds: float = SOLVE_SECONDS,
+                 one_by_one: bool = False) -> int:
+    """Plan every report still `received`, a batch at a time (or one at a time); how many were planned."""
     total = 0
     while True:
-        planned = _pass(services, batch=batch, solve_seconds=solve_seconds)
+        try:
+            planned = _pass(services, batch=batch, solve_seconds=solve_seconds, one_by_one=one_by_one)
+        except PoolBusy:
+            return total
         total += planned
         if planned < batch:
             return total
 
 
-def _pass(services: Services, *, batch: int, solve_seconds: float) -> int:
-    now = services.clock()
+def _pass(services: Services, *, batch: int, solve_seconds: float, one_by_one: bool = False) -> int:
     with services.session_factory() as db:
+        if one_by_one:
+            return _one_by_one(services, db, batch=batch)
         try:
-            return len(sessions.plan_received(db, now=now, limit=batch, solve_seconds=solve_seconds))
-        except DBAPIError:
-            raise  # the database is away: the reports wait, `received`, for the next pass
+            return len(sessions.plan_received(db, now=services.clock(), limit=batch, solve_seconds=solve_seconds,
+                                              solve_wall_seconds=SOLVE_WALL_SECONDS))
+        except OUTAGES:
+            raise
         except Conflict:
-            # The pool stayed busy (another planner's turn, a long change): the reports wait for the next pass.
+            # Another planner's turn, or a long change: the reports wait for the next pass.
             db.rollback()
             log.warning("the pool was busy; planning waits for the next pass")
-            return 0
-        except Exception:
+            raise PoolBusy() from None
+        except Exception as exc:  # noqa: BLE001 - a report that breaks the batch must not hold back the others
             db.rollback()
-            log.exception("planning a batch failed; planning its reports one by one")
+            # The type only, as everywhere: an exception's text may carry what a report holds.
+            log.error("planning a batch failed (%s); planning its reports one by one", type(exc).__name__)
         return _one_by_one(services, db, batch=batch)
 
 
@@ -81,17 +99,33 @@ def _one_by_one(services: Services, db: Any, *, batch: int) -> int:
         try:
             sessions.plan(db, incident_id=incident_id, now=now)
             continue
-        except DBAPIError:
+        except OUTAGES:
             raise
         except Conflict:
             db.rollback()
             reason = "planning_contention"
-        except Exception:
+        except Exception as exc:  # noqa: BLE001 - flagged below, for a coordinator to see
             db.rollback()
-            log.exception("planning incident %s failed", incident_id)
+            log.error("planning incident %s failed (%s)", incident_id, type(exc).__name__)
             reason = "planning_failed"
-        flag_unplanned(db, incident_id=incident_id, reason=reason, now=now)
+        _flag(db, incident_id=incident_id, reason=reason, now=now)
     return len(ids)
+
+
+def _flag(db: Any, *, incident_id: uuid.UUID, reason: str, now: Any) -> None:
+    """Flag a report that cannot be planned; if even that fails, at least take it out of `received`."""
+    try:
+        flag_unplanned(db, incident_id=incident_id, reason=reason, now=now)
+        return
+    except OUTAGES:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the last resort below must still run
+        db.rollback()
+        log.error("flagging incident %s failed (%s)", incident_id, type(exc).__name__)
+    db.execute(update(Incident).where(Incident.id == incident_id, Incident.status == "received").values(
+        status="needs_attention", updated_at=now,
+        problems=[{"group": None, "kind": "debriefing", "reasons": [reason]}]))
+    db.commit()
 
 
 class WakeUps:
@@ -153,17 +187,24 @@ def run_planner(services: Services, *, stop: threading.Event, poll: float | None
     """Plan pending reports until `stop` is set (or the parent process is gone), woken by intake."""
     backend = make_url(services.config.database_url).get_backend_name()
     wake_ups = WakeUps(services.config.database_url, poll=poll or POLL_SECONDS.get(backend, 1.0))
+    busy = 0
     try:
         while not stop.is_set():
             if parent_pid is not None and os.getppid() != parent_pid:
                 return  # started by `debrief serve`, which is gone
             wake_ups.listen()
             try:
-                plan_pending(services)
+                planned = _pass(services, batch=BATCH, solve_seconds=SOLVE_SECONDS, one_by_one=busy >= BUSY_PASSES)
+                busy = 0
+            except PoolBusy:
+                busy += 1
+                planned = 0
             except Exception as exc:  # noqa: BLE001 - an outage must not end the planner
                 log.warning("planner pass failed (%s); retrying", type(exc).__name__)
                 stop.wait(wake_ups.poll)
                 continue
+            if planned >= BATCH:
+                continue  # more are waiting
             if wake_ups.wait(stop):
                 stop.wait(gather)
     finally:

@@ -479,8 +479,12 @@ def _pending(db: DbSession, incident: Incident, state: PlanningState, *, policy:
     for session in stale:
         state.schedule.remove(str(session.id))
     # A facilitator who declined a group's session is never put back on that group's session.
-    exclude = {session_ref(facts.ref, s.group_key, s.kind): _declined(s) for s in sessions
-               if (s.group_key, s.kind) in to_plan and _declined(s)}
+    # A group may have had several sessions (one cancelled, one re-planned): every one's decliners count.
+    exclude: dict[str, frozenset[int]] = {}
+    for s in sessions:
+        if (s.group_key, s.kind) in to_plan and _declined(s):
+            ref = session_ref(facts.ref, s.group_key, s.kind)
+            exclude[ref] = exclude.get(ref, frozenset()) | _declined(s)
     return _Pending(incident, facts, wanted, personnel_ids, problems, to_plan, stale, exclude)
 
 
@@ -547,7 +551,8 @@ def _apply(db: DbSession, pending: _Pending, outcome: IncidentPlan | None, *, no
 # -- the planner's batch: every report not planned yet, together ---------------------------------------
 
 
-def plan_received(db: DbSession, *, now: datetime, limit: int, solve_seconds: float) -> list[uuid.UUID]:
+def plan_received(db: DbSession, *, now: datetime, limit: int, solve_seconds: float,
+                  solve_wall_seconds: float) -> list[uuid.UUID]:
     """Plan up to `limit` incidents still `received`, as one batch under the pool's lock; their ids.
 
     The batch commits as a whole: a planner that dies before the commit leaves every one of them
@@ -559,7 +564,7 @@ def plan_received(db: DbSession, *, now: datetime, limit: int, solve_seconds: fl
         if not incidents:
             db.rollback()
             return []
-        plan_batch_locked(db, incidents, now=now, solve_seconds=solve_seconds)
+        plan_batch_locked(db, incidents, now=now, solve_seconds=solve_seconds, solve_wall_seconds=solve_wall_seconds)
         commit(db)
         return [incident.id for incident in incidents]
 
@@ -584,7 +589,8 @@ def _lock_received(db: DbSession, limit: int) -> list[Incident]:
     return list(db.scalars(query))
 
 
-def plan_batch_locked(db: DbSession, incidents: Sequence[Incident], *, now: datetime, solve_seconds: float) -> None:
+def plan_batch_locked(db: DbSession, incidents: Sequence[Incident], *, now: datetime, solve_seconds: float,
+                      solve_wall_seconds: float) -> None:
     """Plan locked incidents together, those of one planning policy competing for the pool as one surge."""
     by_policy: dict[PlanningPolicy, list[Incident]] = {}
     for incident in incidents:
@@ -597,7 +603,7 @@ def plan_batch_locked(db: DbSession, incidents: Sequence[Incident], *, now: date
         outcomes: dict[str, IncidentPlan | None] = {}
         if fresh:
             outcomes.update(plan_batch([p.facts for p in fresh], state.pool, state.schedule, policy, now=now,
-                                       time_limit=solve_seconds))
+                                       time_limit=solve_seconds, wall_limit=solve_wall_seconds))
         for p in pendings:
             if p.facts.ref not in outcomes:
                 outcomes[p.facts.ref] = _plan_one(p, state, policy, now)

@@ -128,7 +128,7 @@ def test_parallel_reports_declines_and_reschedules_keep_the_plan_consistent(post
 
         def report(what: str, body: dict, headers: dict | None = None) -> tuple[str, Callable[[], Answer]]:
             return what, lambda: server.request("POST", "/v1/incidents", body=body, key=dispatch,
-                                                headers={"Prefer": "wait=30", **(headers or {})})
+                                                headers={"Prefer": "wait=20", **(headers or {})})
 
         def report_body(external_id: str, **overrides: Any) -> dict:
             people = [person(n, email=f"{external_id.lower()}-{n}@metro.example.org") for n in range(1, 4)]

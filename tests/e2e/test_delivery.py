@@ -152,7 +152,7 @@ def test_an_incident_reported_to_a_deployment_reaches_everyone_once_despite_a_ki
         occurred = datetime.now(timezone.utc) - timedelta(hours=1)
         body = incident_body(occurred_at=occurred.isoformat(), personnel=[person(n) for n in range(1, 7)])
         processes.append(subprocess.Popen([*cli, "planner"], env=env, cwd=tmp_path, stdout=log, stderr=log))
-        answer = server.request("POST", "/v1/incidents", body=body, key=dispatch, headers={"Prefer": "wait=30"})
+        answer = server.request("POST", "/v1/incidents", body=body, key=dispatch, headers={"Prefer": "wait=20"})
         assert answer.status == 201 and answer.json()["sessions"], answer.body
 
         for command in (["relay", "--interval", "0.2"], ["worker"], ["worker"]):

@@ -50,6 +50,38 @@ def test_demo_curl_plans_a_debriefing(demo_server):
     assert session["kind"] == "debriefing" and len(session["facilitators"]) == 2
 
 
+def test_a_planner_that_dies_is_started_again(demo_server):
+    import os
+    import signal
+    import time
+    from datetime import datetime, timedelta, timezone
+    from pathlib import Path
+
+    def planners() -> list[int]:
+        pid = demo_server.process.pid
+        found = []
+        # Children of every thread: the planner started again is a child of the thread that watches it.
+        children = [c for task in Path(f"/proc/{pid}/task").iterdir() for c in (task / "children").read_text().split()]
+        for child in children:
+            try:
+                if b"planner" in Path(f"/proc/{child}/cmdline").read_bytes():
+                    found.append(int(child))
+            except FileNotFoundError:
+                pass  # a child that has just gone
+        return found
+
+    [first] = planners()
+    os.kill(first, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while planners() in ([], [first]):
+        assert time.monotonic() < deadline, "no planner was started again"
+        time.sleep(0.1)
+    body = incident_body("CAD-AFTER", region="north", occurred_at=(datetime.now(timezone.utc) - timedelta(hours=2)).isoformat())
+    reply = demo_server.request("POST", "/v1/incidents", body=body, key=demo_server.keys["dispatch"],
+                                headers={"Prefer": "wait=20"})
+    assert reply.status == 201 and reply.json()["status"] != "received", reply.json()
+
+
 def test_the_demo_mailbox_shows_emails_whose_links_reach_this_server(demo_server):
     import re
     import time
