@@ -102,7 +102,8 @@ POSTGRES_LOCK_TIMEOUT_MS = 5000
 
 
 # The database file and what SQLite writes beside it (SQLite gives these its file's mode).
-SQLITE_FILES = ("", "-wal", "-shm", "-journal")
+# The database, its journals, and the links' key file beside it (service.signing).
+SQLITE_FILES = ("", "-wal", "-shm", "-journal", ".key")
 PRIVATE = 0o600
 
 
@@ -146,6 +147,17 @@ def keep_private(database: Path) -> None:
             log.warning("%s is readable by other accounts and not ours to change: chmod 600 it", path)
 
 
+def truncate_wal(engine: Engine) -> None:
+    """Copy SQLite's write-ahead log into the database and empty it (nothing to do on PostgreSQL)."""
+    if engine.dialect.name == "sqlite":
+        # Outside any transaction (no BEGIN IMMEDIATE from the "begin" hook): a checkpoint cannot run inside one.
+        connection = engine.raw_connection()
+        try:
+            connection.driver_connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").close()
+        finally:
+            connection.close()
+
+
 def make_engine(url: str, *, lock_timeout_ms: int = POSTGRES_LOCK_TIMEOUT_MS, **kwargs: Any) -> Engine:
     """Create an engine with the settings each backend needs for concurrent use."""
     if url.startswith("sqlite"):
@@ -167,6 +179,9 @@ def make_engine(url: str, *, lock_timeout_ms: int = POSTGRES_LOCK_TIMEOUT_MS, **
             # What is deleted or overwritten (a sent message's links, erased personal data) is zeroed
             # in the file, not left in free space for anyone with a copy of it to read back.
             cursor.execute("PRAGMA secure_delete=ON")
+            # The write-ahead log keeps earlier images of pages until it is reset: truncated at each
+            # reset, it does not keep them for long (and retention truncates it every hour).
+            cursor.execute("PRAGMA journal_size_limit=0")
             cursor.close()
 
         @event.listens_for(engine, "begin")

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import String, cast, delete, func, literal, select, update
 from sqlalchemy.orm import Session as DbSession
 
+from service.db import truncate_wal
 from service.followups.models import ANSWERED, SCREENING, Escalation, Followup
 from service.incidents.models import IdempotencyRecord, Incident, Personnel
 from service.outbox.models import CANCELLED, ERASED_PAYLOAD, PENDING, QUEUED, OutboxMessage
@@ -99,6 +100,9 @@ def erase_due(services: Services, *, retention: timedelta | None = None) -> list
                 erase_incident(db, incident, now)
                 erased.append(incident.id)
         db.commit()
+    # What was erased (this pass's incidents, and the bodies of messages sent since the last pass)
+    # leaves SQLite's write-ahead log too.
+    truncate_wal(services.engine)
     if erased:
         log.info("retention: erased the personal data of %d incidents", len(erased))
     return erased

@@ -74,6 +74,9 @@ def read_or_create(path: Path) -> tuple[str, ...]:
     """The keys of the key file, created with one new key when missing (processes racing agree on the first)."""
     if not path.exists():
         write_keys(path, (new_key(),), replace=False)
+    if path.stat().st_uid != os.geteuid():
+        # Whoever owns it chose the key, and could sign any participant's or facilitator's link.
+        raise ValueError(f"{path} belongs to another account; the service uses only a key file of its own")
     keys = read_keys(path)
     if not keys:
         raise ValueError(f"{path} holds no key; delete it to have a new one generated")

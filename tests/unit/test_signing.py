@@ -1,6 +1,7 @@
 """The keys of people's links: SECRET_KEY as a list (new first), HMAC-SHA256, a key file beside SQLite, none in PostgreSQL."""
 
 import hashlib
+import os
 import stat
 import uuid
 from datetime import datetime, timedelta, timezone
@@ -74,6 +75,25 @@ def test_the_embedded_default_keeps_its_key_in_a_private_file_beside_the_databas
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert signing.load_keys(config) == keys  # read back, not made again
     assert [p.name for p in tmp_path.iterdir()] == ["debrief.sqlite3.key"]  # no draft left behind
+
+
+def test_a_key_file_of_another_account_is_refused(tmp_path, monkeypatch):
+    config = Config(database_url=f"sqlite:///{tmp_path}/debrief.sqlite3")
+    signing.load_keys(config)
+    monkeypatch.setattr(signing.os, "geteuid", lambda: os.getuid() + 1)  # as if another account had made it
+    with pytest.raises(ValueError, match="belongs to another account"):
+        signing.load_keys(config)
+
+
+def test_a_key_file_readable_by_others_is_narrowed_with_the_database(tmp_path):
+    from service.db import make_engine
+
+    config = Config(database_url=f"sqlite:///{tmp_path}/debrief.sqlite3")
+    signing.load_keys(config)
+    path = tmp_path / "debrief.sqlite3.key"
+    path.chmod(0o644)
+    make_engine(config.database_url).dispose()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
 
 
 def test_the_first_key_file_written_wins_a_race(tmp_path):
