@@ -384,7 +384,8 @@ def test_the_relay_command_puts_escalations_before_the_jobs_waiting(app, service
     for n, kind in enumerate(("escalation", "escalation_unassigned")):
         clock.advance(seconds=1)
         escalations.append(queue_email(services, f"escalation:{n}", kind=kind))
-    monkeypatch.setenv("DATABASE_URL", database_url)
+    for name, value in environment(database_url).items():
+        monkeypatch.setenv(name, value)
     monkeypatch.setenv("REDIS_URL", redis_url)
     result = CliRunner().invoke(main, ["relay", "--once"], catch_exceptions=False)
     assert result.exit_code == 0 and "2 messages relayed" in result.output
