@@ -68,7 +68,7 @@ WHO_SEES = N_(
 OPT_OUT_NOTICE = N_("You can stop all further messages about this incident with the opt-out link of this message.")
 
 REASONS = {
-    "window_closed": N_("the time window has closed"),
+    "window_closed": N_("no session time is left in the window"),
     "language_not_covered": N_("no facilitator speaks the group's language"),
     "region_not_covered": N_("no facilitator serves the region"),
     "all_candidates_conflicted": N_("every candidate has a conflict of interest"),

@@ -42,14 +42,15 @@ FOLLOWUPS_PAGE = 50
 
 # A planning problem's reason, in words, with what would fix it (one line each).
 FIXES = {
-    "window_closed": N_("The time window has closed: offer each person an individual session instead."),
+    "window_closed": N_("No session time is left in the window (sessions start between 08:00 and 20:00, with an "
+                        "hour’s notice): arrange support for these people directly."),
     "language_not_covered": N_("No facilitator speaks the group’s language: add one to the roster."),
-    "region_not_covered": N_("No facilitator serves the region: add the region to a facilitator, or allow a "
-                             "virtual session."),
+    "region_not_covered": N_("No facilitator serves the region: add the region to a facilitator, or let one lead "
+                             "sessions by video (roster)."),
     "all_candidates_conflicted": N_("Every candidate has a conflict of interest (same unit or involved): add a "
                                     "facilitator from another unit."),
-    "no_clinician_available": N_("No clinician is free in the window: add one to the roster, or allow a virtual "
-                                 "session."),
+    "no_clinician_available": N_("No clinician is free in the window: add one to the roster, or let one lead "
+                                 "sessions by video (roster)."),
     "not_enough_peers": N_("Not enough peer supporters are free in the window: add peers to the roster or free "
                            "some of their time."),
     "no_common_slot": N_("The team has no common free time in the window: widen their availability or remove "

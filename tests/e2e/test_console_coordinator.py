@@ -34,7 +34,7 @@ def test_a_coordinator_replans_an_incident_and_moves_its_session(page, live, sin
     page.get(f"{live.url}/incidents?lang=en")
     main = page.find_element(By.TAG_NAME, "main").text
     assert "At risk" in main and "CAD-2026-0001" in main and "Needs attention" in main
-    assert "No clinician is free in the window: add one to the roster, or allow a virtual session." in main
+    assert "No clinician is free in the window: add one to the roster, or let one lead sessions by video (roster)." in main
     screenshot(page, "console-board-en")
     both_languages_accessible(page, f"{live.url}/incidents")
 

@@ -20,7 +20,7 @@ from tests.integration.planning_helpers import add_roster
 
 COORDINATOR = "coord@north.example.org"
 SUPERVISOR = "sup@north.example.org"
-NO_CLINICIAN = "No clinician is free in the window: add one to the roster, or allow a virtual session."
+NO_CLINICIAN = "No clinician is free in the window: add one to the roster, or let one lead sessions by video (roster)."
 
 
 def words(answer, status: int = 200) -> str:
