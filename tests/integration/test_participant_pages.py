@@ -338,7 +338,7 @@ def test_the_screening_shows_the_instrument_and_a_positive_screen_gets_a_calm_pa
     assert response.status_code == 200, text(response)
     body = text(response)
     assert heading(response) == "Thank you for your answers"
-    assert "A clinician of the team will contact you" in body and "988" in body and "1 866 APPELLE" in body
+    assert "A clinician of the team will contact you" in body and "988" in body and "1\u00a0866\u00a0APPELLE" in body
     shown_text = re.sub(r"<[^>]+>", " ", body.split("<main")[1])
     for word in ("score", "positive", "PTSD", "diagnos", "3 "):
         assert word not in shown_text, word
