@@ -471,6 +471,9 @@ def followups_page(db: DbSession, *, caller: Principal, incident_id: uuid.UUID, 
             OutboxMessage.personnel_id.in_(ids), OutboxMessage.followup_id.is_not(None))):
         outcomes.setdefault(followup_id, set()).add(status)
     escalated = set(db.scalars(select(Escalation.personnel_id).where(Escalation.personnel_id.in_(ids))))
+    # An invitation is to a group session or to a booked individual one: the console says which.
+    session_ids = {f.session_id for fs in followups.values() for f in fs if f.session_id is not None}
+    session_kinds = dict(db.execute(select(Session.id, Session.kind).where(Session.id.in_(session_ids))).all()) if session_ids else {}
     items = [
         {
             "external_id": p.external_id, "name": p.name, "email": p.email, "language": p.language,
@@ -479,7 +482,8 @@ def followups_page(db: DbSession, *, caller: Principal, incident_id: uuid.UUID, 
             "needs_clinical_followup": p.id in escalated,
             "followups": [
                 {
-                    "id": f.id, "kind": f.kind, "session_id": f.session_id, "due_at": f.due_at.astimezone(zone),
+                    "id": f.id, "kind": f.kind, "session_id": f.session_id, "session_kind": session_kinds.get(f.session_id),
+                    "due_at": f.due_at.astimezone(zone),
                     "status": f.status, "delivered": SENT in outcomes.get(f.id, ()),
                     # Every attempt failed and nothing else reached the person: someone must call them.
                     "delivery_failed": DEAD in outcomes.get(f.id, ()) and SENT not in outcomes.get(f.id, ()),

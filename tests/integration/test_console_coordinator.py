@@ -176,6 +176,17 @@ def test_add_personnel_keeps_what_was_typed_on_a_bad_form_and_adds_on_a_good_one
         assert (new.name, new.language, new.unit, new.exposure) == ("Officer Number9", "fr", None, "direct")
 
 
+def test_a_booked_individual_session_reads_as_such_on_the_followups_page(app, client, keys, coordinator):
+    from tests.integration.test_supervisor_status import token_of
+
+    add_roster(client, keys)
+    incident = report(client, keys, incident_body(people=1))
+    booked = client.post(f"/v1/responses/{token_of(app, 'B0001', 'offer')}", json={"action": "accept", "choice": "peer"})
+    assert booked.status_code == 200, booked.get_json()
+    page = words(coordinator.get(f"/incidents/{incident['id']}/followups"))
+    assert page.count("Invitation to the group session") == 1 and page.count("Invitation to the individual session") == 1
+
+
 def test_the_followups_page_is_audited_and_says_who_needs_clinical_follow_up(app, client, keys, clock, coordinator):
     from tests.integration.test_supervisor_status import token_of
 
