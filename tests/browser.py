@@ -94,6 +94,28 @@ def page(browser) -> Iterator[Any]:
     yield browser.fresh()
 
 
+def replaced(old: Any) -> Any:
+    """An expected condition: the page that held `old` has been replaced.
+
+    Selenium's staleness_of, but Chromium sometimes answers an element of the document being
+    replaced with "Node with given id does not belong to the document" instead of "stale".
+    """
+    from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
+
+    def check(_driver: Any) -> bool:
+        try:
+            old.is_enabled()
+        except StaleElementReferenceException:
+            return True
+        except WebDriverException as exc:
+            if "does not belong to the document" in str(exc):
+                return True
+            raise
+        return False
+
+    return check
+
+
 def follow_link(driver, by: str, selector: str, *, attempts: int = 3) -> None:
     """Click what leads to another page, and wait until that page has replaced this one.
 
@@ -102,7 +124,6 @@ def follow_link(driver, by: str, selector: str, *, attempts: int = 3) -> None:
     """
     from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.expected_conditions import staleness_of
     from selenium.webdriver.support.ui import WebDriverWait
 
     old = driver.find_element(By.TAG_NAME, "html")
@@ -111,11 +132,11 @@ def follow_link(driver, by: str, selector: str, *, attempts: int = 3) -> None:
             driver.find_element(by, selector).click()
             break
         except (StaleElementReferenceException, WebDriverException):
-            if staleness_of(old)(driver):
+            if replaced(old)(driver):
                 break  # the click went through: the page is being replaced
             if attempt == attempts - 1:
                 raise
-    WebDriverWait(driver, 30).until(staleness_of(old))
+    WebDriverWait(driver, 30).until(replaced(old))
 
 
 def axe_violations(driver) -> list[dict[str, Any]]:
