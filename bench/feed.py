@@ -234,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
         ("feed 200, new process, events stored", "new_process", "< 50 ms"),
         ("feed 200, every session changed", "all_changed", "worst"),
     ]
-    print(f"feed: {events:,} events, {size:,} bytes; SQLite, 1 gunicorn worker (gthread, 4 threads)")
+    print(f"feed: {events:,} events, {size:,} bytes; SQLite, 1 gunicorn worker (gthread, 8 threads)")
     print(f"{'request':<38} {'n':>5} {'median ms':>10} {'p90 ms':>8} {'x healthz':>10} {'target':>8}")
     for label, key, target in rows:
         values = sorted(timings[key])

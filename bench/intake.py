@@ -3,7 +3,7 @@
 Run from the repository root: `python -m bench intake` (`--quick` for a short run). It needs
 PostgreSQL (127.0.0.1:5432, database `test`, user `root`) and works in a schema of its own,
 dropped at the end. The server is `python -m service serve --workers 4` (gunicorn, gthread,
-4 threads a worker) with REDIS_URL set, and the planner `python -m service planner` is a process
+8 threads a worker) with REDIS_URL set, and the planner `python -m service planner` is a process
 of its own beside it, as docker-compose deploys them; the relay and the RQ workers are other
 processes, not started here.
 
@@ -987,7 +987,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--healthz-seconds", type=float, default=5.0, help="healthz phase: seconds (default 5)")
     parser.add_argument("--max-seconds", type=float, default=15.0, help="max-rate intake phase: seconds (default 15)")
     parser.add_argument("--max-connections", type=int, default=16,
-                        help="closed-loop phases: connections (default 16: 4 workers x 4 threads)")
+                        help="closed-loop phases: connections (default 16)")
     parser.add_argument("--facilitators", type=int, default=FACILITATORS, help=f"roster size (default {FACILITATORS})")
     parser.add_argument("--plan-rate", type=float, default=10.0,
                         help="plan-latency phase: reports per second (default 10)")
@@ -1043,7 +1043,7 @@ def main(argv: list[str] | None = None) -> int:
         # As docker-compose deploys it: REDIS_URL set, so `serve` starts no planner; the planner is a process of its own.
         planner = Planner({**server.env, **env}, workdir / "planner.log")
         planner.start()
-        print(f"server: python -m service serve --workers {WORKERS} (gunicorn gthread, 4 threads each) on port {port}; "
+        print(f"server: python -m service serve --workers {WORKERS} (gunicorn gthread, 8 threads each) on port {port}; "
               f"planner: python -m service planner, a process of its own; "
               f"load generator: 1 process, one thread per connection", flush=True)
         posting = dict(port=port, path="/v1/incidents", keys=seeded.keys)
