@@ -575,7 +575,7 @@ SURGE_RATE = 100.0
 
 
 def _service_planner_constants() -> dict[str, float]:
-    """GATHER_SECONDS and SOLVE_SECONDS of the planner process (service/planner.py), read without importing it.
+    """GATHER_SECONDS, SOLVE_SECONDS and SOLVE_WALL_SECONDS of the planner process (service/planner.py), read without importing it.
 
     Importing it would pull SQLAlchemy in; this benchmark runs the pure planning code only.
     """
@@ -584,12 +584,13 @@ def _service_planner_constants() -> dict[str, float]:
     tree = ast.parse((ROOT / "service" / "planner.py").read_text())
     return {target.id: ast.literal_eval(node.value) for node in tree.body if isinstance(node, ast.Assign)
             for target in node.targets if isinstance(target, ast.Name)
-            and target.id in ("GATHER_SECONDS", "SOLVE_SECONDS")}
+            and target.id in ("GATHER_SECONDS", "SOLVE_SECONDS", "SOLVE_WALL_SECONDS")}
 
 
 _SERVICE = _service_planner_constants()
 GATHER_SECONDS: float = _SERVICE["GATHER_SECONDS"]
 SOLVE_SECONDS: float = _SERVICE["SOLVE_SECONDS"]
+SOLVE_WALL_SECONDS: float = _SERVICE["SOLVE_WALL_SECONDS"]
 
 
 def people_weight(task: Task) -> int:
@@ -721,8 +722,9 @@ def run_service(scenario: surge.Scenario, arrivals: Mapping[str, datetime], *, g
         waiting = waiting[len(members):]
         solves = len(run.stats)
         wall = clock.perf_counter()
+        # As the planner process does: its wall-clock cap too (it holds the pool's lock meanwhile).
         result = plan_batch([by_ref[ref] for ref in members], pool, schedule, scenario.policy, now=at,
-                            time_limit=time_limit, stats=run.stats)
+                            time_limit=time_limit, wall_limit=SOLVE_WALL_SECONDS, stats=run.stats)
         wall = clock.perf_counter() - wall
         took = wall if durations == "wall" else sum(st.work for st in run.stats[solves:])
         run.busy += took

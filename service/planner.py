@@ -34,9 +34,9 @@ log = logging.getLogger("service.planner")
 BATCH = 100
 # CP-SAT's limit per batch, in deterministic seconds (a count of work: the same plan on a busy machine),
 # and in wall seconds: the pool's lock is held meanwhile, and other writers wait for it at most
-# lock_timeout (5 s) an attempt.
+# lock_timeout (5 s) an attempt before they try again.
 SOLVE_SECONDS = 2.0
-SOLVE_WALL_SECONDS = 2.5
+SOLVE_WALL_SECONDS = 4.0
 # Passes in a row that found the pool busy before the reports are planned one at a time.
 BUSY_PASSES = 3
 # The database is away (or the connection broke): the reports wait, `received`, for the next pass.
