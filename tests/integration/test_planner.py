@@ -17,7 +17,7 @@ from service.app import create_app
 from service.incidents.views import preferred_wait
 from service.planner import run_planner
 from tests.conftest import environment, seed_agencies, settings, wipe
-from tests.factories import facilitator_body, incident_body, person
+from tests.factories import facilitator_body, incident_body, person, plan_reports
 from tests.integration.planning_helpers import add_roster, overlapping_assignments
 
 
@@ -50,6 +50,34 @@ def test_without_a_planner_a_wait_ends_with_the_report_as_received(client, keys)
     answer = client.post("/v1/incidents", json=incident_body(), headers={**keys.auth("dispatch"), "Prefer": "wait=1"})
     assert answer.status_code == 201 and answer.headers["Preference-Applied"] == "wait=1"
     assert answer.get_json()["status"] == "received"
+
+
+def test_a_report_that_breaks_the_planner_is_flagged_and_the_others_are_planned(app, client, keys, monkeypatch):
+    from service.sessions import service as sessions
+
+    add_roster(client, keys)
+    for n in (1, 2):
+        body = incident_body(f"CAD-{n}", personnel=[person(n)])
+        assert client.post("/v1/incidents", json=body, headers=keys.auth("dispatch")).status_code == 201
+    plan_locked = sessions.plan_locked
+
+    def broken_batch(*_args, **_kwargs):
+        raise RuntimeError("a fault in planning")
+
+    def plan_all_but_the_first(db, *, incident, now, include_cancelled=False):
+        if incident.external_id == "CAD-1":
+            raise RuntimeError("a fault in planning")
+        return plan_locked(db, incident=incident, now=now, include_cancelled=include_cancelled)
+
+    # A fault the batch meets, and one that only the first report meets when planned alone.
+    monkeypatch.setattr(sessions, "plan_batch_locked", broken_batch)
+    monkeypatch.setattr(sessions, "plan_locked", plan_all_but_the_first)
+    assert plan_reports(client) == 2
+    listed = {i["external_id"]: i for i in client.get("/v1/incidents", headers=keys.auth("coordinator")).get_json()["items"]}
+    assert listed["CAD-1"]["status"] == "needs_attention"
+    assert listed["CAD-1"]["problems"] == [{"group": None, "kind": "debriefing", "reasons": ["planning_failed"]}]
+    assert listed["CAD-2"]["status"] == "planned" and len(listed["CAD-2"]["sessions"]) == 1
+    assert plan_reports(client) == 0  # nothing left `received`
 
 
 @pytest.mark.parametrize(("prefer", "seconds"), [
