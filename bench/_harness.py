@@ -22,6 +22,18 @@ PG_URL = "postgresql+psycopg://root@127.0.0.1:5432/test"
 SECRET_KEY = "bench-" + "0123456789abcdef" * 4
 
 
+def stop_process(process: subprocess.Popen[bytes] | None, timeout: float = 30) -> None:
+    """Stop a process gracefully (SIGTERM), or kill it after `timeout` seconds."""
+    if process is None or process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 def load_average() -> str:
     """The 1, 5 and 15 minute load averages."""
     return ", ".join(f"{x:.2f}" for x in os.getloadavg())
@@ -98,14 +110,7 @@ class Server:
 
     def stop(self) -> None:
         """Stop gunicorn gracefully (SIGTERM), or kill it after 30 s."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_process(self.process)
 
     def cpu_seconds(self) -> float:
         """CPU seconds (user + system) used so far by gunicorn's master and its live workers (Linux /proc)."""
@@ -147,14 +152,7 @@ class Planner:
 
     def stop(self) -> None:
         """Stop it gracefully (SIGTERM: it finishes its pass), or kill it after 30 s."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_process(self.process)
 
     def cpu_seconds(self) -> float:
         """CPU seconds (user + system) the planner has used so far (Linux /proc)."""

@@ -162,9 +162,6 @@ def worker(burst: bool) -> None:
 @click.option("--once", is_flag=True, help="Make one pass and stop.")
 def relay(interval: float, once: bool) -> None:
     """Move due outbox messages into the delivery queue (needs REDIS_URL)."""
-    import signal
-    import threading
-
     from workers.relay import relay_once, rq_dispatch, run_relay
 
     config = Config.from_env()
@@ -177,12 +174,7 @@ def relay(interval: float, once: bool) -> None:
         if once:
             click.echo(f"{relay_once(services, dispatch, urgent=urgent)} messages relayed", err=True)
             return
-        stop = threading.Event()
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        try:
-            run_relay(services, dispatch, interval=interval, stop=stop, urgent=urgent)
-        except KeyboardInterrupt:
-            pass
+        _until_stopped(lambda stop: run_relay(services, dispatch, interval=interval, stop=stop, urgent=urgent))
 
 
 @main.command()
@@ -190,9 +182,6 @@ def relay(interval: float, once: bool) -> None:
 @click.option("--parent-pid", type=int, hidden=True, help="Stop when this process (debrief serve) is gone.")
 def planner(once: bool, parent_pid: int | None) -> None:
     """Plan incident reports as they arrive, together (the planner process)."""
-    import signal
-    import threading
-
     from service.planner import plan_pending, run_planner
 
     _require_keys(Config.from_env())  # its plans queue messages that carry signed links
@@ -200,12 +189,20 @@ def planner(once: bool, parent_pid: int | None) -> None:
         if once:
             click.echo(f"{plan_pending(services)} incidents planned", err=True)
             return
-        stop = threading.Event()
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        try:
-            run_planner(services, stop=stop, parent_pid=parent_pid)
-        except KeyboardInterrupt:
-            pass
+        _until_stopped(lambda stop: run_planner(services, stop=stop, parent_pid=parent_pid))
+
+
+def _until_stopped(loop: Any) -> None:
+    """Run a long-lived loop until SIGTERM (it finishes its pass) or Ctrl-C."""
+    import signal
+    import threading
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        loop(stop)
+    except KeyboardInterrupt:
+        pass
 
 
 @main.command()
