@@ -944,11 +944,13 @@ def print_quality(results: list[Quality]) -> tuple[int, int, bool, int]:
               f"{(max(q.service.planned_at.values()) - q.scenario.now).total_seconds():.2f} s")
         for label, run in (("as the service plans a surge", q.service), ("10 minutes apart", q.batch),
                            ("at once", q.burst)):
-            solves = [st for st in run.stats if st.solver != "skipped"]
+            # Batches the greedy plan served, or where nothing left out fits even alone, are not solved.
+            solves = [st for st in run.stats if st.solver not in ("skipped", "hopeless")]
+            hopeless = sum(st.solver == "hopeless" for st in run.stats)
             print(f"  seed {seed}: plan_batch {label}: {run.batches} batch(es), {run.ms:.0f} ms in all; solver on "
                   f"{len(solves)} (kept {sum(st.kept == 'solver' for st in solves)}), longest "
                   f"{max((st.seconds for st in solves), default=0):.2f} s / "
-                  f"{max((st.work for st in solves), default=0):.2f} det s"
+                  f"{max((st.work for st in solves), default=0):.2f} det s; {hopeless} with nothing left out that fits"
                   + "".join(f", {st.solver}" for st in solves if st.solver not in ("OPTIMAL", "FEASIBLE")))
         print(f"  seed {seed}: plan_batch problems as the service plans a surge: "
               + ", ".join(f"{k} x{v}" for k, v in sorted(q.service.problems.items())))

@@ -60,7 +60,8 @@ def people_weight(task: GroupTask) -> int:
 class BatchStats:
     """How a batch was planned: what the solver did, and the two plans' scores."""
 
-    solver: str                      # "skipped" (greedy placed all), "too_big", or the solver's status
+    # "skipped" (greedy placed all), "hopeless" (nothing left out fits alone), "too_big", or the solver's status
+    solver: str
     greedy_score: tuple[int, int]    # criteria (1) and (2) of the greedy plan
     score: tuple[int, int]           # the same of the plan kept
     kept: str                        # "greedy" or "solver"
@@ -92,6 +93,13 @@ def plan_batch(incidents: Iterable[IncidentFacts], pool: FacilitatorPool, schedu
     greedy_sessions = [outcome for _, outcome in greedy if isinstance(outcome, PlannedSession)]
     for session in greedy_sessions:
         schedule.remove(session.ref)  # the solver starts from the schedule as it was
+    if not _any_placeable_alone([task for task, outcome in greedy if isinstance(outcome, Problem)],
+                                pool, schedule, policy, now, exclude):
+        # No session left out fits even with the rest of the batch unbooked: no plan can debrief more
+        # people than the greedy one, so the solver could not win (a full pool, a language nobody speaks).
+        _book(schedule, greedy_sessions)
+        _note(stats, BatchStats("hopeless", greedy_score, greedy_score, "greedy"))
+        return collect(incidents, greedy)
     model = _Model(_Run(pool, schedule, policy, now), tasks, exclude)
     if model.facts > MAX_FACTS:
         _book(schedule, greedy_sessions)
@@ -112,6 +120,21 @@ def plan_batch(incidents: Iterable[IncidentFacts], pool: FacilitatorPool, schedu
     _note(stats, BatchStats(solved.status, greedy_score, greedy_score, "greedy", solved.seconds, solved.work,
                             model.facts))
     return collect(incidents, greedy)
+
+
+def _any_placeable_alone(left_out: Sequence[GroupTask], pool: FacilitatorPool, schedule: Schedule,
+                         policy: PlanningPolicy, now: datetime, exclude: Exclusions | None) -> bool:
+    """Whether one of the sessions the greedy plan left out has a time and team against `schedule` alone.
+
+    Bookings only take candidates away, so a session that does not fit here fits in no plan of
+    the batch. Each trial booking is taken back.
+    """
+    for task in left_out:
+        outcome = place_task(_Run(pool, schedule, policy, now), task, exclude)
+        if isinstance(outcome, PlannedSession):
+            schedule.remove(outcome.ref)
+            return True
+    return False
 
 
 def score(outcomes: Sequence[tuple[GroupTask, PlannedSession | Problem]]) -> tuple[int, int]:

@@ -119,6 +119,19 @@ def test_nothing_better_keeps_the_greedy_plan_and_its_reasons():
     assert len(schedule) == 2
 
 
+def test_a_session_that_fits_in_no_plan_keeps_the_greedy_plan_without_a_solve():
+    roster = [facilitator(1, "clinician"), facilitator(2)]
+    french = tuple(Participant(f"fr{i}", f"fr{i}@police.example", "officer", "patrol", "direct", "fr") for i in range(3))
+    facts = (incident("a"), incident("b", participants=french))
+    stats: list[BatchStats] = []
+    schedule = Schedule()
+    plans = plan_batch(facts, FacilitatorPool(roster), schedule, POLICY, now=NOW, time_limit=LIMIT, stats=stats)
+    # Nobody speaks French: no arrangement of the batch can place "b", so the solver is not asked.
+    assert plans == plan_surge(facts, FacilitatorPool(roster), Schedule(), POLICY, now=NOW)
+    assert (stats[0].solver, stats[0].kept) == ("hopeless", "greedy")
+    assert plans["b"].problems[0].reasons == ("language_not_covered",) and len(schedule) == 2
+
+
 def test_never_worse_than_greedy_and_no_violation_on_a_seeded_surge():
     scenario = surge.build(surge.QUALITY, 6, surge.FALL_BACK)
     raw = dict(profiles=scenario.profiles, bookings=scenario.bookings, incidents=scenario.incidents,
