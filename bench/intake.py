@@ -903,17 +903,7 @@ def profile(url: str, seeded: Seeded, count: int) -> None:
     profiler.stop()
     app.extensions["debrief"].close()
     print(f"the same under pyinstrument: median {percentile(profiled, 50):.1f} ms; answers: {dict(statuses)}")
-    root = profiler.last_session.root_frame() if profiler.last_session else None
-    if root is None:
-        return
-    print("\ntime inside each function of the service (inclusive, % of all intake time):")
-    for name, seconds in hot_spots(root)[:25]:
-        print(f"  {seconds / root.time * 100:5.1f}%  {name}")
-    print("\nself time, top functions (pyinstrument flat view):")
-    flat = profiler.output_text(unicode=True, color=False, flat=True, time="percent_of_total")
-    print("\n".join(flat.splitlines()[:30]))
-    print("\ncall tree (pyinstrument):")
-    print(profiler.output_text(unicode=True, color=False, time="percent_of_total"))
+    print_profile(profiler, "intake", functions=25, flat=True)
 
 
 def profile_planner(url: str, seeded: Seeded, passes: int, batch: int) -> None:
@@ -943,12 +933,21 @@ def profile_planner(url: str, seeded: Seeded, passes: int, batch: int) -> None:
     timings.sort()
     print(f"{passes} planner passes of {batch} reports each ({planned} planned), in-process on PostgreSQL: median "
           f"{percentile(timings, 50):.0f} ms, p90 {percentile(timings, 90):.0f} ms, max {timings[-1]:.0f} ms (under pyinstrument)")
+    print_profile(profiler, "planning", functions=30, flat=False)
+
+
+def print_profile(profiler: Any, what: str, *, functions: int, flat: bool) -> None:
+    """Where the profiled time went: the service's functions (inclusive), the flat view if asked, the call tree."""
     root = profiler.last_session.root_frame() if profiler.last_session else None
     if root is None:
         return
-    print("\ntime inside each function of the service (inclusive, % of all planning time):")
-    for name, seconds in hot_spots(root)[:30]:
+    print(f"\ntime inside each function of the service (inclusive, % of all {what} time):")
+    for name, seconds in hot_spots(root)[:functions]:
         print(f"  {seconds / root.time * 100:5.1f}%  {name}")
+    if flat:
+        print("\nself time, top functions (pyinstrument flat view):")
+        view = profiler.output_text(unicode=True, color=False, flat=True, time="percent_of_total")
+        print("\n".join(view.splitlines()[:30]))
     print("\ncall tree (pyinstrument):")
     print(profiler.output_text(unicode=True, color=False, time="percent_of_total"))
 

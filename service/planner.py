@@ -91,7 +91,7 @@ def _pass(services: Services, *, batch: int, solve_seconds: float, one_by_one: b
 def _one_by_one(services: Services, db: Any, *, batch: int) -> int:
     """Plan the waiting reports alone; flag those that still cannot be planned."""
     ids: list[uuid.UUID] = list(db.scalars(
-        select(Incident.id).where(Incident.status == "received").order_by(Incident.occurred_at, Incident.id).limit(batch)
+        select(Incident.id).where(Incident.status == "received").order_by(*sessions.SURGE_ORDER).limit(batch)
     ))
     db.rollback()
     for incident_id in ids:

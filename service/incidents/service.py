@@ -204,7 +204,7 @@ def report(
     intake = _record(db=db, agency_id=agency_id, data=data, idempotency_key=idempotency_key, now=now, clock_skew=clock_skew)
     if intake.view is not None:
         return intake.view, intake.created
-    return present(db, _load(db, agency_id=agency_id, incident_id=intake.incident.id)), intake.created
+    return get(db=db, agency_id=agency_id, incident_id=intake.incident.id), intake.created
 
 
 def await_plan(*, db: Session, agency_id: int, incident_id: uuid.UUID, seconds: float,
@@ -380,7 +380,7 @@ def update(*, db: Session, agency_id: int, incident_id: uuid.UUID, changes: Mapp
         sessions.commit(db)
 
     sessions.retrying(db, attempt)
-    return present(db, _load(db, agency_id=agency_id, incident_id=incident_id))
+    return get(db=db, agency_id=agency_id, incident_id=incident_id)
 
 
 def replan(*, db: Session, agency_id: int, incident_id: uuid.UUID, now: datetime) -> IncidentView:
@@ -390,7 +390,7 @@ def replan(*, db: Session, agency_id: int, incident_id: uuid.UUID, now: datetime
         raise Conflict("The incident is cancelled.")
     db.rollback()
     sessions.plan(db, incident_id=incident_id, now=now, include_cancelled=True)
-    return present(db, _load(db, agency_id=agency_id, incident_id=incident_id))
+    return get(db=db, agency_id=agency_id, incident_id=incident_id)
 
 
 def _add_personnel(incident: Incident, added: Sequence[Mapping[str, Any]]) -> None:

@@ -577,11 +577,14 @@ def wake_planner(db: DbSession) -> None:
         db.execute(select(func.pg_notify(PLANNER_CHANNEL, "")))
 
 
+# Reports waiting for the planner, in surge order: the earliest occurrence (the window closing first), then higher severity.
+SURGE_ORDER = (Incident.occurred_at, Incident.severity.desc(), Incident.created_at, Incident.id)
+
+
 def _lock_received(db: DbSession, limit: int) -> list[Incident]:
     """The incidents still `received`, in surge order (earliest occurrence, then higher severity), locked."""
     query = (
-        select(Incident).where(Incident.status == "received")
-        .order_by(Incident.occurred_at, Incident.severity.desc(), Incident.created_at, Incident.id).limit(limit)
+        select(Incident).where(Incident.status == "received").order_by(*SURGE_ORDER).limit(limit)
         .options(selectinload(Incident.personnel), selectinload(Incident.agency)).execution_options(populate_existing=True)
     )
     if _postgres(db):
