@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import Select, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
 from service.agencies.models import Agency
@@ -126,20 +128,26 @@ def revoke(*, db: Session, key_id: int, now: datetime) -> None:
     db.commit()
 
 
-def authenticate(*, db: Session, secret: str, now: datetime) -> Principal | None:
-    """The principal of a presented key; None when it is unknown, revoked, expired, or a deactivated facilitator's."""
+@functools.cache
+def _key_query() -> Select[Any]:
+    """The live key of a hash, built once: authentication runs before every API request."""
     from service.facilitators.models import Facilitator
 
-    if not secret.startswith(KEY_PREFIX) or len(secret) > 128:
-        return None
-    key = db.scalar(
-        select(ApiKey)
+    return (
+        select(ApiKey.id, ApiKey.role, ApiKey.agency_id, ApiKey.facilitator_id, ApiKey.last_used_at)
         .outerjoin(Facilitator, Facilitator.id == ApiKey.facilitator_id)
-        .where(ApiKey.key_hash == hash_key(secret), ApiKey.revoked_at.is_(None),
-               or_(ApiKey.expires_at.is_(None), ApiKey.expires_at > now),
+        .where(ApiKey.key_hash == bindparam("key_hash"), ApiKey.revoked_at.is_(None),
+               or_(ApiKey.expires_at.is_(None), ApiKey.expires_at > bindparam("now", type_=ApiKey.expires_at.type)),
                # A facilitator's key works while they are active: deactivating them disables it.
                or_(ApiKey.facilitator_id.is_(None), Facilitator.active.is_(True)))
     )
+
+
+def authenticate(*, db: Session, secret: str, now: datetime) -> Principal | None:
+    """The principal of a presented key; None when it is unknown, revoked, expired, or a deactivated facilitator's."""
+    if not secret.startswith(KEY_PREFIX) or len(secret) > 128:
+        return None
+    key = db.execute(_key_query(), {"key_hash": hash_key(secret), "now": now}).first()
     if key is None:
         return None
     principal = Principal(key_id=key.id, role=key.role, agency_id=key.agency_id, facilitator_id=key.facilitator_id)
