@@ -91,3 +91,7 @@ class Blueprint(flask_smorest.Blueprint):
     """A flask-smorest Blueprint using the hardened parser."""
 
     ARGUMENTS_PARSER = DebriefParser()
+
+    def arguments(self, schema: Any, *args: Any, **kwargs: Any) -> Any:
+        """flask-smorest's, with a schema class made an instance once: webargs would make one per request."""
+        return super().arguments(schema() if isinstance(schema, type) else schema, *args, **kwargs)
