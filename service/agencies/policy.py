@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import json
 import re
 from dataclasses import fields
 from datetime import time, timedelta
@@ -48,8 +50,14 @@ def _decode(name: str, value: Any) -> Any:
 
 def policy_from_overrides(overrides: Mapping[str, Any]) -> PlanningPolicy:
     """The defaults with JSON overrides applied; ValueError names the first bad setting."""
+    return _policy(json.dumps(overrides, sort_keys=True))
+
+
+@functools.lru_cache(maxsize=256)
+def _policy(overrides_json: str) -> PlanningPolicy:
+    # Kept by their JSON: every intake and every plan reads its agency's policy, and a policy is immutable.
     decoded = {}
-    for name, value in overrides.items():
+    for name, value in json.loads(overrides_json).items():
         if name not in SETTINGS:
             raise ValueError(f"{name}: unknown planning policy setting")
         decoded[name] = _decode(name, value)
