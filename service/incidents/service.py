@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import time
@@ -11,10 +12,13 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Mapping, Sequence
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import JSON, Integer, Row, Select, String, and_, bindparam, column, func, insert, or_, select, true
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
+from service.agencies.models import Agency
+from service.agencies.policy import policy_from_overrides
+from service.db import UTCDateTime, new_id
 from service.errors import Conflict, InvalidInput, NotFound
 from service.followups.outgoing import sync_incident
 from service.incidents import status as incident_status
@@ -76,9 +80,9 @@ STATUS_ONLY_ROLES = frozenset({"supervisor"})
 
 @dataclass(frozen=True, slots=True)
 class Intake:
-    """The outcome of an incident report: the incident and whether it is new (then, its view as stored)."""
+    """The outcome of an incident report: the incident's id and whether it is new (then, its view as stored)."""
 
-    incident: Incident
+    incident_id: uuid.UUID
     created: bool
     view: IncidentView | None = None
 
@@ -110,7 +114,6 @@ def present(db: Session, incident: Incident, *, personnel_count: int | None = No
             session_views: list[sessions.SessionView] | None = None) -> IncidentView:
     """The API view of an incident; a list passes its sessions, read for the whole page at once."""
     zone = ZoneInfo(incident.agency.timezone)
-    window = debriefing_window(incident.occurred_at, sessions.policy_for(incident.agency))
     return IncidentView(
         id=incident.id,
         external_id=incident.external_id,
@@ -120,12 +123,28 @@ def present(db: Session, incident: Incident, *, personnel_count: int | None = No
         occurred_at=incident.occurred_at.astimezone(zone),
         region=incident.region,
         status=incident.status,
-        window=Window(window.opens_at.astimezone(zone), window.closes_at.astimezone(zone)),
+        window=_local_window(incident.occurred_at, zone, sessions.policy_for(incident.agency)),
         personnel_count=len(incident.personnel) if personnel_count is None else personnel_count,
         created_at=incident.created_at.astimezone(zone),
         updated_at=incident.updated_at.astimezone(zone),
         sessions=session_views if session_views is not None else sessions.incident_sessions(db, [incident])[incident.id],
         problems=list(incident.problems or []),
+    )
+
+
+def _local_window(occurred_at: datetime, zone: ZoneInfo, policy: PlanningPolicy) -> Window:
+    window = debriefing_window(occurred_at, policy)
+    return Window(window.opens_at.astimezone(zone), window.closes_at.astimezone(zone))
+
+
+def _received(agency: Row[Any], incident_id: uuid.UUID, data: Mapping[str, Any], now: datetime) -> IncidentView:
+    """The view of a report just stored: what it says, as `received`, with no plan yet."""
+    zone = ZoneInfo(agency.timezone)
+    return IncidentView(
+        id=incident_id, external_id=data["external_id"], agency_code=agency.code, type=data["type"],
+        severity=data["severity"], occurred_at=data["occurred_at"].astimezone(zone), region=data["region"],
+        status="received", window=_local_window(data["occurred_at"], zone, policy_from_overrides(agency.policy or {})),
+        personnel_count=len(data["personnel"]), created_at=now.astimezone(zone), updated_at=now.astimezone(zone),
     )
 
 
@@ -137,14 +156,14 @@ def _check_occurred_at(occurred_at: datetime, *, now: datetime, skew: timedelta)
         )
 
 
+def _person(p: Mapping[str, Any]) -> dict[str, Any]:
+    """A person's personnel columns from the report."""
+    return {"external_id": p["external_id"], "name": p["name"], "email": p["email"], "phone": p.get("phone"),
+            "role": p["role"], "unit": p.get("unit"), "exposure": p["exposure"], "language": p["language"]}
+
+
 def _personnel_rows(people: Sequence[Mapping[str, Any]]) -> list[Personnel]:
-    return [
-        Personnel(
-            external_id=p["external_id"], name=p["name"], email=p["email"], phone=p.get("phone"),
-            role=p["role"], unit=p.get("unit"), exposure=p["exposure"], language=p["language"],
-        )
-        for p in people
-    ]
+    return [Personnel(**_person(p)) for p in people]
 
 
 def _load(db: Session, *, agency_id: int, incident_id: uuid.UUID) -> Incident:
@@ -173,7 +192,7 @@ def _replay_key(db: Session, *, agency_id: int, key: str | None, print_: str) ->
             errors={"Idempotency-Key": ["Already used for another request."]},
         )
     incident = _load(db, agency_id=agency_id, incident_id=record.incident_id)
-    return Intake(incident, created=record.status_code == 201)
+    return Intake(incident.id, created=record.status_code == 201)
 
 
 def _replay(db: Session, *, agency_id: int, key: str | None, external_id: str, print_: str) -> Intake | None:
@@ -181,11 +200,9 @@ def _replay(db: Session, *, agency_id: int, key: str | None, external_id: str, p
     by_key = _replay_key(db, agency_id=agency_id, key=key, print_=print_)
     if by_key is not None:
         return by_key
-    existing = db.scalar(
-        select(Incident)
-        .where(Incident.agency_id == agency_id, Incident.external_id == external_id)
-        .options(selectinload(Incident.personnel))
-    )
+    existing = db.execute(
+        select(Incident.id, Incident.fingerprint).where(Incident.agency_id == agency_id, Incident.external_id == external_id)
+    ).first()
     if existing is None:
         return None
     if existing.fingerprint != print_:
@@ -193,7 +210,7 @@ def _replay(db: Session, *, agency_id: int, key: str | None, external_id: str, p
             f"Incident {external_id!r} was already reported with different content.",
             incident_id=str(existing.id),
         )
-    return Intake(existing, created=False)
+    return Intake(existing.id, created=False)
 
 
 def report(
@@ -204,7 +221,7 @@ def report(
     intake = _record(db=db, agency_id=agency_id, data=data, idempotency_key=idempotency_key, now=now, clock_skew=clock_skew)
     if intake.view is not None:
         return intake.view, intake.created
-    return get(db=db, agency_id=agency_id, incident_id=intake.incident.id), intake.created
+    return get(db=db, agency_id=agency_id, incident_id=intake.incident_id), intake.created
 
 
 def await_plan(*, db: Session, agency_id: int, incident_id: uuid.UUID, seconds: float,
@@ -235,6 +252,54 @@ def flag_unplanned(db: Session, *, incident_id: uuid.UUID, reason: str, now: dat
         db.rollback()
 
 
+# Intake's statements, built once: a surge's reports come through here (bench/intake.py).
+_INSERT_INCIDENT = insert(Incident.__table__).values(
+    id=bindparam("incident_id"), agency_id=bindparam("agency_id"), external_id=bindparam("external_id"), type=bindparam("type"),
+    severity=bindparam("severity"), occurred_at=bindparam("occurred_at"), region=bindparam("region"), status="received",
+    problems=[], fingerprint=bindparam("fingerprint"), created_at=bindparam("now"), updated_at=bindparam("now"),
+)
+_INSERT_KEY = insert(IdempotencyRecord.__table__).values(
+    agency_id=bindparam("agency_id"), key=bindparam("key"), fingerprint=bindparam("fingerprint"), incident_id=bindparam("incident_id"),
+    status_code=201, created_at=bindparam("now"),
+)
+_INSERT_PERSONNEL = insert(Personnel.__table__)
+_PERSON_COLUMNS = ("external_id", "name", "email", "phone", "role", "unit", "exposure", "language")
+_AGENCY_OF_INTAKE = select(Agency.code, Agency.timezone, Agency.policy).where(Agency.id == bindparam("agency_id"))
+
+
+@functools.cache
+def _store_at_once(with_key: bool) -> Select[Any]:
+    """PostgreSQL: the report, its personnel (a JSON array), its key and the planners' wake-up in one
+    statement (one round trip), answering with the agency's code, zone and policy."""
+    incident = _INSERT_INCIDENT.returning(Incident.id).cte("stored_incident")
+    people = func.json_to_recordset(bindparam("people", type_=JSON)).table_valued(
+        *(column(name, String) for name in _PERSON_COLUMNS), column("listed", Integer),
+    ).render_derived(name="person", with_types=True)
+    personnel = insert(Personnel.__table__).from_select(
+        ("incident_id", *_PERSON_COLUMNS, "added_at"),
+        select(incident.c.id, *(people.c[name] for name in _PERSON_COLUMNS), bindparam("now", type_=UTCDateTime()))
+        .select_from(incident).join(people, true()).order_by(people.c.listed),  # their ids in the report's order
+    ).cte("stored_personnel")
+    answer = select(*_AGENCY_OF_INTAKE.selected_columns, sessions.planner_wake_up()).where(Agency.id == bindparam("agency_id"))
+    return answer.add_cte(incident, personnel, *([_INSERT_KEY.cte("stored_key")] if with_key else []))
+
+
+def _store(db: Session, *, incident_id: uuid.UUID, agency_id: int, data: Mapping[str, Any], key: str | None,
+           print_: str, now: datetime) -> Row[Any]:
+    """Insert the report, its personnel and its Idempotency-Key, and wake the planners; the agency's code, zone and policy."""
+    params = {"incident_id": incident_id, "agency_id": agency_id, "external_id": data["external_id"], "type": data["type"],
+              "severity": data["severity"], "occurred_at": data["occurred_at"], "region": data["region"],
+              "fingerprint": print_, "key": key, "now": now}
+    if sessions.postgres(db):
+        people = [{**{name: p.get(name) for name in _PERSON_COLUMNS}, "listed": n} for n, p in enumerate(data["personnel"])]
+        return db.execute(_store_at_once(key is not None), {**params, "people": people}).one()
+    db.execute(_INSERT_INCIDENT, params)
+    db.execute(_INSERT_PERSONNEL, [{**_person(p), "incident_id": incident_id, "added_at": now} for p in data["personnel"]])
+    if key is not None:
+        db.execute(_INSERT_KEY, params)
+    return db.execute(_AGENCY_OF_INTAKE, params).one()
+
+
 def _record(
     *, db: Session, agency_id: int, data: Mapping[str, Any], idempotency_key: str | None,
     now: datetime, clock_skew: timedelta,
@@ -248,21 +313,13 @@ def _record(
     if replay is not None:
         db.rollback()
         if idempotency_key is not None:
-            _remember_key(db, agency_id=agency_id, key=idempotency_key, print_=print_, incident_id=replay.incident.id, status=200)
+            _remember_key(db, agency_id=agency_id, key=idempotency_key, print_=print_, incident_id=replay.incident_id, status=200)
         return replay
-    incident = Incident(
-        agency_id=agency_id, external_id=data["external_id"], type=data["type"], severity=data["severity"],
-        occurred_at=data["occurred_at"], region=data["region"], status="received", problems=[], fingerprint=print_,
-        personnel=_personnel_rows(data["personnel"]), created_at=now, updated_at=now,
-    )
-    db.add(incident)
+    incident_id = new_id()
     try:
-        db.flush()  # here a report seen before, or a concurrent twin, meets the unique constraint
-        if idempotency_key is not None:
-            db.add(IdempotencyRecord(agency_id=agency_id, key=idempotency_key, fingerprint=print_, incident_id=incident.id, status_code=201))
-        sessions.wake_planner(db)
-        # Its answer, from what is stored: nothing to read back, and no session yet.
-        view = present(db, incident, personnel_count=len(incident.personnel), session_views=[])
+        # Here a report seen before, or a concurrent twin, meets the unique constraint.
+        agency = _store(db, incident_id=incident_id, agency_id=agency_id, data=data, key=idempotency_key, print_=print_,
+                        now=now)
         db.commit()
     except IntegrityError:
         db.rollback()
@@ -270,9 +327,10 @@ def _record(
         if replay is None:
             raise
         if idempotency_key is not None:
-            _remember_key(db, agency_id=agency_id, key=idempotency_key, print_=print_, incident_id=replay.incident.id, status=200)
+            _remember_key(db, agency_id=agency_id, key=idempotency_key, print_=print_, incident_id=replay.incident_id, status=200)
         return replay
-    return Intake(incident, created=True, view=view)
+    # Its answer, from what is stored: nothing to read back, and no session yet.
+    return Intake(incident_id, created=True, view=_received(agency, incident_id, data, now))
 
 
 def _remember_key(db: Session, *, agency_id: int, key: str, print_: str, incident_id: uuid.UUID, status: int) -> None:
@@ -313,10 +371,9 @@ def list_page(
 
 def _summary(incident: Incident, now: datetime) -> IncidentSummary:
     zone = ZoneInfo(incident.agency.timezone)
-    window = debriefing_window(incident.occurred_at, sessions.policy_for(incident.agency))
+    window = _local_window(incident.occurred_at, zone, sessions.policy_for(incident.agency))
     return IncidentSummary(
-        id=incident.id, external_id=incident.external_id, status=incident.status,
-        window=Window(window.opens_at.astimezone(zone), window.closes_at.astimezone(zone)),
+        id=incident.id, external_id=incident.external_id, status=incident.status, window=window,
         at_risk=incident_status.is_at_risk(incident, window.closes_at, now),
     )
 

@@ -198,7 +198,8 @@ EXCLUSION_VIOLATION = "23P01"
 T = TypeVar("T")
 
 
-def _postgres(db: DbSession) -> bool:
+def postgres(db: DbSession) -> bool:
+    """Whether the session is on PostgreSQL (else SQLite, the embedded default)."""
     return db.get_bind().dialect.name == "postgresql"
 
 
@@ -238,14 +239,14 @@ def _plan_alone(db: DbSession) -> None:
     Taken first, before any row lock and before the bookings are read: the plan sees every
     booking committed before it, and writes that lock rows in different orders cannot deadlock.
     """
-    if _postgres(db):
+    if postgres(db):
         db.execute(select(func.pg_advisory_xact_lock(PLANNING_LOCK)))
 
 
 def _lock_facilitators(db: DbSession, ids: Iterable[int]) -> None:
     """Lock facilitator rows in id order until commit; SQLite holds its write lock already."""
     ids = sorted(set(ids))
-    if ids and _postgres(db):
+    if ids and postgres(db):
         db.execute(select(Facilitator.id).where(Facilitator.id.in_(ids)).order_by(Facilitator.id).with_for_update())
 
 
@@ -255,14 +256,14 @@ def lock_incident(db: DbSession, incident_id: uuid.UUID) -> Incident | None:
         select(Incident).where(Incident.id == incident_id)
         .options(selectinload(Incident.personnel)).execution_options(populate_existing=True)
     )
-    if _postgres(db):
+    if postgres(db):
         query = query.with_for_update(of=Incident)
     return db.scalar(query)
 
 
 def _lock_sessions(db: DbSession, query: Any) -> list[Session]:
     query = query.options(selectinload(Session.assignments), selectinload(Session.participants)).order_by(Session.id)
-    if _postgres(db):
+    if postgres(db):
         query = query.with_for_update(of=Session)
     return list(db.scalars(query.execution_options(populate_existing=True)))
 
@@ -571,10 +572,9 @@ def plan_received(db: DbSession, *, now: datetime, limit: int, solve_seconds: fl
     return retrying(db, attempt)
 
 
-def wake_planner(db: DbSession) -> None:
-    """Wake the planners when this transaction commits (PostgreSQL; elsewhere they poll)."""
-    if _postgres(db):
-        db.execute(select(func.pg_notify(PLANNER_CHANNEL, "")))
+def planner_wake_up() -> Any:
+    """PostgreSQL: the expression that wakes the planners when its transaction commits (elsewhere they poll)."""
+    return func.pg_notify(PLANNER_CHANNEL, "")
 
 
 # Reports waiting for the planner, in surge order: the earliest occurrence (the window closing first), then higher severity.
@@ -587,7 +587,7 @@ def _lock_received(db: DbSession, limit: int) -> list[Incident]:
         select(Incident).where(Incident.status == "received").order_by(*SURGE_ORDER).limit(limit)
         .options(selectinload(Incident.personnel), selectinload(Incident.agency)).execution_options(populate_existing=True)
     )
-    if _postgres(db):
+    if postgres(db):
         query = query.with_for_update(of=Incident)
     return list(db.scalars(query))
 

@@ -1,6 +1,7 @@
 """Incident intake, reading, listing and changes over the API, on SQLite and PostgreSQL."""
 
 from datetime import timedelta
+from uuid import UUID
 
 from sqlalchemy import func, select
 
@@ -40,6 +41,27 @@ def test_report_answers_201_at_once_with_window_in_agency_zone(client, keys, app
     planned = client.get(response.headers["Location"], headers=keys.auth("dispatch")).get_json()
     assert planned["status"] == "needs_attention"
     assert planned["problems"] == [{"group": "direct-en", "kind": "debriefing", "reasons": ["language_not_covered"]}]
+
+
+def test_personnel_are_stored_as_reported_in_the_reports_order(client, keys, app):
+    people = [person(7, name="Élise Tremblay", language="fr", role="supervisor", exposure="witness"),
+              person(2, phone=None, unit=None), person(5)]
+    people[2].pop("phone")
+    people[2].pop("unit")
+    data = post(client, keys, incident_body(personnel=people), **{"Idempotency-Key": "intake-order-1"}).get_json()
+    session = app.extensions["debrief"].session_factory()
+    try:
+        stored = session.scalars(select(Personnel).where(Personnel.incident_id == UUID(data["id"])).order_by(Personnel.id)).all()
+        incident = session.get(Incident, UUID(data["id"]))
+        assert (incident.status, incident.created_at, incident.updated_at) == ("received", NOW, NOW)
+    finally:
+        session.close()
+    columns = ("external_id", "name", "email", "phone", "role", "unit", "exposure", "language")
+    assert [{c: getattr(p, c) for c in columns} for p in stored] == [{c: p.get(c) for c in columns} for p in people]
+    assert all(p.added_at == NOW and p.opted_out_at is None for p in stored)
+    # The key is bound to the incident: the same body under it is its replay.
+    replay = post(client, keys, incident_body(personnel=people), **{"Idempotency-Key": "intake-order-1"})
+    assert (replay.status_code, replay.get_json()["id"]) == (201, data["id"])
 
 
 def test_answers_carry_no_personal_data(client, keys):
