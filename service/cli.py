@@ -182,9 +182,10 @@ def relay(interval: float, once: bool) -> None:
 @click.option("--parent-pid", type=int, hidden=True, help="Stop when this process (debrief serve) is gone.")
 def planner(once: bool, parent_pid: int | None) -> None:
     """Plan incident reports as they arrive, together (the planner process)."""
-    from service.planner import plan_pending, run_planner
+    from service.planner import NICENESS, plan_pending, run_planner
 
     _require_keys(Config.from_env())  # its plans queue messages that carry signed links
+    os.nice(NICENESS)
     with _services() as services:
         if once:
             click.echo(f"{plan_pending(services)} incidents planned", err=True)

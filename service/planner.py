@@ -47,6 +47,9 @@ POLL_SECONDS = {"postgresql": 2.0, "sqlite": 0.25}
 # come together are planned together (a plan committed is announced, and stays), for half a second
 # of latency.
 GATHER_SECONDS = 0.5
+# The planner process's CPU priority below intake's (os.nice): in a surge, reports are accepted
+# first and planned with the CPU left (bench/intake.py); at rest the planner has the CPU alone.
+NICENESS = 10
 
 
 class PoolBusy(Exception):
