@@ -81,12 +81,18 @@ class Services:
     metrics: HttpMetrics
     redis: Redis | None = None
     clock: Callable[[], datetime] = utcnow
+    # PostgreSQL: sessions whose every statement commits on its own (autocommit), for the requests
+    # that write in one statement (web.ONE_STATEMENT_REQUESTS); None on SQLite.
+    statement_engine: Engine | None = None
+    statement_session_factory: sessionmaker[Session] | None = None
     _openapi_yaml: str | None = field(default=None, repr=False)
     _signing_keys: tuple[str, ...] | None = field(default=None, repr=False)
 
     def close(self) -> None:
         """Release pooled connections (the app stays usable; pools refill on demand)."""
         self.engine.dispose()
+        if self.statement_engine is not None:
+            self.statement_engine.dispose()
         if self.redis is not None:
             self.redis.close()
 
@@ -131,12 +137,16 @@ def create_app(config: Mapping[str, Any] | Config | None = None, *, clock: Calla
         },
     )
     engine = make_engine(settings.database_url, lock_timeout_ms=settings.lock_timeout_ms)
+    statement_engine = None if engine.dialect.name == "sqlite" else make_engine(
+        settings.database_url, lock_timeout_ms=settings.lock_timeout_ms, isolation_level="AUTOCOMMIT")
     api = DebriefApi(app, spec_kwargs={"extra_plugins": [access.AccessDocPlugin(), JsonBodyDocPlugin()]})
     metrics = HttpMetrics()
     services = Services(
         config=settings,
         engine=engine,
         session_factory=make_session_factory(engine),
+        statement_engine=statement_engine,
+        statement_session_factory=make_session_factory(statement_engine) if statement_engine is not None else None,
         api=api,
         metrics=metrics,
         redis=Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2) if settings.redis_url else None,
@@ -145,6 +155,8 @@ def create_app(config: Mapping[str, Any] | Config | None = None, *, clock: Calla
     app.extensions["debrief"] = services
     # Every database session can compose messages (links, sender) for the changes it commits.
     services.session_factory.configure(info={"messages": MessageContext(services)})
+    if services.statement_session_factory is not None:
+        services.statement_session_factory.configure(info={"messages": MessageContext(services)})
 
     from service.agencies.views import blp as agencies_blp
     from service.audit.views import blp as audit_blp
