@@ -24,7 +24,8 @@ posts incident reports of 10 personnel, each with a new external_id, with a disp
 - max rate: POST /v1/incidents, closed loop on --max-connections connections;
 - plan latency: open loop at --plan-rate (10) for --plan-seconds;
 - burst: --burst (1,000) reports open loop at 100 req/s.
-During each intake phase the bench polls the database (every PLAN_POLL_SECONDS) for the reports
+During each intake phase the bench polls the database (every PLAN_POLL_SECONDS; in the max-rate
+phase, whose figure is throughput, every MAX_PHASE_POLL_SECONDS) for the reports
 no longer `received`: a report's plan latency runs from its 201 to the first poll that sees it
 planned or needs_attention; after the phase it waits until none is `received` (the burst's
 figure: from the last 201 to then).
@@ -80,6 +81,9 @@ REQUEST_TIMEOUT = 10.0  # a hundred times the p99 target: an answer later than t
 QUIET_TIMEOUT = 120.0  # how long to wait for the server to finish requests the generator gave up on
 SAMPLE_BODIES = 3  # problem bodies kept per status for the report
 PLAN_POLL_SECONDS = 0.02  # how often the bench looks for reports the planner has planned
+# The same during the max-rate phase, whose figure is throughput: each poll reads every report of
+# the phase (thousands there), and at 50 polls a second the bench's own reads took CPU from the server.
+MAX_PHASE_POLL_SECONDS = 0.25
 PLAN_TIMEOUT = 300.0  # how long after a phase the bench waits for the planner to plan every report
 BURST_RATE, BURST_SECONDS = 100.0, 10.0  # DESIGN section 7: 1,000 reports at 100 req/s
 
@@ -507,7 +511,11 @@ class _Connection:
 
     def __init__(self, port: int) -> None:
         self.http = http.client.HTTPConnection("127.0.0.1", port, timeout=REQUEST_TIMEOUT)
-        self.http.connect()  # before the clock starts
+        # Opened before the clock starts, with a first request: gunicorn's gthread worker holds a
+        # thread for a new connection until its first request comes (up to 5 s), so 32 connections
+        # opened and left idle would hold every thread of the workers and stall the others' requests.
+        self.http.request("GET", "/healthz")
+        self.http.getresponse().read()
 
     def fresh(self) -> None:
         """Drop a connection the server closed while it was idle (readable with nothing asked means EOF).
@@ -690,19 +698,20 @@ def wait_until_quiet(port: int, sent: int) -> int | None:
 
 
 class PlanWatch:
-    """Polls the database every PLAN_POLL_SECONDS for the phase's reports no longer `received`.
+    """Polls the database every `every` seconds for the phase's reports no longer `received`.
 
     The schema keeps no time of the planner's commit (an incident's updated_at is the planner's
     clock when its pass began), so the time a report was planned is when this poll first sees its
-    status change: at most PLAN_POLL_SECONDS late. The clock is time.perf_counter (the machine's
+    status change: at most `every` late. The clock is time.perf_counter (the machine's
     monotonic clock), which the generator's process shares.
     """
 
-    def __init__(self, url: str, prefix: str) -> None:
+    def __init__(self, url: str, prefix: str, every: float = PLAN_POLL_SECONDS) -> None:
         from sqlalchemy.engine import make_url
 
         self._conninfo = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
         self.prefix = prefix
+        self.every = every
         self.planned: dict[str, tuple[float, str]] = {}  # external_id -> (first seen planned, status)
         self.received = 0  # reports still `received` at the last poll
         self.stored = 0
@@ -737,7 +746,7 @@ class PlanWatch:
                     self.drained_at = seen
                 elif received:
                     self.drained_at = None
-                self._stop.wait(PLAN_POLL_SECONDS)
+                self._stop.wait(self.every)
 
     def wait_drained(self, stored_at_least: int, timeout: float = PLAN_TIMEOUT) -> bool:
         """Wait until at least `stored_at_least` reports are stored and none is `received`; False after `timeout`."""
@@ -745,7 +754,7 @@ class PlanWatch:
         while time.monotonic() < deadline:
             if self.drained_at is not None and self.stored >= stored_at_least:
                 return True
-            time.sleep(PLAN_POLL_SECONDS)
+            time.sleep(self.every)
         return False
 
 
@@ -1075,7 +1084,7 @@ def main(argv: list[str] | None = None) -> int:
                     results[name] = result = generator.submit(drive, phase).result()
                     cpu_ms[name] = (server.cpu_seconds() - cpu) * 1000 / max(1, len(result.outcomes))
                     continue
-                with PlanWatch(url, phase.id_prefix) as watch:
+                with PlanWatch(url, phase.id_prefix, MAX_PHASE_POLL_SECONDS if name == "max" else PLAN_POLL_SECONDS) as watch:
                     results[name] = result = generator.submit(drive, phase).result()
                     answered_201 = sum(1 for o in result.outcomes if o.status == 201)
                     drained = watch.wait_drained(answered_201)
@@ -1130,8 +1139,8 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print_plan_table([plan_rows[name] for name in ("rate", "max", "latency", "burst")])
     print("  planning after intake: ms from each 201 until the bench's poll (every "
-          f"{PLAN_POLL_SECONDS * 1000:.0f} ms) saw the report planned or needs_attention; drain s: from the phase's "
-          "last 201 until no report of it is received")
+          f"{PLAN_POLL_SECONDS * 1000:.0f} ms; {MAX_PHASE_POLL_SECONDS * 1000:.0f} ms in the max-rate phase) saw the report "
+          "planned or needs_attention; drain s: from the phase's last 201 until no report of it is received")
     for note in notes:
         print(note)
     print(f"load average after: {load_average()}")
