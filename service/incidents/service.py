@@ -156,10 +156,12 @@ def _check_occurred_at(occurred_at: datetime, *, now: datetime, skew: timedelta)
         )
 
 
+_PERSON_COLUMNS = ("external_id", "name", "email", "phone", "role", "unit", "exposure", "language")
+
+
 def _person(p: Mapping[str, Any]) -> dict[str, Any]:
-    """A person's personnel columns from the report."""
-    return {"external_id": p["external_id"], "name": p["name"], "email": p["email"], "phone": p.get("phone"),
-            "role": p["role"], "unit": p.get("unit"), "exposure": p["exposure"], "language": p["language"]}
+    """A person's personnel columns from the report (validated: only phone and unit may be missing)."""
+    return {name: p.get(name) for name in _PERSON_COLUMNS}
 
 
 def _personnel_rows(people: Sequence[Mapping[str, Any]]) -> list[Personnel]:
@@ -263,7 +265,6 @@ _INSERT_KEY = insert(IdempotencyRecord.__table__).values(
     status_code=201, created_at=bindparam("now"),
 )
 _INSERT_PERSONNEL = insert(Personnel.__table__)
-_PERSON_COLUMNS = ("external_id", "name", "email", "phone", "role", "unit", "exposure", "language")
 _AGENCY_OF_INTAKE = select(Agency.code, Agency.timezone, Agency.policy).where(Agency.id == bindparam("agency_id"))
 
 
@@ -291,7 +292,7 @@ def _store(db: Session, *, incident_id: uuid.UUID, agency_id: int, data: Mapping
               "severity": data["severity"], "occurred_at": data["occurred_at"], "region": data["region"],
               "fingerprint": print_, "key": key, "now": now}
     if sessions.postgres(db):
-        people = [{**{name: p.get(name) for name in _PERSON_COLUMNS}, "listed": n} for n, p in enumerate(data["personnel"])]
+        people = [{**_person(p), "listed": n} for n, p in enumerate(data["personnel"])]
         return db.execute(_store_at_once(key is not None), {**params, "people": people}).one()
     db.execute(_INSERT_INCIDENT, params)
     db.execute(_INSERT_PERSONNEL, [{**_person(p), "incident_id": incident_id, "added_at": now} for p in data["personnel"]])
