@@ -63,7 +63,8 @@ class Server:
             with urllib.request.urlopen(request, timeout=30) as response:
                 return Answer(response.status, dict(response.headers), response.read())
         except urllib.error.HTTPError as error:
-            return Answer(error.code, dict(error.headers), error.read())
+            with error:
+                return Answer(error.code, dict(error.headers), error.read())
 
 
 def start_server(args: list[str], env: dict[str, str], workdir: Path) -> tuple[subprocess.Popen, Path, int]:
