@@ -205,9 +205,14 @@ def make_engine(url: str, *, lock_timeout_ms: int = POSTGRES_LOCK_TIMEOUT_MS, **
     return engine
 
 
+def is_postgres(db: Session) -> bool:
+    """Whether the session is on PostgreSQL (else SQLite, the embedded default)."""
+    return db.get_bind().dialect.name == "postgresql"
+
+
 def conflict_insert(db: Session) -> Any:
     """The session's dialect's `insert`, the one with ON CONFLICT (both PostgreSQL and SQLite have it)."""
-    return postgresql.insert if db.get_bind().dialect.name == "postgresql" else sqlite.insert
+    return postgresql.insert if is_postgres(db) else sqlite.insert
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -17,8 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from service.agencies.models import Agency
-from service.agencies.policy import policy_from_overrides
-from service.db import UTCDateTime, new_id
+from service.db import UTCDateTime, is_postgres, new_id
 from service.errors import Conflict, InvalidInput, NotFound
 from service.followups.outgoing import sync_incident
 from service.incidents import status as incident_status
@@ -143,7 +142,7 @@ def _received(agency: Row[Any], incident_id: uuid.UUID, data: Mapping[str, Any],
     return IncidentView(
         id=incident_id, external_id=data["external_id"], agency_code=agency.code, type=data["type"],
         severity=data["severity"], occurred_at=data["occurred_at"].astimezone(zone), region=data["region"],
-        status="received", window=_local_window(data["occurred_at"], zone, policy_from_overrides(agency.policy or {})),
+        status="received", window=_local_window(data["occurred_at"], zone, sessions.policy_for(agency)),
         personnel_count=len(data["personnel"]), created_at=now.astimezone(zone), updated_at=now.astimezone(zone),
     )
 
@@ -291,7 +290,7 @@ def _store(db: Session, *, incident_id: uuid.UUID, agency_id: int, data: Mapping
     params = {"incident_id": incident_id, "agency_id": agency_id, "external_id": data["external_id"], "type": data["type"],
               "severity": data["severity"], "occurred_at": data["occurred_at"], "region": data["region"],
               "fingerprint": print_, "key": key, "now": now}
-    if sessions.postgres(db):
+    if is_postgres(db):
         people = [{**_person(p), "listed": n} for n, p in enumerate(data["personnel"])]
         return db.execute(_store_at_once(key is not None), {**params, "people": people}).one()
     db.execute(_INSERT_INCIDENT, params)

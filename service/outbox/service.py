@@ -16,7 +16,7 @@ from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from service.db import new_id
+from service.db import is_postgres, new_id
 from service.outbox.models import CHANNELS, CANCELLED, EMAIL, PENDING, QUEUED, OutboxMessage
 
 
@@ -97,8 +97,7 @@ def queue_messages(db: Session, messages: Sequence[dict[str, Any]], *, now: date
     # caller's pending changes and a failing flush still fails at this point of the transaction.
     db.flush()
     # The rows are inserted in order, so a dedup_key given twice keeps its first row here too.
-    postgres = db.get_bind().dialect.name == "postgresql"
-    db.execute(_INSERT_POSTGRESQL if postgres else _INSERT_SQLITE, rows)
+    db.execute(_INSERT_POSTGRESQL if is_postgres(db) else _INSERT_SQLITE, rows)
 
 
 def cancel_pending(db: Session, *where: ColumnElement[bool]) -> int:

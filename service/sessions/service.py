@@ -20,7 +20,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterable, Sequence, TypeVar
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import Row, func, select
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session as DbSession
 from sqlalchemy.orm import selectinload
@@ -28,6 +28,7 @@ from sqlalchemy.orm import selectinload
 from service.agencies.models import Agency
 from service.agencies.policy import policy_from_overrides
 from service.auth.service import Principal
+from service.db import is_postgres
 from service.errors import Conflict, InvalidInput, NotFound
 from service.facilitators.models import Facilitator
 from service.facilitators.service import planning_profiles, to_profile
@@ -80,8 +81,8 @@ class SessionView:
     agenda: list[dict[str, Any]]
 
 
-def policy_for(agency: Agency) -> PlanningPolicy:
-    """The agency's planning policy: the defaults with its overrides."""
+def policy_for(agency: Agency | Row[Any]) -> PlanningPolicy:
+    """The agency's planning policy (of its row, or of a row read with its `policy` column): the defaults with its overrides."""
     return policy_from_overrides(agency.policy or {})
 
 
@@ -198,11 +199,6 @@ EXCLUSION_VIOLATION = "23P01"
 T = TypeVar("T")
 
 
-def postgres(db: DbSession) -> bool:
-    """Whether the session is on PostgreSQL (else SQLite, the embedded default)."""
-    return db.get_bind().dialect.name == "postgresql"
-
-
 def _sqlstate(exc: DBAPIError) -> str | None:
     return getattr(exc.orig, "sqlstate", None)
 
@@ -239,14 +235,14 @@ def _plan_alone(db: DbSession) -> None:
     Taken first, before any row lock and before the bookings are read: the plan sees every
     booking committed before it, and writes that lock rows in different orders cannot deadlock.
     """
-    if postgres(db):
+    if is_postgres(db):
         db.execute(select(func.pg_advisory_xact_lock(PLANNING_LOCK)))
 
 
 def _lock_facilitators(db: DbSession, ids: Iterable[int]) -> None:
     """Lock facilitator rows in id order until commit; SQLite holds its write lock already."""
     ids = sorted(set(ids))
-    if ids and postgres(db):
+    if ids and is_postgres(db):
         db.execute(select(Facilitator.id).where(Facilitator.id.in_(ids)).order_by(Facilitator.id).with_for_update())
 
 
@@ -256,14 +252,14 @@ def lock_incident(db: DbSession, incident_id: uuid.UUID) -> Incident | None:
         select(Incident).where(Incident.id == incident_id)
         .options(selectinload(Incident.personnel)).execution_options(populate_existing=True)
     )
-    if postgres(db):
+    if is_postgres(db):
         query = query.with_for_update(of=Incident)
     return db.scalar(query)
 
 
 def _lock_sessions(db: DbSession, query: Any) -> list[Session]:
     query = query.options(selectinload(Session.assignments), selectinload(Session.participants)).order_by(Session.id)
-    if postgres(db):
+    if is_postgres(db):
         query = query.with_for_update(of=Session)
     return list(db.scalars(query.execution_options(populate_existing=True)))
 
@@ -587,7 +583,7 @@ def _lock_received(db: DbSession, limit: int) -> list[Incident]:
         select(Incident).where(Incident.status == "received").order_by(*SURGE_ORDER).limit(limit)
         .options(selectinload(Incident.personnel), selectinload(Incident.agency)).execution_options(populate_existing=True)
     )
-    if postgres(db):
+    if is_postgres(db):
         query = query.with_for_update(of=Incident)
     return list(db.scalars(query))
 
