@@ -82,12 +82,14 @@ def _serve(port: int, host: str, workers: int | None, demo: bool) -> None:
 
         click.echo(seed(app, base_url=config.public_base_url))
     services.close()  # no connection may cross the fork into gunicorn's workers
+    from service.db import POOL_SIZE
     from service.server import GunicornServer, start_delivery_in_worker
 
     options: dict[str, Any] = {
         "bind": f"{host}:{port}",
         "workers": workers or (1 if embedded else 4),
-        "threads": 8,  # up to 4 may wait for a plan (Prefer: wait), the others keep answering
+        # Up to 4 may wait for a plan (Prefer: wait), the others keep answering; one database connection each.
+        "threads": POOL_SIZE,
         "worker_class": "gthread",
         "accesslog": None,  # our own log names the route, never the path (paths carry tokens)
         "timeout": 30,

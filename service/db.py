@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import logging
 import os
+import select
 import stat
+import time
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import DateTime, MetaData, create_engine, event, literal, make_url
+from sqlalchemy import DateTime, MetaData, create_engine, event, exc, literal, make_url
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.compiler import compiles
@@ -96,6 +98,13 @@ def _db_now_sqlite(element: db_now, compiler: Any, **kw: Any) -> str:
 
 
 POSTGRES_CONNECT_TIMEOUT = 5  # seconds
+# A pooled connection idle longer than this is pinged (a round trip) before use; one used since is
+# pinged only if the server has written to it meanwhile (a restart or a terminated backend says so).
+PING_AFTER_IDLE_SECONDS = 5.0
+# Connections each pool keeps: as many as a gunicorn worker has threads (`debrief serve`), each request
+# holding one. With fewer, a worker's busy moments opened connections and closed them again (a
+# PostgreSQL backend started and ended each time): 64 in 8 s of intake on 16 connections.
+POOL_SIZE = 8
 # The longest a statement waits for a lock (a row, a table, the planners' advisory lock) before
 # failing with 55P03: a stuck transaction costs its waiters a retry or a 503, not a pile-up of workers.
 POSTGRES_LOCK_TIMEOUT_MS = 5000
@@ -192,17 +201,59 @@ def make_engine(url: str, *, lock_timeout_ms: int = POSTGRES_LOCK_TIMEOUT_MS, **
     # A database host that stops answering (rather than refusing) must cost a request seconds and
     # a 503, not the operating system's minutes-long connect timeout.
     kwargs.setdefault("connect_args", {}).setdefault("connect_timeout", POSTGRES_CONNECT_TIMEOUT)
-    engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10, hide_parameters=True, **kwargs)
+    engine = create_engine(url, pool_size=POOL_SIZE, max_overflow=10, hide_parameters=True, **kwargs)
 
     @event.listens_for(engine, "connect")
-    def _postgres_lock_timeout(dbapi_connection: Any, _record: Any) -> None:
+    def _postgres_lock_timeout(dbapi_connection: Any, record: Any) -> None:
         # Per connection (libpq's `options` in the URL stay the deployment's own); committed, or a
         # rollback would undo it.
         with dbapi_connection.cursor() as cursor:
             cursor.execute(f"SET lock_timeout = {int(lock_timeout_ms)}")
         dbapi_connection.commit()
+        record.info[_LAST_USED] = time.monotonic()
 
+    _ping_when_in_doubt(engine)
     return engine
+
+
+_LAST_USED = "debrief_last_used"
+
+
+def _ping_when_in_doubt(engine: Engine) -> None:
+    """Check a pooled connection before use, as pool_pre_ping does, but without a round trip when it was just used.
+
+    pool_pre_ping costs every checkout a round trip to the server: a tenth of a report's intake
+    (bench/intake.py). A connection back in the pool moments ago is pinged only when its socket
+    has something to read, which an idle connection has only when the server closed it.
+    """
+
+    @event.listens_for(engine, "checkin")
+    def _returned(_dbapi_connection: Any, record: Any) -> None:
+        record.info[_LAST_USED] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _check(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        last_used = record.info.get(_LAST_USED)
+        if last_used is not None and time.monotonic() - last_used < PING_AFTER_IDLE_SECONDS \
+                and not _server_wrote(dbapi_connection):
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as error:
+            # As pool_pre_ping: every connection of the pool made before now is dropped, and one made afresh.
+            raise exc.InvalidatePoolError(str(error)) from error
+
+
+def _server_wrote(dbapi_connection: Any) -> bool:
+    """Whether an idle connection's socket has input (the server's goodbye, or end of file), or cannot be asked."""
+    try:
+        if dbapi_connection.closed:
+            return True
+        poller = select.poll()
+        poller.register(dbapi_connection.pgconn.socket, select.POLLIN | select.POLLPRI)
+        return bool(poller.poll(0))
+    except Exception:  # a broken connection may not even have a socket: the ping will tell
+        return True
 
 
 def is_postgres(db: Session) -> bool:

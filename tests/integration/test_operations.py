@@ -1,6 +1,9 @@
 """Health, readiness, metrics, the OpenAPI document and the migrations."""
 
 import re
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -10,7 +13,9 @@ from alembic.migration import MigrationContext
 from openapi_spec_validator import validate
 from sqlalchemy import create_engine, func, select, text
 
+from service import db as service_db
 from service.app import create_app
+from service.db import POOL_SIZE, make_engine
 from service.models import metadata
 from service.openapi import generate
 from service.sessions.service import PLANNING_LOCK
@@ -154,6 +159,62 @@ def test_postgresql_connections_wait_for_a_lock_five_seconds_at_most(postgres_ur
     with app.extensions["debrief"].engine.connect() as conn:
         assert conn.execute(text("SHOW lock_timeout")).scalar() == "5s"
     app.extensions["debrief"].close()
+
+
+BACKEND_PID = text("SELECT pg_backend_pid()")
+
+
+def test_a_pooled_connection_is_pinged_only_when_it_may_be_dead(postgres_url, monkeypatch):
+    engine = make_engine(postgres_url)
+    pings = []
+    ping = engine.dialect.do_ping
+    monkeypatch.setattr(engine.dialect, "do_ping", lambda connection: pings.append(connection) or ping(connection))
+    with engine.connect() as conn:
+        pid = conn.execute(BACKEND_PID).scalar()
+    with engine.connect() as conn:
+        assert conn.execute(BACKEND_PID).scalar() == pid
+    assert pings == []  # used a moment ago: no round trip before the request's own
+
+    # The server ends the connection (a restart, an administrator): the next request gets a new one, not an error.
+    other = create_engine(postgres_url)
+    with other.begin() as conn:
+        conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with other.connect() as conn:
+            if not conn.execute(text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid"), {"pid": pid}).scalar():
+                break
+        time.sleep(0.05)
+    other.dispose()
+    with engine.connect() as conn:
+        assert conn.execute(BACKEND_PID).scalar() != pid
+    assert len(pings) == 1
+
+    # Idle for longer than a firewall or the server may keep it: pinged before use.
+    monkeypatch.setattr(service_db, "PING_AFTER_IDLE_SECONDS", 0.0)
+    with engine.connect() as conn:
+        conn.execute(text("SELECT 1"))
+    assert len(pings) == 2
+    engine.dispose()
+
+
+def test_a_worker_busy_on_every_thread_keeps_its_connections_for_the_next_requests(postgres_url):
+    # gunicorn's worker has POOL_SIZE threads, each request holding a connection: at its busiest
+    # moments the pool keeps every one, rather than open a backend and close it again.
+    engine = make_engine(postgres_url)
+    together = threading.Barrier(POOL_SIZE, timeout=30)
+
+    def request(_n: int) -> int:
+        with engine.connect() as conn:
+            pid = conn.execute(BACKEND_PID).scalar()
+            together.wait()
+            return pid
+
+    with ThreadPoolExecutor(POOL_SIZE) as threads:
+        first = set(threads.map(request, range(POOL_SIZE)))
+        second = set(threads.map(request, range(POOL_SIZE)))
+    assert len(first) == POOL_SIZE and second == first
+    engine.dispose()
 
 
 @pytest.fixture
