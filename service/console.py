@@ -239,6 +239,9 @@ class ConsoleSessionInterface(SecureCookieSessionInterface):
 
     def open_session(self, app: Flask, request: Request):  # type: ignore[override]
         _ensure_secret_key(app)
+        if app.secret_key and not request.cookies.get(self.get_cookie_name(app)):
+            # No cookie (every API request): an empty session, without building the signer Flask would.
+            return self.session_class()
         return super().open_session(app, request)
 
 
@@ -266,6 +269,8 @@ def limit_signin(app: Flask, blueprint: Blueprint) -> Limiter:
         key_prefix="debrief-signin", in_memory_fallback_enabled=True, headers_enabled=False,
         storage_options={"socket_timeout": 2, "socket_connect_timeout": 2} if services_of(app).config.redis_url else {},
     )
+    # Its hook runs before every request of the app: the others leave at once, not after resolving limits.
+    limiter.request_filter(lambda: request.blueprint != blueprint.name)
     limiter.limit(SIGNIN_PER_CLIENT, methods=["POST"], scope="client")(blueprint)
     limiter.limit(SIGNIN_PER_ADDRESS, key_func=_address, methods=["POST"], scope="address",
                   exempt_when=_not_a_link_request)(blueprint)

@@ -147,7 +147,7 @@ def authenticate(*, db: Session, secret: str, now: datetime) -> Principal | None
     """The principal of a presented key; None when it is unknown, revoked, expired, or a deactivated facilitator's."""
     if not secret.startswith(KEY_PREFIX) or len(secret) > 128:
         return None
-    key = db.execute(_key_query(), {"key_hash": hash_key(secret), "now": now}).first()
+    key = db.connection().execute(_key_query(), {"key_hash": hash_key(secret), "now": now}).first()
     if key is None:
         return None
     principal = Principal(key_id=key.id, role=key.role, agency_id=key.agency_id, facilitator_id=key.facilitator_id)

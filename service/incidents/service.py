@@ -7,6 +7,7 @@ import hashlib
 import json
 import time
 import uuid
+from collections import abc
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Mapping, Sequence
@@ -92,13 +93,18 @@ def debriefing_window(occurred_at: datetime, policy: PlanningPolicy = DEFAULT_PO
     return Window(window.start.astimezone(timezone.utc), window.end.astimezone(timezone.utc))
 
 
+_PLAIN = (str, int, float)
+
+
 def fingerprint(report: Mapping[str, Any]) -> str:
     """SHA-256 of a report in canonical form: equal for semantically equal bodies."""
 
     def canonical(value: Any) -> Any:
+        if isinstance(value, _PLAIN):  # most values: tested first, a surge's reports come through here
+            return value
         if isinstance(value, datetime):
             return value.astimezone(timezone.utc).isoformat()
-        if isinstance(value, Mapping):
+        if isinstance(value, abc.Mapping):
             return {k: canonical(v) for k, v in value.items() if v is not None}
         if isinstance(value, list):
             return [canonical(v) for v in value]
@@ -292,7 +298,7 @@ def _store(db: Session, *, incident_id: uuid.UUID, agency_id: int, data: Mapping
               "fingerprint": print_, "key": key, "now": now}
     if is_postgres(db):
         people = [{**_person(p), "listed": n} for n, p in enumerate(data["personnel"])]
-        return db.execute(_store_at_once(key is not None), {**params, "people": people}).one()
+        return db.connection().execute(_store_at_once(key is not None), {**params, "people": people}).one()
     db.execute(_INSERT_INCIDENT, params)
     db.execute(_INSERT_PERSONNEL, [{**_person(p), "incident_id": incident_id, "added_at": now} for p in data["personnel"]])
     if key is not None:
