@@ -222,9 +222,10 @@ _LAST_USED = "debrief_last_used"
 def _ping_when_in_doubt(engine: Engine) -> None:
     """Check a pooled connection before use, as pool_pre_ping does, but without a round trip when it was just used.
 
-    pool_pre_ping costs every checkout a round trip to the server: a tenth of a report's intake
-    (bench/intake.py). A connection back in the pool moments ago is pinged only when its socket
-    has something to read, which an idle connection has only when the server closed it.
+    pool_pre_ping cost every checkout a round trip to the server: in-process, about 0.2 ms of the
+    service's CPU and 0.07 ms of PostgreSQL's per report, of some 2 and 0.45. A connection back in
+    the pool moments ago is pinged only when its socket has something to read, which an idle
+    connection has only when the server closed it.
     """
 
     @event.listens_for(engine, "checkin")
