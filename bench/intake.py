@@ -789,18 +789,17 @@ def plan_figures(result: PhaseResult, watch: PlanWatch, drained: bool, planner_c
     """
     latencies, statuses = [], Counter[str]()
     missing = 0
+    watched = watch.not_before is None  # polled during the phase: a plan latency for each report
     answers = [o for o in result.outcomes if o.status == 201]
     for o in answers:
         seen = watch.planned.get(o.external_id)
         if seen is None:  # not planned within PLAN_TIMEOUT: later than any figure
             missing += 1
-            latencies.append(math.inf)
+            latencies.append(math.inf if watched else math.nan)
             continue
-        latencies.append((seen[0] - (result.origin + o.done)) * 1000)
+        latencies.append((seen[0] - (result.origin + o.done)) * 1000 if watched else math.nan)
         statuses[seen[1]] += 1
     latencies.sort()
-    if watch.not_before is not None:
-        latencies = [math.nan] * len(latencies)
     last_answer = result.origin + max((o.done for o in answers), default=0.0)
     last_planned = max((t for t, _ in watch.planned.values()), default=math.nan)
     after = (watch.drained_at if drained and watch.drained_at is not None else last_planned) - last_answer

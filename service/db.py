@@ -204,13 +204,12 @@ def make_engine(url: str, *, lock_timeout_ms: int = POSTGRES_LOCK_TIMEOUT_MS, **
     engine = create_engine(url, pool_size=POOL_SIZE, max_overflow=10, hide_parameters=True, **kwargs)
 
     @event.listens_for(engine, "connect")
-    def _postgres_lock_timeout(dbapi_connection: Any, record: Any) -> None:
+    def _postgres_lock_timeout(dbapi_connection: Any, _record: Any) -> None:
         # Per connection (libpq's `options` in the URL stay the deployment's own); committed, or a
         # rollback would undo it.
         with dbapi_connection.cursor() as cursor:
             cursor.execute(f"SET lock_timeout = {int(lock_timeout_ms)}")
         dbapi_connection.commit()
-        record.info[_LAST_USED] = time.monotonic()
 
     _ping_when_in_doubt(engine)
     return engine
@@ -228,9 +227,12 @@ def _ping_when_in_doubt(engine: Engine) -> None:
     connection has only when the server closed it.
     """
 
-    @event.listens_for(engine, "checkin")
-    def _returned(_dbapi_connection: Any, record: Any) -> None:
+    def _used(_dbapi_connection: Any, record: Any) -> None:
         record.info[_LAST_USED] = time.monotonic()
+
+    # A connection just made counts as just used, as one just given back does.
+    event.listen(engine, "connect", _used)
+    event.listen(engine, "checkin", _used)
 
     @event.listens_for(engine, "checkout")
     def _check(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
