@@ -210,6 +210,8 @@ def create_app(config: Mapping[str, Any] | Config | None = None, *, clock: Calla
     app.teardown_appcontext(close_db_session)
     errors.register_error_handlers(app)
     app.after_request(_log_request)
+    # Registered last, so run first: the other hooks see the answer it may give instead.
+    app.after_request(access.settle_pending_key)
     # Once per process, at start: otherwise the first request to touch the ORM pays for it
     # (about 50 ms, seen on a worker's first calendar feed).
     configure_mappers()

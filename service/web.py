@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 if TYPE_CHECKING:
     from service.app import Services
-    from service.auth.service import Principal
+    from service.auth.service import KeyCheck, Principal
 
 log = logging.getLogger(__name__)
 
@@ -23,8 +23,8 @@ def services() -> "Services":
 
 
 # Requests whose writing is one statement (intake stores a report in one, on PostgreSQL): their
-# session commits each statement on its own, without the BEGIN, COMMIT and the pool's ping's
-# ROLLBACK of a transaction, four round trips of seven (bench/intake.py).
+# session commits each statement on its own, without the BEGIN and COMMIT of a transaction, and the
+# statement checks the caller's key too (service.auth.access): one round trip in all (bench/intake.py).
 ONE_STATEMENT_REQUESTS = frozenset({("incidents.Incidents", "POST")})
 
 
@@ -53,8 +53,21 @@ def close_db_session(_exc: BaseException | None = None) -> None:
 
 
 def principal() -> "Principal":
-    """The authenticated caller of this request."""
+    """The authenticated caller of this request (its key checked now if it was left to the request's statement)."""
+    if "principal" not in g:
+        g.principal = g.pop("pending_key").authenticate(db_session(), now())
     return g.principal
+
+
+def caller() -> "Principal | KeyCheck":
+    """The caller of this request, or its key when the request's own statement is to check it (service.auth.access)."""
+    return g.get("pending_key") or principal()
+
+
+def admitted(principal: "Principal") -> None:
+    """The caller, as the request's own statement checked its key."""
+    g.pop("pending_key", None)
+    g.principal = principal
 
 
 def now() -> datetime:

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
 from apispec import BasePlugin
 from flask import Flask, Response, g, request
+from sqlalchemy.exc import DBAPIError
 
-from service.auth.service import authenticate
-from service.errors import Forbidden, Unauthenticated
+from service.auth.service import KeyCheck, well_formed
+from service.errors import DomainError, Unauthenticated, handle_domain_error
 from service.ui import is_page
-from service.web import db_session, now
+from service.web import ONE_STATEMENT_REQUESTS, db_session, now, principal, services
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,12 +110,26 @@ def enforce_access() -> None:
     token = _bearer_token()
     if token is None:
         raise Unauthenticated("Send `Authorization: Bearer <api key>`.")
-    principal = authenticate(db=db_session(), secret=token, now=now())
-    if principal is None:
-        raise Unauthenticated("The API key is unknown, revoked or expired.")
-    if rule is None or principal.role not in rule.roles:
-        raise Forbidden(f"A {principal.role} key may not {request.method} this resource.")
-    g.principal = principal
+    check = KeyCheck(token, rule.roles if rule is not None else frozenset(), request.method)
+    if (request.endpoint, request.method) in ONE_STATEMENT_REQUESTS and well_formed(token) \
+            and services().statement_session_factory is not None:
+        g.pending_key = check  # its statement checks it; web.principal() does, if anything needs the caller before
+        return
+    g.principal = check.authenticate(db_session(), now())
+
+
+def settle_pending_key(response: Response) -> Response:
+    """after_request, to run before every other: a request that ended before its statement checked its
+    key (refused input, say) is answered as any other, a caller without a valid key learning that first."""
+    if g.get("pending_key") is None or response.status_code >= 500:
+        return response  # checked, or not checkable now (the database is down)
+    try:
+        principal()
+    except DomainError as refused:
+        return handle_domain_error(refused)
+    except DBAPIError:
+        log.warning("the key of a refused request could not be checked: the database is unavailable")
+    return response
 
 
 def _no_store(response: Response) -> Response:

@@ -9,12 +9,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, bindparam, or_, select, update
+from sqlalchemy import CTE, Row, Select, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
 from service.agencies.models import Agency
 from service.auth.models import ApiKey
-from service.errors import InvalidInput, NotFound
+from service.errors import Forbidden, InvalidInput, NotFound, Unauthenticated
 from service.pagination import newest_first, row_id
 from service.vocabulary import API_ROLES
 
@@ -32,6 +32,27 @@ class Principal:
     role: str
     agency_id: int | None
     facilitator_id: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class KeyCheck:
+    """A presented API key and the roles a request admits: checked before the view, or in the request's own statement."""
+
+    secret: str
+    roles: frozenset[str]
+    method: str
+
+    def admit(self, principal: Principal | None) -> Principal:
+        """The caller when the key is live and its role admitted; otherwise the 401 or 403 to answer."""
+        if principal is None:
+            raise Unauthenticated("The API key is unknown, revoked or expired.")
+        if principal.role not in self.roles:
+            raise Forbidden(f"A {principal.role} key may not {self.method} this resource.")
+        return principal
+
+    def authenticate(self, db: Session, now: datetime) -> Principal:
+        """The caller, its key checked by a query of its own; otherwise the 401 or 403 to answer."""
+        return self.admit(authenticate(db=db, secret=self.secret, now=now))
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,22 +157,50 @@ def _key_query() -> Select[Any]:
     return (
         select(ApiKey.id, ApiKey.role, ApiKey.agency_id, ApiKey.facilitator_id, ApiKey.last_used_at)
         .outerjoin(Facilitator, Facilitator.id == ApiKey.facilitator_id)
-        .where(ApiKey.key_hash == bindparam("key_hash"), ApiKey.revoked_at.is_(None),
+        .where(ApiKey.key_hash == bindparam("presented_key_hash"), ApiKey.revoked_at.is_(None),
                or_(ApiKey.expires_at.is_(None), ApiKey.expires_at > bindparam("now", type_=ApiKey.expires_at.type)),
                # A facilitator's key works while they are active: deactivating them disables it.
                or_(ApiKey.facilitator_id.is_(None), Facilitator.active.is_(True)))
     )
 
 
+def well_formed(secret: str) -> bool:
+    """Whether a presented secret could be a key at all (else it is refused without a lookup)."""
+    return secret.startswith(KEY_PREFIX) and len(secret) <= 128
+
+
 def authenticate(*, db: Session, secret: str, now: datetime) -> Principal | None:
     """The principal of a presented key; None when it is unknown, revoked, expired, or a deactivated facilitator's."""
-    if not secret.startswith(KEY_PREFIX) or len(secret) > 128:
+    if not well_formed(secret):
         return None
-    key = db.connection().execute(_key_query(), {"key_hash": hash_key(secret), "now": now}).first()
+    key = db.connection().execute(_key_query(), key_parameters(secret, now)).first()
     if key is None:
         return None
-    principal = Principal(key_id=key.id, role=key.role, agency_id=key.agency_id, facilitator_id=key.facilitator_id)
     if key.last_used_at is None or now - key.last_used_at >= LAST_USED_PRECISION:
         db.execute(update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=now))
         db.commit()
-    return principal
+    return principal_of(key)
+
+
+def key_parameters(secret: str, now: datetime) -> dict[str, Any]:
+    """The parameters of `live_key` (and of authentication's own query) for a presented secret."""
+    return {"presented_key_hash": hash_key(secret), "now": now, "stale_before": now - LAST_USED_PRECISION}
+
+
+def live_key(name: str) -> tuple[CTE, CTE]:
+    """For a statement that authenticates its caller itself: the live key of `key_parameters` (none
+    when it is unknown, revoked, expired or a deactivated facilitator's), and the update of its
+    `last_used_at` when that is stale, as `authenticate` does."""
+    key = _key_query().cte(name)
+    touched = (
+        update(ApiKey)
+        .where(ApiKey.id == key.c.id, or_(key.c.last_used_at.is_(None), key.c.last_used_at <= bindparam("stale_before")))
+        .values(last_used_at=bindparam("now"))
+        .cte(f"{name}_touched")
+    )
+    return key, touched
+
+
+def principal_of(key: Row[Any]) -> Principal:
+    """The principal of a live key's row (`live_key`'s columns)."""
+    return Principal(key_id=key.id, role=key.role, agency_id=key.agency_id, facilitator_id=key.facilitator_id)

@@ -8,17 +8,18 @@ import json
 import time
 import uuid
 from collections import abc
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Mapping, Sequence
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import JSON, Integer, Row, Select, String, and_, bindparam, column, func, insert, or_, select, true
+from sqlalchemy import JSON, Integer, Row, Select, String, and_, bindparam, column, func, insert, literal, or_, select, true
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from service.agencies.models import Agency
-from service.db import UTCDateTime, is_postgres, new_id
+from service.auth.service import KeyCheck, Principal, key_parameters, live_key, principal_of
+from service.db import is_postgres, new_id
 from service.errors import Conflict, InvalidInput, NotFound
 from service.followups.outgoing import sync_incident
 from service.incidents import status as incident_status
@@ -80,11 +81,12 @@ STATUS_ONLY_ROLES = frozenset({"supervisor"})
 
 @dataclass(frozen=True, slots=True)
 class Intake:
-    """The outcome of an incident report: the incident's id and whether it is new (then, its view as stored)."""
+    """The outcome of an incident report: the incident's id, whether it is new (then, its view as stored), and who reported it."""
 
     incident_id: uuid.UUID
     created: bool
     view: IncidentView | None = None
+    principal: Principal | None = None
 
 
 def debriefing_window(occurred_at: datetime, policy: PlanningPolicy = DEFAULT_POLICY) -> Window:
@@ -221,14 +223,18 @@ def _replay(db: Session, *, agency_id: int, key: str | None, external_id: str, p
 
 
 def report(
-    *, db: Session, agency_id: int, data: Mapping[str, Any], idempotency_key: str | None,
+    *, db: Session, caller: Principal | KeyCheck, data: Mapping[str, Any], idempotency_key: str | None,
     now: datetime, clock_skew: timedelta,
-) -> tuple[IncidentView, bool]:
-    """Record an incident report once, for the planner to plan; a retry gets the same incident, a changed body a 409."""
-    intake = _record(db=db, agency_id=agency_id, data=data, idempotency_key=idempotency_key, now=now, clock_skew=clock_skew)
+) -> tuple[IncidentView, bool, Principal]:
+    """Record an incident report once, for the planner to plan; a retry gets the same incident, a changed body a 409.
+
+    `caller`: the reporter, or their key, then checked in the same statement (PostgreSQL), a 401 or 403 storing nothing.
+    """
+    intake = _record(db=db, caller=caller, data=data, idempotency_key=idempotency_key, now=now, clock_skew=clock_skew)
+    assert intake.principal is not None
     if intake.view is not None:
-        return intake.view, intake.created
-    return get(db=db, agency_id=agency_id, incident_id=intake.incident_id), intake.created
+        return intake.view, intake.created, intake.principal
+    return get(db=db, agency_id=intake.principal.agency_id, incident_id=intake.incident_id), intake.created, intake.principal
 
 
 def await_plan(*, db: Session, agency_id: int, incident_id: uuid.UUID, seconds: float,
@@ -273,70 +279,100 @@ _INSERT_PERSONNEL = insert(Personnel.__table__)
 _AGENCY_OF_INTAKE = select(Agency.code, Agency.timezone, Agency.policy).where(Agency.id == bindparam("agency_id"))
 
 
+def _param(table: Any, name: str, parameter: str | None = None) -> Any:
+    """A parameter typed as the column it fills (a SELECT of parameters has no column to infer it from)."""
+    return bindparam(parameter or name, type_=table.c[name].type)
+
+
 @functools.cache
-def _store_at_once(with_key: bool) -> Select[Any]:
-    """PostgreSQL: the report, its personnel (a JSON array), its key and the planners' wake-up in one
-    statement (one round trip), answering with the agency's code, zone and policy."""
-    incident = _INSERT_INCIDENT.returning(Incident.id).cte("stored_incident")
+def _store_at_once(with_key: bool, roles: frozenset[str]) -> Select[Any]:
+    """PostgreSQL, in one statement (one round trip): the caller's key checked (service.auth.service.live_key) and,
+    for a role among `roles`, the report, its personnel (a JSON array), its Idempotency-Key and the planners' wake-up
+    stored. Its one row is the key's, with its agency's code, zone and policy; no row: no live key."""
+    caller, touched = live_key("caller")
+    incidents, keys = Incident.__table__, IdempotencyRecord.__table__
+    now = _param(incidents, "created_at", "now")
+    incident = insert(incidents).from_select(
+        ("id", "agency_id", "external_id", "type", "severity", "occurred_at", "region", "status", "problems", "fingerprint",
+         "created_at", "updated_at"),
+        select(_param(incidents, "id", "incident_id"), caller.c.agency_id, *(_param(incidents, name) for name in
+               ("external_id", "type", "severity", "occurred_at", "region")), literal("received"),
+               literal([], incidents.c.problems.type), _param(incidents, "fingerprint"), now, now)
+        .where(caller.c.role.in_([literal(role) for role in sorted(roles)])),  # a fixed list: no expanding parameter
+    ).returning(incidents.c.id).cte("stored_incident")
     people = func.json_to_recordset(bindparam("people", type_=JSON)).table_valued(
         *(column(name, String) for name in _PERSON_COLUMNS), column("listed", Integer),
     ).render_derived(name="person", with_types=True)
     personnel = insert(Personnel.__table__).from_select(
         ("incident_id", *_PERSON_COLUMNS, "added_at"),
-        select(incident.c.id, *(people.c[name] for name in _PERSON_COLUMNS), bindparam("now", type_=UTCDateTime()))
+        select(incident.c.id, *(people.c[name] for name in _PERSON_COLUMNS), now)
         .select_from(incident).join(people, true()).order_by(people.c.listed),  # their ids in the report's order
     ).cte("stored_personnel")
-    answer = select(*_AGENCY_OF_INTAKE.selected_columns, sessions.planner_wake_up()).where(Agency.id == bindparam("agency_id"))
-    return answer.add_cte(incident, personnel, *([_INSERT_KEY.cte("stored_key")] if with_key else []))
+    ctes = [touched, incident, personnel]
+    if with_key:
+        ctes.append(insert(keys).from_select(
+            ("agency_id", "key", "fingerprint", "incident_id", "status_code", "created_at"),
+            select(caller.c.agency_id, _param(keys, "key"), _param(keys, "fingerprint"), incident.c.id, literal(201), now)
+            .select_from(incident).join(caller, true()),
+        ).cte("stored_key"))
+    return (
+        select(caller.c.id, caller.c.role, caller.c.agency_id, caller.c.facilitator_id, Agency.code, Agency.timezone,
+               Agency.policy, select(sessions.planner_wake_up()).select_from(incident).scalar_subquery().label("planners_woken"))
+        .select_from(caller).outerjoin(Agency, Agency.id == caller.c.agency_id)
+        .add_cte(*ctes)
+    )
 
 
-def _store(db: Session, *, incident_id: uuid.UUID, agency_id: int, data: Mapping[str, Any], key: str | None,
-           print_: str, now: datetime) -> Row[Any]:
-    """Insert the report, its personnel and its Idempotency-Key, and wake the planners; the agency's code, zone and policy."""
-    params = {"incident_id": incident_id, "agency_id": agency_id, "external_id": data["external_id"], "type": data["type"],
+def _store(db: Session, *, caller: Principal | KeyCheck, incident_id: uuid.UUID, data: Mapping[str, Any], key: str | None,
+           print_: str, now: datetime) -> tuple[Principal, Row[Any]]:
+    """Check the caller's key if it is left to this statement, insert the report, its personnel and its
+    Idempotency-Key, and wake the planners; the caller, and its agency's code, zone and policy."""
+    params = {"incident_id": incident_id, "external_id": data["external_id"], "type": data["type"],
               "severity": data["severity"], "occurred_at": data["occurred_at"], "region": data["region"],
               "fingerprint": print_, "key": key, "now": now}
-    if is_postgres(db):
+    if isinstance(caller, KeyCheck) and is_postgres(db):
         people = [{**_person(p), "listed": n} for n, p in enumerate(data["personnel"])]
-        return db.connection().execute(_store_at_once(key is not None), {**params, "people": people}).one()
+        row = db.connection().execute(
+            _store_at_once(key is not None, caller.roles), {**params, **key_parameters(caller.secret, now), "people": people},
+        ).first()
+        principal = caller.admit(principal_of(row) if row is not None else None)  # refused: nothing was stored
+        return principal, row
+    principal = caller if isinstance(caller, Principal) else caller.authenticate(db, now)
+    params["agency_id"] = principal.agency_id
     db.execute(_INSERT_INCIDENT, params)
     db.execute(_INSERT_PERSONNEL, [{**_person(p), "incident_id": incident_id, "added_at": now} for p in data["personnel"]])
     if key is not None:
         db.execute(_INSERT_KEY, params)
-    return db.execute(_AGENCY_OF_INTAKE, params).one()
+    return principal, db.execute(_AGENCY_OF_INTAKE, params).one()
 
 
 def _record(
-    *, db: Session, agency_id: int, data: Mapping[str, Any], idempotency_key: str | None,
+    *, db: Session, caller: Principal | KeyCheck, data: Mapping[str, Any], idempotency_key: str | None,
     now: datetime, clock_skew: timedelta,
 ) -> Intake:
     """Store the report in its own transaction, so it is durable before planning starts."""
     _check_occurred_at(data["occurred_at"], now=now, skew=clock_skew)
     print_ = fingerprint(data)
-    # A report seen before by its external_id is found by the unique constraint below: the common
-    # case, a new report, costs no lookup.
-    replay = _replay_key(db, agency_id=agency_id, key=idempotency_key, print_=print_)
-    if replay is not None:
-        db.rollback()
-        if idempotency_key is not None:
-            _remember_key(db, agency_id=agency_id, key=idempotency_key, print_=print_, incident_id=replay.incident_id, status=200)
-        return replay
     incident_id = new_id()
     try:
-        # Here a report seen before, or a concurrent twin, meets the unique constraint.
-        agency = _store(db, incident_id=incident_id, agency_id=agency_id, data=data, key=idempotency_key, print_=print_,
-                        now=now)
+        # A report seen before (by its external_id or its Idempotency-Key), or a concurrent twin, meets a
+        # unique constraint here: the common case, a new report, costs no lookup.
+        principal, agency = _store(db, caller=caller, incident_id=incident_id, data=data, key=idempotency_key,
+                                   print_=print_, now=now)
         db.commit()
     except IntegrityError:
         db.rollback()
-        replay = _replay(db, agency_id=agency_id, key=idempotency_key, external_id=data["external_id"], print_=print_)
+        principal = caller if isinstance(caller, Principal) else caller.authenticate(db, now)
+        replay = _replay(db, agency_id=principal.agency_id, key=idempotency_key, external_id=data["external_id"],
+                         print_=print_)
         if replay is None:
             raise
         if idempotency_key is not None:
-            _remember_key(db, agency_id=agency_id, key=idempotency_key, print_=print_, incident_id=replay.incident_id, status=200)
-        return replay
+            _remember_key(db, agency_id=principal.agency_id, key=idempotency_key, print_=print_,
+                          incident_id=replay.incident_id, status=200)
+        return replace(replay, principal=principal)
     # Its answer, from what is stored: nothing to read back, and no session yet.
-    return Intake(incident_id, created=True, view=_received(agency, incident_id, data, now))
+    return Intake(incident_id, created=True, principal=principal, view=_received(agency, incident_id, data, now))
 
 
 def _remember_key(db: Session, *, agency_id: int, key: str, print_: str, incident_id: uuid.UUID, status: int) -> None:

@@ -15,7 +15,7 @@ from service.incidents.schemas import (
     IncidentCreate, IncidentListArgs, IncidentPage, IncidentPatch, IncidentRead, IncidentStatusRead,
     IntakeHeaders,
 )
-from service.web import db_session, now, principal, services
+from service.web import admitted, caller, db_session, now, principal, services
 
 MAX_WAIT_SECONDS = 30
 # Requests of one process that may wait for a plan at once: half of the threads gunicorn gives each
@@ -63,18 +63,19 @@ class Incidents(MethodView):
     @blp.alt_response(422, response="UNPROCESSABLE_ENTITY")
     def post(self, data, headers):
         """Report an incident (idempotent on external_id and Idempotency-Key); `Prefer: wait=N` waits for its plan."""
-        db, agency_id = db_session(), principal().agency_id
-        incident, created = service.report(
-            db=db, agency_id=agency_id, data=data, idempotency_key=headers.get("idempotency_key"), now=now(),
+        db = db_session()
+        incident, created, reporter = service.report(
+            db=db, caller=caller(), data=data, idempotency_key=headers.get("idempotency_key"), now=now(),
             clock_skew=timedelta(seconds=services().config.clock_skew_seconds),
         )
+        admitted(reporter)
         answer_headers = {"Location": url_for("incidents.IncidentById", incident_id=incident.id)}
         wait = preferred_wait(headers.get("prefer"))
         if wait is not None and _WAITERS.acquire(blocking=False):
             # Bounded: waiting requests hold a gunicorn thread each, and must leave some for the others.
             try:
                 if incident.status == "received":
-                    incident = service.await_plan(db=db, agency_id=agency_id, incident_id=incident.id, seconds=wait)
+                    incident = service.await_plan(db=db, agency_id=reporter.agency_id, incident_id=incident.id, seconds=wait)
             finally:
                 _WAITERS.release()
             answer_headers["Preference-Applied"] = f"wait={wait}"

@@ -195,3 +195,88 @@ def test_deactivating_a_facilitator_disables_their_key_and_feed(app, client, key
     assert on.status_code == 200
     assert client.get(f"/v1/facilitators/{facilitator_id}", headers=own).status_code == 200
     assert client.get(f"/{path}").status_code == 200
+
+
+# -- intake checks its key in its own statement on PostgreSQL: the same answers as every other request --
+
+
+def _incidents(app) -> int:
+    from sqlalchemy import func, select
+
+    from service.incidents.models import Incident
+
+    session = app.extensions["debrief"].session_factory()
+    try:
+        return session.scalar(select(func.count()).select_from(Incident))
+    finally:
+        session.close()
+
+
+def _revoke(client, keys, role: str, agency: str = "north") -> None:
+    [key] = [k for k in client.get("/v1/keys", headers=keys.auth("admin")).get_json()["items"]
+             if k["role"] == role and k["agency"] == agency]
+    assert client.delete(f"/v1/keys/{key['id']}", headers=keys.auth("admin")).status_code == 204
+
+
+BAD_REPORTS = {
+    "invalid field": ({**incident_body(), "severity": 9}, "application/json"),
+    "not JSON": ("{", "application/json"),
+    "not a JSON body": ("severity=9", "application/x-www-form-urlencoded"),
+    "in the future": (incident_body(occurred_at="2099-01-01T00:00:00Z"), "application/json"),
+}
+
+
+@pytest.mark.parametrize("bad", BAD_REPORTS, ids=list(BAD_REPORTS))
+def test_a_report_refused_for_its_content_is_still_401_or_403_first(app, client, keys, bad):
+    import json
+
+    body, content_type = BAD_REPORTS[bad]
+    data = body if isinstance(body, str) else json.dumps(body)
+
+    def report(role: str):
+        return client.post("/v1/incidents", data=data, headers={**keys.auth(role), "Content-Type": content_type})
+
+    own = report("dispatch")
+    assert own.status_code in (400, 415, 422) and own.content_type == "application/problem+json"
+    supervisor = report("supervisor")
+    assert supervisor.status_code == 403 and supervisor.get_json()["detail"] == "A supervisor key may not POST this resource."
+    _revoke(client, keys, "dispatch")
+    revoked = report("dispatch")
+    assert revoked.status_code == 401 and revoked.headers["WWW-Authenticate"].startswith("Bearer")
+    assert revoked.headers["X-Content-Type-Options"] == "nosniff"  # the answer given instead passes every hook
+    assert _incidents(app) == 0
+
+
+def test_a_report_from_a_revoked_or_refused_key_stores_nothing_even_when_seen_before(app, client, keys):
+    first = client.post("/v1/incidents", json=incident_body(), headers=keys.auth("dispatch"))
+    assert first.status_code == 201
+    assert client.post("/v1/incidents", json=incident_body("CAD-2"), headers=keys.auth("supervisor")).status_code == 403
+    assert client.post("/v1/incidents", json=incident_body("CAD-2"), headers=keys.auth("admin")).status_code == 403
+    replay = client.post("/v1/incidents", json=incident_body(), headers={**keys.auth("dispatch"), "Idempotency-Key": "k-1"})
+    assert replay.status_code == 200 and replay.get_json()["id"] == first.get_json()["id"]
+    _revoke(client, keys, "dispatch")
+    for body in (incident_body(), incident_body("CAD-3")):  # a replay, and a new report
+        answer = client.post("/v1/incidents", json=body, headers={**keys.auth("dispatch"), "Idempotency-Key": "k-1"})
+        assert answer.status_code == 401
+    assert _incidents(app) == 1
+    # The agency's other keys still work, and its coordinator reports to it.
+    coordinator = client.post("/v1/incidents", json=incident_body("CAD-4"), headers=keys.auth("coordinator"))
+    assert coordinator.status_code == 201 and coordinator.get_json()["agency"] == "north"
+
+
+def test_a_report_marks_its_key_used_once_an_hour(client, keys, clock):
+    def last_used() -> str | None:
+        [key] = [k for k in client.get("/v1/keys", headers=keys.auth("admin")).get_json()["items"]
+                 if k["role"] == "dispatch" and k["agency"] == "south"]
+        return key["last_used_at"]
+
+    assert last_used() is None
+    assert client.post("/v1/incidents", json=incident_body("CAD-1"), headers=keys.auth("other_dispatch")).status_code == 201
+    first = last_used()
+    assert first is not None
+    clock.advance(minutes=30)
+    assert client.post("/v1/incidents", json=incident_body("CAD-2"), headers=keys.auth("other_dispatch")).status_code == 201
+    assert last_used() == first
+    clock.advance(minutes=31)
+    assert client.post("/v1/incidents", json=incident_body("CAD-3"), headers=keys.auth("other_dispatch")).status_code == 201
+    assert datetime.fromisoformat(last_used()) > datetime.fromisoformat(first)
