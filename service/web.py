@@ -65,7 +65,7 @@ def caller() -> "Principal | KeyCheck":
 
 
 def admitted(principal: "Principal") -> None:
-    """The caller, as the request's own statement checked its key."""
+    """Record the caller whose key the request's own statement checked and admitted."""
     g.pop("pending_key", None)
     g.principal = principal
 

@@ -265,7 +265,7 @@ def flag_unplanned(db: Session, *, incident_id: uuid.UUID, reason: str, now: dat
         db.rollback()
 
 
-# Intake's statements, built once: a surge's reports come through here (bench/intake.py).
+# Intake's statements on SQLite, or for a caller already known (Core, built once); on PostgreSQL, _store_at_once.
 _INSERT_INCIDENT = insert(Incident.__table__).values(
     id=bindparam("incident_id"), agency_id=bindparam("agency_id"), external_id=bindparam("external_id"), type=bindparam("type"),
     severity=bindparam("severity"), occurred_at=bindparam("occurred_at"), region=bindparam("region"), status="received",
