@@ -18,7 +18,8 @@ planner: greedy, then CP-SAT when greedy leaves a session out) and, on the same 
   report, and the planner process (service/planner.py) plans every incident received so far as
   one batch. The surge's reports reach intake together, at `--rate` (100 a second, DESIGN's burst)
   from the scenario's `now`, in the order the incidents occurred. The simulated planner is woken
-  by the first report, waits GATHER_SECONDS (read from service/planner.py) and plans what has
+  by the first report, waits GATHER_SECONDS (read from service/planner.py; again while each wait
+  brings SURGE_REPORTS or more, for up to SURGE_HOLD_SECONDS: it lets a surge pass) and plans what has
   arrived, with plan_batch limited to the planner's SOLVE_SECONDS and `now` = that moment; the next
   batch is what arrived while it planned (woken at once when the batch is done, then gathering
   again), or the next report to arrive. A batch lasts its solver's deterministic seconds (so the
@@ -575,7 +576,8 @@ SURGE_RATE = 100.0
 
 
 def _service_planner_constants() -> dict[str, float]:
-    """GATHER_SECONDS, SOLVE_SECONDS and SOLVE_WALL_SECONDS of the planner process (service/planner.py), read without importing it.
+    """GATHER_SECONDS, the surge's hold, SOLVE_SECONDS and SOLVE_WALL_SECONDS of the planner process (service/planner.py),
+    read without importing it.
 
     Importing it would pull SQLAlchemy in; this benchmark runs the pure planning code only.
     """
@@ -584,11 +586,13 @@ def _service_planner_constants() -> dict[str, float]:
     tree = ast.parse((ROOT / "service" / "planner.py").read_text())
     return {target.id: ast.literal_eval(node.value) for node in tree.body if isinstance(node, ast.Assign)
             for target in node.targets if isinstance(target, ast.Name)
-            and target.id in ("GATHER_SECONDS", "SOLVE_SECONDS", "SOLVE_WALL_SECONDS")}
+            and target.id in ("GATHER_SECONDS", "SURGE_REPORTS", "SURGE_HOLD_SECONDS", "SOLVE_SECONDS", "SOLVE_WALL_SECONDS")}
 
 
 _SERVICE = _service_planner_constants()
 GATHER_SECONDS: float = _SERVICE["GATHER_SECONDS"]
+SURGE_REPORTS: int = _SERVICE["SURGE_REPORTS"]
+SURGE_HOLD_SECONDS: float = _SERVICE["SURGE_HOLD_SECONDS"]
 SOLVE_SECONDS: float = _SERVICE["SOLVE_SECONDS"]
 SOLVE_WALL_SECONDS: float = _SERVICE["SOLVE_WALL_SECONDS"]
 
@@ -701,8 +705,9 @@ def run_service(scenario: surge.Scenario, arrivals: Mapping[str, datetime], *, g
                 durations: str) -> Run:
     """The planner process (service/planner.py run_planner) as a surge's reports arrive: plan_batch on the batches it forms.
 
-    Woken by the first report, the planner waits `gather` seconds and plans everything arrived by
-    then as one batch, with `now` = that moment. A report that arrives while a batch is planned
+    Woken by the first report, the planner waits `gather` seconds, again while each wait brought
+    SURGE_REPORTS or more (for up to SURGE_HOLD_SECONDS from its wake-up: it lets a surge pass), and
+    plans everything arrived by then as one batch, with `now` = that moment. A report that arrives while a batch is planned
     wakes it again as soon as the batch is done (its NOTIFY is queued), and it waits `gather`
     again; otherwise the next report wakes it. How long a batch takes is, with `durations` "work",
     the deterministic seconds of plan_batch's solver (reproducible on any machine; the greedy pass
@@ -718,6 +723,11 @@ def run_service(scenario: surge.Scenario, arrivals: Mapping[str, datetime], *, g
     t0 = clock.perf_counter()
     while waiting:
         at = woken + timedelta(seconds=gather)
+        # service.planner.let_surge_pass: the first wait counts the reports after the one that woke it.
+        came = sum(1 for ref in waiting if arrivals[ref] <= at) - 1
+        while came >= SURGE_REPORTS and at < woken + timedelta(seconds=SURGE_HOLD_SECONDS):
+            since, at = at, at + timedelta(seconds=gather)
+            came = sum(1 for ref in waiting if since < arrivals[ref] <= at)
         members = [ref for ref in waiting if arrivals[ref] <= at]
         waiting = waiting[len(members):]
         solves = len(run.stats)

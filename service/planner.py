@@ -1,7 +1,8 @@
 """The planner: plans the reports still `received`, together, as they arrive (DESIGN.md section 2).
 
 Intake only stores a report and wakes the planners (PostgreSQL NOTIFY); a planner also polls,
-so a lost wake-up costs a poll interval, not a plan. A pass takes every incident still
+so a lost wake-up costs a poll interval, not a plan. Woken, it lets reports gather, and lets a
+surge pass (up to SURGE_HOLD_SECONDS) before it plans. A pass takes every incident still
 `received` (up to a batch) under the pool's lock and commits their plans together: a planner
 killed mid-batch leaves them `received` for the next pass, and planners side by side take
 turns. A batch that cannot be planned is planned one report at a time, and a report that
@@ -15,7 +16,7 @@ import os
 import threading
 import time
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from sqlalchemy import select, update
 from sqlalchemy.engine import make_url
@@ -47,6 +48,12 @@ POLL_SECONDS = {"postgresql": 2.0, "sqlite": 0.25}
 # come together are planned together (a plan committed is announced, and stays), for half a second
 # of latency.
 GATHER_SECONDS = 0.5
+# A surge: at least this many reports stored during one gather (100 a second). The planner then lets
+# it pass, gathering again while it lasts, for up to SURGE_HOLD_SECONDS: every CPU second spent planning
+# during a surge is taken from intake's answers to dispatch (bench/intake.py), and a surge planned
+# once it has passed is planned as a whole. Reports come one by one at 10 a second: never held.
+SURGE_REPORTS = 50
+SURGE_HOLD_SECONDS = 20.0
 # The planner process's CPU priority below intake's (os.nice): in a surge, reports are accepted
 # first and planned with the CPU left (bench/intake.py); at rest the planner has the CPU alone.
 NICENESS = 10
@@ -162,6 +169,22 @@ class WakeUps:
             stop.wait(self.poll)
         return False
 
+    def gather(self, stop: threading.Event, seconds: float) -> int:
+        """Wait `seconds` (less if `stop` is set) and count the reports stored meanwhile (0 without NOTIFY)."""
+        if self._connection is None:
+            stop.wait(seconds)
+            return 0
+        stored = 0
+        deadline = time.monotonic() + seconds
+        try:
+            while not stop.is_set() and (left := deadline - time.monotonic()) > 0:
+                for _ in self._connection.notifies(timeout=min(left, 1.0)):
+                    stored += 1
+        except Exception as exc:  # noqa: BLE001 - PostgreSQL went away: the pass will say so
+            log.warning("planner wake-ups lost (%s)", type(exc).__name__)
+            self.close()
+        return stored
+
     def _listening(self) -> bool:
         if self._connection is not None:
             return True
@@ -209,6 +232,19 @@ def run_planner(services: Services, *, stop: threading.Event, poll: float | None
             if planned >= BATCH:
                 continue  # more are waiting
             if wake_ups.wait(stop):
-                stop.wait(gather)
+                let_surge_pass(lambda: wake_ups.gather(stop, gather), clock=time.monotonic)
     finally:
         wake_ups.close()
+
+
+def let_surge_pass(gather: Callable[[], int], *, clock: Callable[[], float], surge: int = SURGE_REPORTS,
+                   hold: float = SURGE_HOLD_SECONDS) -> int:
+    """Gather once; while each gather brings a surge's worth of reports, gather again, for at most `hold` seconds.
+
+    Returns the number of gathers.
+    """
+    until = clock() + hold
+    gathers = 1
+    while gather() >= surge and clock() < until:
+        gathers += 1
+    return gathers

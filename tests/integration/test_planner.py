@@ -200,3 +200,62 @@ def test_two_planners_take_turns_on_one_pool(postgres_url):
             process.stderr.close()
         wipe(app.extensions["debrief"].engine)
         app.extensions["debrief"].close()
+
+
+# -- a surge: the planner lets it pass, then plans it whole ------------------------------------------
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.mark.parametrize(("stored", "gathers"), [
+    ([5], 1),                      # 10 reports a second: planned after one gather
+    ([49], 1),                     # just under a surge
+    ([50, 120, 80, 3], 4),         # a surge: gathered while it lasts, planned once it has passed
+    ([200] * 100, 40),             # a surge that does not end: held 20 s (40 gathers of 0.5 s), no longer
+])
+def test_the_planner_lets_a_surge_pass_for_at_most_20_s(stored, gathers):
+    from service.planner import GATHER_SECONDS, let_surge_pass
+
+    clock, counts = _Clock(), iter(stored)
+
+    def gather() -> int:
+        clock.now += GATHER_SECONDS
+        return next(counts)
+
+    assert let_surge_pass(gather, clock=clock) == gathers
+
+
+def test_a_gather_counts_the_reports_stored_meanwhile(postgres_url):
+    from service.planner import WakeUps
+    from service.sessions.service import PLANNER_CHANNEL
+
+    wake_ups = WakeUps(postgres_url, poll=5.0)
+    engine = create_engine(postgres_url)
+    try:
+        assert wake_ups.listen()
+
+        def store(reports: int) -> None:
+            with engine.connect() as conn:
+                for _ in range(reports):  # what intake's statements send, one a report, each committed
+                    conn.execute(text("SELECT pg_notify(:channel, '')"), {"channel": PLANNER_CHANNEL})
+                    conn.commit()
+
+        stop = threading.Event()
+        store(1)
+        assert wake_ups.wait(stop) is True
+        store(6)
+        assert wake_ups.gather(stop, 2.0) == 6  # delivered in milliseconds; the margin is for a loaded machine
+        assert wake_ups.gather(stop, 0.1) == 0
+        stop.set()
+        assert wake_ups.gather(stop, 30) == 0  # stopping: returns at once
+    finally:
+        wake_ups.close()
+        engine.dispose()
+    without = WakeUps("sqlite://", poll=0.1)
+    assert without.listen() is False and without.gather(threading.Event(), 0.01) == 0
