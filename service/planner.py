@@ -157,33 +157,35 @@ class WakeUps:
         if not self.listen():
             stop.wait(self.poll)
             return False
-        deadline = time.monotonic() + self.poll
-        try:
-            while not stop.is_set() and (left := deadline - time.monotonic()) > 0:
-                # A short timeout keeps `stop` noticed; the generator ends at the first notification.
-                for _ in self._connection.notifies(timeout=min(left, 1.0), stop_after=1):
-                    return True
-        except Exception as exc:  # noqa: BLE001 - PostgreSQL went away: poll until it is back
-            log.warning("planner wake-ups lost (%s); polling", type(exc).__name__)
-            self.close()
-            stop.wait(self.poll)
-        return False
+        woken = self._notified(stop, self.poll, first_only=True)
+        if woken is None:
+            stop.wait(self.poll)  # PostgreSQL went away: poll until it is back
+            return False
+        return woken > 0
 
     def gather(self, stop: threading.Event, seconds: float) -> int:
         """Wait `seconds` (less if `stop` is set) and count the reports stored meanwhile (0 without NOTIFY)."""
         if self._connection is None:
             stop.wait(seconds)
             return 0
-        stored = 0
+        return self._notified(stop, seconds, first_only=False) or 0
+
+    def _notified(self, stop: threading.Event, seconds: float, *, first_only: bool) -> int | None:
+        """Wake-ups received within `seconds` (returning at the first if `first_only`); None when the connection broke."""
+        received = 0
         deadline = time.monotonic() + seconds
         try:
             while not stop.is_set() and (left := deadline - time.monotonic()) > 0:
-                for _ in self._connection.notifies(timeout=min(left, 1.0)):
-                    stored += 1
-        except Exception as exc:  # noqa: BLE001 - PostgreSQL went away: the pass will say so
-            log.warning("planner wake-ups lost (%s)", type(exc).__name__)
+                # A short timeout keeps `stop` noticed.
+                for _ in self._connection.notifies(timeout=min(left, 1.0), stop_after=1 if first_only else None):
+                    received += 1
+                    if first_only:
+                        return received
+        except Exception as exc:  # noqa: BLE001 - PostgreSQL went away
+            log.warning("planner wake-ups lost (%s); polling", type(exc).__name__)
             self.close()
-        return stored
+            return None
+        return received
 
     def _listening(self) -> bool:
         if self._connection is not None:

@@ -55,6 +55,11 @@ class KeyCheck:
         return self.admit(authenticate(db=db, secret=self.secret, now=now))
 
 
+def checked(caller: Principal | KeyCheck, db: Session, now: datetime) -> Principal:
+    """The caller: as known, or its key checked now by a query of its own (401 or 403 when refused)."""
+    return caller if isinstance(caller, Principal) else caller.authenticate(db, now)
+
+
 @dataclass(frozen=True, slots=True)
 class KeyView:
     """An API key as listed: never its secret."""

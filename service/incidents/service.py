@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from service.agencies.models import Agency
-from service.auth.service import KeyCheck, Principal, key_parameters, live_key, principal_of
+from service.auth.service import KeyCheck, Principal, checked, key_parameters, live_key, principal_of
 from service.db import is_postgres, new_id
 from service.errors import Conflict, InvalidInput, NotFound
 from service.followups.outgoing import sync_incident
@@ -337,7 +337,7 @@ def _store(db: Session, *, caller: Principal | KeyCheck, incident_id: uuid.UUID,
         ).first()
         principal = caller.admit(principal_of(row) if row is not None else None)  # refused: nothing was stored
         return principal, row
-    principal = caller if isinstance(caller, Principal) else caller.authenticate(db, now)
+    principal = checked(caller, db, now)
     params["agency_id"] = principal.agency_id
     db.execute(_INSERT_INCIDENT, params)
     db.execute(_INSERT_PERSONNEL, [{**_person(p), "incident_id": incident_id, "added_at": now} for p in data["personnel"]])
@@ -362,7 +362,7 @@ def _record(
         db.commit()
     except IntegrityError:
         db.rollback()
-        principal = caller if isinstance(caller, Principal) else caller.authenticate(db, now)
+        principal = checked(caller, db, now)
         replay = _replay(db, agency_id=principal.agency_id, key=idempotency_key, external_id=data["external_id"],
                          print_=print_)
         if replay is None:
