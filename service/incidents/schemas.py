@@ -6,7 +6,7 @@ from typing import Any
 
 import marshmallow as ma
 
-from service.fields import EmailAddress, FullMatch, Instant, PatchSchema, choice, identifier, text
+from service.fields import EmailAddress, FullMatch, Instant, PatchSchema, RecordList, choice, identifier, text
 from service.sessions.schemas import SessionRead
 from service.vocabulary import EXPOSURES, INCIDENT_STATUSES, INCIDENT_TYPES, LANGUAGES, ROLES
 
@@ -45,7 +45,7 @@ class IncidentCreate(ma.Schema):
     severity = ma.fields.Integer(required=True, strict=True, validate=ma.validate.Range(min=1, max=5))
     occurred_at = Instant(required=True, metadata={"description": "With its UTC offset"})
     region = text(max_length=64, required=True)
-    personnel = ma.fields.List(
+    personnel = RecordList(
         ma.fields.Nested(PersonnelCreate), required=True,
         validate=ma.validate.Length(min=1, max=MAX_PERSONNEL),
     )
@@ -59,7 +59,7 @@ class IncidentPatch(PatchSchema):
     """A change to an incident: add personnel, change severity, or cancel it."""
 
     severity = ma.fields.Integer(strict=True, validate=ma.validate.Range(min=1, max=5))
-    add_personnel = ma.fields.List(
+    add_personnel = RecordList(
         ma.fields.Nested(PersonnelCreate), validate=ma.validate.Length(min=1, max=MAX_PERSONNEL),
     )
     status = choice(("cancelled",), metadata={"description": "Only `cancelled` can be set"})

@@ -2,11 +2,14 @@
 
 import marshmallow as ma
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from service.agencies.schemas import AgencyCreate, AgencyPatch
 from service.errors import flatten_messages
 from service.facilitators.schemas import FacilitatorCreate, WeeklyWindowSchema
-from service.incidents.schemas import IntakeHeaders, IncidentCreate, IncidentPatch
+from service.fields import RecordList
+from service.incidents.schemas import IntakeHeaders, IncidentCreate, IncidentPatch, PersonnelCreate
 from tests.factories import facilitator_body, incident_body, person
 
 
@@ -130,3 +133,87 @@ def test_free_text_keeps_letters_of_every_script():
     names = ["Émilie Côté-Tremblay", "Łukasz Wójcik", "Nguyễn Thị Minh", "ᐊᓂᕐᓂᐊᖅ", "Σοφία", "李小龍", "O'Brien"]
     loaded = IncidentCreate().load(incident_body(personnel=[person(n, name=name) for n, name in enumerate(names)]))
     assert [p["name"] for p in loaded["personnel"]] == names
+
+
+# -- an incident's personnel: loaded field by field when plainly valid, as the schema loads them ---------
+
+class _SchemaLoaded(ma.Schema):
+    personnel = ma.fields.List(ma.fields.Nested(PersonnelCreate), required=True)
+
+
+class _RecordLoaded(ma.Schema):
+    personnel = RecordList(ma.fields.Nested(PersonnelCreate), required=True)
+
+
+def _outcome(schema, body):
+    try:
+        return "loaded", schema.load(body)
+    except ma.ValidationError as error:
+        return "refused", error.messages
+
+
+_ODD = st.one_of(st.none(), st.integers(), st.booleans(), st.lists(st.integers(), max_size=1), st.text(max_size=8))
+# Per field: values the schema accepts, then values it refuses.
+_VALUES = {
+    "external_id": (["B1", "x" * 64, "B-2.3:4/5#6"], ["x" * 65, "has space", " B1", "", "B1\n", "Bé"]),
+    "name": (["Ann Lee", "A" * 200, "Zoë Łukasz", "李小龍"], ["A" * 201, "Line\nBreak", " Al", "Al ", "Ann\u202eLee", ""]),
+    "email": (["a@example.org", "émilie@exemple.ca", "o'brien+cisd@north.example.org"],
+              ['"q r"@example.org', "not-an-email", "ab\u200b@example.org", f"x@{'a' * 250}.org", "ops@example.org\n"]),
+    "phone": ([None, "+1 416 555 0100", "416.555.0100", "12345"], ["call me", "1234", "(416) 555-0100", "+1 416 555 0100\n"]),
+    "role": (["officer", "dispatcher"], ["sheriff", "Officer", None]),
+    "unit": ([None, "patrol-3", "A" * 64], ["", "A" * 65, " u", "u\u2028v"]),
+    "exposure": (["direct", "witness"], ["indirect", None]),
+    "language": (["en", "fr"], ["de", "EN"]),
+}
+
+
+@st.composite
+def _personnel(draw):
+    """Up to 4 records with values the schema accepts, and at most one thing wrong: a value it refuses, a field
+    missing or odd, a key too many, a record not a dict."""
+    records = [{name: draw(st.sampled_from(accepted)) for name, (accepted, _) in _VALUES.items()}
+               for _ in range(draw(st.integers(0, 4)))]
+    if not records:
+        return records
+    at, name = draw(st.integers(0, len(records) - 1)), draw(st.sampled_from(sorted(_VALUES)))
+    spoil = draw(st.sampled_from(("none", "refused", "missing", "odd", "key", "record")))
+    if spoil == "refused":
+        records[at][name] = draw(st.sampled_from(_VALUES[name][1]))
+    elif spoil == "missing":
+        del records[at][name]
+    elif spoil == "odd":
+        records[at][name] = draw(_ODD)
+    elif spoil == "key":
+        records[at]["nickname"] = "Al"
+    elif spoil == "record":
+        records[at] = draw(_ODD)
+    return records
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(personnel=_personnel())
+def test_personnel_load_as_the_schema_loads_them(personnel):
+    assert _outcome(_RecordLoaded(), {"personnel": personnel}) == _outcome(_SchemaLoaded(), {"personnel": personnel})
+
+
+def test_plainly_valid_personnel_skip_the_schema(monkeypatch):
+    body = {"personnel": [person(1), person(2, phone=None, unit=None), {k: v for k, v in person(3).items() if k != "unit"}]}
+    expected = _SchemaLoaded().load(body)
+    monkeypatch.setattr(PersonnelCreate, "load", lambda *_a, **_k: pytest.fail("the schema loaded a plainly valid record"))
+    assert _RecordLoaded().load(body) == expected
+
+
+def test_a_record_schema_with_hooks_is_loaded_by_the_schema():
+    class Hooked(ma.Schema):
+        name = ma.fields.String(required=True)
+
+        @ma.validates_schema
+        def _not_bob(self, data, **_kwargs):
+            if data["name"] == "Bob":
+                raise ma.ValidationError("Not Bob.")
+
+    class Listed(ma.Schema):
+        people = RecordList(ma.fields.Nested(Hooked))
+
+    assert errors_of(Listed(), {"people": [{"name": "Ann"}, {"name": "Bob"}]}) == {"people.1._schema": ["Not Bob."]}
+    assert Listed().load({"people": [{"name": "Ann"}]}) == {"people": [{"name": "Ann"}]}
