@@ -22,7 +22,7 @@ planner: greedy, then CP-SAT when greedy leaves a session out) and, on the same 
   brings SURGE_REPORTS or more, for up to SURGE_HOLD_SECONDS: it lets a surge pass) and plans what has
   arrived, with plan_batch limited to the planner's SOLVE_SECONDS and `now` = that moment; the next
   batch is what arrived while it planned (woken at once when the batch is done, then gathering
-  again), or the next report to arrive. A batch lasts its solver's deterministic seconds (so the
+  what is left of GATHER_SECONDS counted from the batch's start), or the next report to arrive. A batch lasts its solver's deterministic seconds (so the
   batches are the same on any machine; the greedy pass and the database's reads and writes are
   not counted), or with `--durations wall` plan_batch's measured wall time. The oracle plans each
   incident at the same moment as its batch did;
@@ -707,9 +707,10 @@ def run_service(scenario: surge.Scenario, arrivals: Mapping[str, datetime], *, g
 
     Woken by the first report, the planner waits `gather` seconds, again while each wait brought
     SURGE_REPORTS or more (for up to SURGE_HOLD_SECONDS from its wake-up: it lets a surge pass), and
-    plans everything arrived by then as one batch, with `now` = that moment. A report that arrives while a batch is planned
-    wakes it again as soon as the batch is done (its NOTIFY is queued), and it waits `gather`
-    again; otherwise the next report wakes it. How long a batch takes is, with `durations` "work",
+    plans everything arrived by then as one batch, with `now` = that moment. Reports that arrive while a batch is planned
+    wake it again as soon as the batch is done (their NOTIFY is queued), and it waits what is left of `gather` counted
+    from the batch's start (a surge: as many reports at the same rate over the batch and that wait); otherwise the next
+    report wakes it. How long a batch takes is, with `durations` "work",
     the deterministic seconds of plan_batch's solver (reproducible on any machine; the greedy pass
     and the database's reads and writes are not counted), or with "wall", plan_batch's measured
     wall time.
@@ -719,14 +720,18 @@ def run_service(scenario: surge.Scenario, arrivals: Mapping[str, datetime], *, g
     waiting = sorted(arrivals, key=lambda ref: (arrivals[ref], ref))
     run = Run({}, 0.0, 0)
     reasons: dict[str, int] = defaultdict(int)
-    woken = arrivals[waiting[0]]
+    woken, passed = arrivals[waiting[0]], None
+    step = timedelta(seconds=gather)
     t0 = clock.perf_counter()
     while waiting:
-        at = woken + timedelta(seconds=gather)
-        # service.planner.let_surge_pass: the first wait counts the reports after the one that woke it.
-        came = sum(1 for ref in waiting if arrivals[ref] <= at) - 1
-        while came >= SURGE_REPORTS and at < woken + timedelta(seconds=SURGE_HOLD_SECONDS):
-            since, at = at, at + timedelta(seconds=gather)
+        # service.planner.let_surge_pass. Reports stored during the last pass (`passed` long): the first gather
+        # lasts what is left of `gather` counted from the pass's start, and counts them with those it brings.
+        # Woken by a report: a whole gather, counting those after the one that woke it.
+        at = woken + (step if passed is None else max(step - passed, timedelta(0)))
+        came = sum(1 for ref in waiting if arrivals[ref] <= at) - (1 if passed is None else 0)
+        window = step if passed is None else max(step, passed)
+        while came * step >= SURGE_REPORTS * window and at < woken + timedelta(seconds=SURGE_HOLD_SECONDS):
+            since, at, window = at, at + step, step
             came = sum(1 for ref in waiting if since < arrivals[ref] <= at)
         members = [ref for ref in waiting if arrivals[ref] <= at]
         waiting = waiting[len(members):]
@@ -747,6 +752,7 @@ def run_service(scenario: surge.Scenario, arrivals: Mapping[str, datetime], *, g
                 reasons[",".join(problem.reasons)] += 1
         done = at + timedelta(seconds=took)
         if waiting:
+            passed = done - at if arrivals[waiting[0]] <= done else None
             woken = max(done, arrivals[waiting[0]])
     run.ms = (clock.perf_counter() - t0) * 1000
     run.problems = dict(reasons)

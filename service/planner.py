@@ -46,9 +46,10 @@ OUTAGES = (OperationalError, InterfaceError)
 POLL_SECONDS = {"postgresql": 2.0, "sqlite": 0.25}
 # Once woken, how long the planner lets a surge's reports gather before it plans them: reports that
 # come together are planned together (a plan committed is announced, and stays), for half a second
-# of latency.
+# of latency. Reports stored during a pass have waited for it: their gather counts from its start,
+# so that a report waits half a second and a pass at most, not a pass, half a second and a pass.
 GATHER_SECONDS = 0.5
-# A surge: at least this many reports stored during one gather (100 a second). The planner then lets
+# A surge: reports stored at this many per gather (100 a second), or more. The planner then lets
 # it pass, gathering again while it lasts, for up to SURGE_HOLD_SECONDS: every CPU second spent planning
 # during a surge is taken from intake's answers to dispatch (bench/intake.py), and a surge planned
 # once it has passed is planned as a whole. Reports come one by one at 10 a second: never held.
@@ -164,7 +165,8 @@ class WakeUps:
         return woken > 0
 
     def gather(self, stop: threading.Event, seconds: float) -> int:
-        """Wait `seconds` (less if `stop` is set) and count the reports stored meanwhile (0 without NOTIFY)."""
+        """Wait `seconds` (less if `stop` is set) and count the reports stored meanwhile, or before if not yet counted
+        (0 seconds: those only; 0 without NOTIFY)."""
         if self._connection is None:
             stop.wait(seconds)
             return 0
@@ -175,12 +177,15 @@ class WakeUps:
         received = 0
         deadline = time.monotonic() + seconds
         try:
-            while not stop.is_set() and (left := deadline - time.monotonic()) > 0:
-                # A short timeout keeps `stop` noticed.
-                for _ in self._connection.notifies(timeout=min(left, 1.0), stop_after=1 if first_only else None):
+            while not stop.is_set():
+                # A short timeout keeps `stop` noticed; none (0 seconds) takes those already received.
+                left = min(max(deadline - time.monotonic(), 0.0), 1.0)
+                for _ in self._connection.notifies(timeout=left, stop_after=1 if first_only else None):
                     received += 1
                     if first_only:
                         return received
+                if time.monotonic() >= deadline:
+                    break
         except Exception as exc:  # noqa: BLE001 - PostgreSQL went away
             log.warning("planner wake-ups lost (%s); polling", type(exc).__name__)
             self.close()
@@ -221,6 +226,7 @@ def run_planner(services: Services, *, stop: threading.Event, poll: float | None
             if parent_pid is not None and os.getppid() != parent_pid:
                 return  # started by `debrief serve`, which is gone
             wake_ups.listen()
+            started = time.monotonic()
             try:
                 planned = _pass(services, batch=BATCH, solve_seconds=SOLVE_SECONDS, one_by_one=busy >= BUSY_PASSES)
                 busy = 0
@@ -233,20 +239,28 @@ def run_planner(services: Services, *, stop: threading.Event, poll: float | None
                 continue
             if planned >= BATCH:
                 continue  # more are waiting
-            if wake_ups.wait(stop):
-                let_surge_pass(lambda: wake_ups.gather(stop, gather), clock=time.monotonic)
+            # Reports stored during the pass have waited since it began, at most: their gathering counts from there.
+            waiting = wake_ups.gather(stop, 0.0)
+            if waiting or wake_ups.wait(stop):
+                let_surge_pass(lambda seconds: wake_ups.gather(stop, seconds), clock=time.monotonic, seconds=gather,
+                               waited=time.monotonic() - started if waiting else 0.0, waiting=waiting)
     finally:
         wake_ups.close()
 
 
-def let_surge_pass(gather: Callable[[], int], *, clock: Callable[[], float], surge: int = SURGE_REPORTS,
+def let_surge_pass(gather: Callable[[float], int], *, clock: Callable[[], float], seconds: float = GATHER_SECONDS,
+                   waited: float = 0.0, waiting: int = 0, surge: int = SURGE_REPORTS,
                    hold: float = SURGE_HOLD_SECONDS) -> int:
-    """Gather once; while each gather brings a surge's worth of reports, gather again, for at most `hold` seconds.
+    """Let reports gather for `seconds`, counting the `waited` seconds in which `waiting` were stored (during the
+    last pass); while they come at a surge's rate (`surge` in `seconds`), gather again, for at most `hold` seconds.
 
-    Returns the number of gathers.
+    `gather(s)` waits s seconds and returns the reports stored meanwhile. Returns the number of gathers.
     """
     until = clock() + hold
+    window = max(seconds, waited)
+    stored = waiting + gather(max(0.0, seconds - waited))
     gathers = 1
-    while gather() >= surge and clock() < until:
+    while stored * seconds >= surge * window and clock() < until:
+        stored, window = gather(seconds), seconds
         gathers += 1
     return gathers

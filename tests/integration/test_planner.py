@@ -220,15 +220,36 @@ class _Clock:
     ([200] * 100, 40),             # a surge that does not end: held 20 s (40 gathers of 0.5 s), no longer
 ])
 def test_the_planner_lets_a_surge_pass_for_at_most_20_s(stored, gathers):
-    from service.planner import GATHER_SECONDS, let_surge_pass
+    from service.planner import let_surge_pass
 
     clock, counts = _Clock(), iter(stored)
 
-    def gather() -> int:
-        clock.now += GATHER_SECONDS
+    def gather(seconds: float) -> int:
+        clock.now += seconds
         return next(counts)
 
     assert let_surge_pass(gather, clock=clock) == gathers
+
+
+@pytest.mark.parametrize(("waited", "waiting", "stored", "asked"), [
+    (0.3, 3, [2], [0.2]),          # 10 a second, a pass of 0.3 s: gathered 0.2 s more, half a second in all
+    (0.8, 8, [0], [0.0]),          # a pass longer than the gather: planned at once
+    (1.0, 100, [0, 3], [0.0, 0.5]),  # 100 a second during a pass of 1 s: a surge, held while it lasts
+    (1.0, 60, [0], [0.0]),         # 60 a second: not a surge
+    (0.2, 10, [40, 1], [0.3, 0.5]),  # 50 in half a second (10 during a pass of 0.2 s): a surge
+])
+def test_reports_stored_during_a_pass_gather_from_its_start(waited, waiting, stored, asked):
+    from service.planner import let_surge_pass
+
+    clock, counts, seconds = _Clock(), iter(stored), []
+
+    def gather(s: float) -> int:
+        seconds.append(s)
+        clock.now += s
+        return next(counts)
+
+    assert let_surge_pass(gather, clock=clock, waited=waited, waiting=waiting) == len(asked)
+    assert seconds == pytest.approx(asked)
 
 
 def test_a_gather_counts_the_reports_stored_meanwhile(postgres_url):
@@ -252,6 +273,12 @@ def test_a_gather_counts_the_reports_stored_meanwhile(postgres_url):
         store(6)
         assert wake_ups.gather(stop, 2.0) == 6  # delivered in milliseconds; the margin is for a loaded machine
         assert wake_ups.gather(stop, 0.1) == 0
+        store(3)  # stored during a pass: a gather of 0 s counts them without waiting, once they have come in
+        counted, deadline = 0, time.monotonic() + 30
+        while counted < 3 and time.monotonic() < deadline:
+            counted += wake_ups.gather(stop, 0.0)
+            time.sleep(0.01)
+        assert counted == 3
         stop.set()
         assert wake_ups.gather(stop, 30) == 0  # stopping: returns at once
     finally:
