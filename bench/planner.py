@@ -1051,7 +1051,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{surge.QUALITY.regions} regions; CP-SAT limit {time_limit:.0f} deterministic s, {args.workers} "
               f"worker(s)", flush=True)
         print(f"a surge as the service plans it: reports at {args.rate:g}/s from now, the planner gathering "
-              f"{GATHER_SECONDS:g} s after a wake-up (again while a gather brings {SURGE_REPORTS} or more, up to "
+              f"{GATHER_SECONDS:g} s after a wake-up or from the start of a batch during which reports came (again "
+              f"while they come at {SURGE_REPORTS} or more a gather, up to "
               f"{SURGE_HOLD_SECONDS:g} s), plan_batch limited to {args.batch_limit:g} deterministic s, "
               f"a batch lasting its solver's {'deterministic seconds' if args.durations == 'work' else 'wall time'}",
               flush=True)
