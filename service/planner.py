@@ -47,7 +47,8 @@ POLL_SECONDS = {"postgresql": 2.0, "sqlite": 0.25}
 # Once woken, how long the planner lets a surge's reports gather before it plans them: reports that
 # come together are planned together (a plan committed is announced, and stays), for half a second
 # of latency. Reports stored during a pass have waited for it: their gather counts from its start,
-# so that a report waits half a second and a pass at most, not a pass, half a second and a pass.
+# so that a report waits the longer of half a second and the pass under way, then its own pass
+# (not the pass under way, half a second, then its own).
 GATHER_SECONDS = 0.5
 # A surge: reports stored at this many per gather (100 a second), or more. The planner then lets
 # it pass, gathering again while it lasts, for up to SURGE_HOLD_SECONDS: every CPU second spent planning
