@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import socket
@@ -17,6 +18,14 @@ from typing import Any, Iterator
 import pytest
 
 from tests.conftest import environment
+
+
+@pytest.fixture(autouse=True)
+def _collected_as_each_test_ends() -> Iterator[None]:
+    """Collect garbage as each end-to-end test ends: a socket it left open then fails that test
+    (filterwarnings = error), not a later one during which the collector happens to run."""
+    yield
+    gc.collect()
 
 
 def free_port() -> int:
