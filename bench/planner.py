@@ -22,9 +22,10 @@ planner: greedy, then CP-SAT when greedy leaves a session out) and, on the same 
   brings SURGE_REPORTS or more, for up to SURGE_HOLD_SECONDS: it lets a surge pass) and plans what has
   arrived, with plan_batch limited to the planner's SOLVE_SECONDS and `now` = that moment; the next
   batch is what arrived while it planned (woken at once when the batch is done, then gathering
-  what is left of GATHER_SECONDS counted from the batch's start), or the next report to arrive. A batch lasts its solver's deterministic seconds (so the
-  batches are the same on any machine; the greedy pass and the database's reads and writes are
-  not counted), or with `--durations wall` plan_batch's measured wall time. The oracle plans each
+  what is left of GATHER_SECONDS counted from the batch's start), or the next report to arrive.
+  A batch lasts its solver's deterministic seconds (so the batches are the same on any machine;
+  the greedy pass and the database's reads and writes are not counted), or with `--durations
+  wall` plan_batch's measured wall time. The oracle plans each
   incident at the same moment as its batch did;
 - reports 10 minutes after their incident, one batch per arrival (planning takes seconds, so
   each batch is one incident), against a clairvoyant oracle that knows the whole surge and lets
@@ -707,13 +708,13 @@ def run_service(scenario: surge.Scenario, arrivals: Mapping[str, datetime], *, g
 
     Woken by the first report, the planner waits `gather` seconds, again while each wait brought
     SURGE_REPORTS or more (for up to SURGE_HOLD_SECONDS from its wake-up: it lets a surge pass), and
-    plans everything arrived by then as one batch, with `now` = that moment. Reports that arrive while a batch is planned
-    wake it again as soon as the batch is done (their NOTIFY is queued), and it waits what is left of `gather` counted
-    from the batch's start (a surge: as many reports at the same rate over the batch and that wait); otherwise the next
-    report wakes it. How long a batch takes is, with `durations` "work",
-    the deterministic seconds of plan_batch's solver (reproducible on any machine; the greedy pass
-    and the database's reads and writes are not counted), or with "wall", plan_batch's measured
-    wall time.
+    plans everything arrived by then as one batch, with `now` = that moment. Reports that arrive
+    while a batch is planned wake it again as soon as the batch is done (their NOTIFY is queued),
+    and it waits what is left of `gather` counted from the batch's start (a surge: reports at
+    SURGE_REPORTS a gather over the batch and that wait); otherwise the next report wakes it. How
+    long a batch takes is, with `durations` "work", the deterministic seconds of plan_batch's
+    solver (reproducible on any machine; the greedy pass and the database's reads and writes are
+    not counted), or with "wall", plan_batch's measured wall time.
     """
     pool, schedule = FacilitatorPool(scenario.profiles), Schedule(scenario.bookings)
     by_ref = {i.ref: i for i in scenario.incidents}
