@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from datetime import datetime, timezone
@@ -90,7 +91,7 @@ class RecordList(ma.fields.List):
 
     def _plain_records(self, records: list[Any]) -> list[dict[str, Any]] | None:
         """The records as the schema would load them, or None when any might be refused."""
-        plan = self._plan()
+        plan = self._plan
         if plan is None:
             return None
         names, fields = plan
@@ -120,11 +121,10 @@ class RecordList(ma.fields.List):
             return None
         return loaded
 
+    @functools.cached_property
     def _plan(self) -> _RecordPlan | None:
-        """The schema's field names and (name, field, validators), once; None when the schema does not qualify."""
-        if not hasattr(self, "_record_plan"):
-            self._record_plan = _record_plan(self.inner)
-        return self._record_plan
+        """The schema's field names and (name, field, validators); None when the schema does not qualify."""
+        return _record_plan(self.inner)
 
 
 # A record schema's field names, and each field with its validators.
